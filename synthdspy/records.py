@@ -1,0 +1,87 @@
+"""The one data model passed between stages: :class:`Record`, :class:`Verdict`, :class:`Provenance`."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field
+
+
+def content_hash(*parts: Any, length: int = 16) -> str:
+    """Stable hex digest (``length`` chars) of JSON-serialised ``parts`` (keys sorted)."""
+    blob = json.dumps(parts, sort_keys=True, ensure_ascii=False, default=str)
+    return hashlib.sha256(blob.encode("utf-8")).hexdigest()[:length]
+
+
+class Provenance(BaseModel):
+    """Where a record came from. ``lm`` starts with ``sim/`` when the offline simulator wrote it."""
+
+    model_config = ConfigDict(extra="allow")
+
+    program_hash: str = ""
+    lm: str = ""
+    temperature: float | None = None
+    rollout_id: int | None = None
+    seed_id: str = ""
+
+
+class Verdict(BaseModel):
+    """A gate's decision on one record.
+
+    ``score`` is the gate's own scale (a judge's 1-10, a similarity in [0, 1] ...) or None;
+    ``diagnosis`` names a failure class where the gate has one (for example GENERATOR_PARAMETRIC).
+    """
+
+    gate: str
+    passed: bool
+    score: float | None = None
+    reason: str = ""
+    diagnosis: str | None = None
+
+
+class Record(BaseModel):
+    """One generated training example, with the verdicts of every gate it went through.
+
+    The ``id`` is a content hash of (seed id, task, item index, program hash): the key for resume
+    and dedup, identical when the same program re-generates from the same seed.
+    """
+
+    model_config = ConfigDict(extra="forbid")
+
+    id: str
+    task: str
+    instruction: str = ""
+    input: str = ""
+    output: str = ""
+    chosen: str | None = None
+    rejected: str | None = None
+    responses: list[str] | None = None
+    reward_scores: list[float] | None = None
+    turns: list[dict[str, str]] | None = None
+    dimensions: dict[str, str] = Field(default_factory=dict)
+    metadata: dict[str, Any] = Field(default_factory=dict)
+    provenance: Provenance = Field(default_factory=Provenance)
+    verdicts: list[Verdict] = Field(default_factory=list)
+
+    @staticmethod
+    def make_id(seed_id: str, task: str, index: int, program_hash: str) -> str:
+        """The stable record id for item ``index`` of ``task`` on seed ``seed_id`` under a program."""
+        return content_hash(seed_id, task, index, program_hash)
+
+    @property
+    def passed(self) -> bool:
+        """True when every verdict passed (a record with no verdicts passes)."""
+        return all(v.passed for v in self.verdicts)
+
+    @property
+    def text(self) -> str:
+        """The record's generated text as one string (what diversity metrics and judges read)."""
+        if self.turns:
+            return "\n".join(f"{t.get('role', '')}: {t.get('content', '')}" for t in self.turns)
+        if self.chosen is not None:
+            return f"{self.instruction}\n{self.chosen}".strip()
+        if self.responses:
+            return f"{self.instruction}\n{self.responses[0]}".strip()
+        return f"{self.instruction}\n{self.output}".strip()

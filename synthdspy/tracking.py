@@ -1,0 +1,109 @@
+"""MLflow wiring shared by compile, generate, train, tune and diversity runs.
+
+The default tracking URI is a SQLite file inside the run's output directory, so no server is
+needed; ``mlflow ui --backend-store-uri sqlite:///OUTPUT/mlflow.db`` shows it.
+Parameters are flattened from nested configs and scrubbed of secrets before they are logged.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import re
+from collections.abc import Iterator, Mapping
+from pathlib import Path
+from typing import Any
+
+SECRET_KEY_PATTERN = re.compile(r"(api[_-]?key|secret|token|password|authorization)(?!_env)", re.IGNORECASE)
+REDACTED = "***"
+
+
+def default_tracking_uri(output_dir: str | Path) -> str:
+    """SQLite tracking URI for ``output_dir/mlflow.db`` (the directory is created)."""
+    path = Path(output_dir).resolve()
+    path.mkdir(parents=True, exist_ok=True)
+    return f"sqlite:///{path / 'mlflow.db'}"
+
+
+def flatten(data: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
+    """Flatten nested mappings to ``{"a.b.c": value}``; lists become their string form.
+
+    Keys that look like secrets (api_key, token, password ...) get the value ``***``; keys ending
+    in ``_env`` name an environment variable, not a secret, and are kept.
+    """
+    flat: dict[str, Any] = {}
+    for key, value in data.items():
+        name = f"{prefix}{key}"
+        if isinstance(value, Mapping):
+            flat.update(flatten(value, f"{name}."))
+        elif SECRET_KEY_PATTERN.search(str(key)) and value not in (None, ""):
+            flat[name] = REDACTED
+        else:
+            flat[name] = value if isinstance(value, (int, float, bool, str)) or value is None else str(value)
+    return flat
+
+
+def configure(tracking_uri: str | None, experiment: str, output_dir: str | Path) -> str:
+    """Point MLflow at ``tracking_uri`` (default: SQLite in ``output_dir``) and select ``experiment``.
+
+    Returns:
+        The tracking URI in use.
+    """
+    import mlflow
+
+    logging.getLogger("alembic").setLevel(logging.WARNING)
+    uri = tracking_uri or default_tracking_uri(output_dir)
+    mlflow.set_tracking_uri(uri)
+    mlflow.set_experiment(experiment)
+    return uri
+
+
+@contextlib.contextmanager
+def run(
+    name: str,
+    params: Mapping[str, Any] | None = None,
+    tags: Mapping[str, str] | None = None,
+    nested: bool = False,
+) -> Iterator[Any]:
+    """Start an MLflow run with flattened, secret-free ``params``; yields the active run.
+
+    Parameter values longer than MLflow's 6000-character limit are truncated.
+    """
+    import mlflow
+
+    with mlflow.start_run(run_name=name, nested=nested, tags=dict(tags or {})) as active:
+        if params:
+            flat = {k: str(v)[:6000] for k, v in flatten(params).items()}
+            items = list(flat.items())
+            for i in range(0, len(items), 100):
+                mlflow.log_params(dict(items[i : i + 100]))
+        yield active
+
+
+def log_metrics(metrics: Mapping[str, float], step: int | None = None) -> None:
+    """Log the finite numeric entries of ``metrics`` to the active run (others are skipped)."""
+    import math
+
+    import mlflow
+
+    clean = {
+        k: float(v)
+        for k, v in metrics.items()
+        if isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(float(v))
+    }
+    if clean:
+        mlflow.log_metrics(clean, step=step)
+
+
+def ui_command(tracking_uri: str) -> str:
+    """The shell command that opens the MLflow UI on ``tracking_uri``."""
+    return f"mlflow ui --backend-store-uri {tracking_uri}"
+
+
+def scrub_env_secrets(text: str) -> str:
+    """Replace the values of secret-looking environment variables found in ``text`` with ``***``."""
+    for key, value in os.environ.items():
+        if value and len(value) >= 8 and SECRET_KEY_PATTERN.search(key) and value in text:
+            text = text.replace(value, REDACTED)
+    return text
