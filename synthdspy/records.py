@@ -85,3 +85,20 @@ class Record(BaseModel):
         if self.responses:
             return f"{self.instruction}\n{self.responses[0]}".strip()
         return f"{self.instruction}\n{self.output}".strip()
+
+
+class Seed(BaseModel):
+    """One unit of input to a generation task: a source chunk, an instruction row or a topic draw.
+
+    ``data`` holds the task's inputs under canonical names (``source``, ``instruction``,
+    ``question``, ``answer``, ``topic``, ``subtopics``, ``keywords``, ``style``, ``personas`` ...);
+    ``id`` is a content hash of ``data`` unless the seed file provides one.
+    """
+
+    id: str
+    data: dict[str, Any]
+
+    @classmethod
+    def from_data(cls, data: dict[str, Any], id: str | None = None) -> Seed:
+        """Build a seed, deriving ``id`` from the content when none is given."""
+        return cls(id=id or content_hash(data), data=data)

@@ -1,0 +1,1 @@
+"""Generation tasks: each a ``dspy.Module`` whose ``forward(seed)`` returns records."""
