@@ -1,0 +1,225 @@
+"""The experiment schema: one TOML file describes LMs, seeds, task, gates, objective, compile, tracking.
+
+Example (see ``experiments/*.toml`` for complete files)::
+
+    [lm.generator]
+    model = "openai/gpt-4o-mini"      # any LiteLLM model string; "sim/..." = offline simulator
+    api_key_env = "OPENAI_API_KEY"    # the key is read from this variable, never from the file
+
+    [seeds]
+    source = "builtin:topics"         # or a JSONL/CSV/Parquet path, or hf://owner/name:config
+    train_size = 8
+    dev_size = 4
+
+    [task]
+    name = "textbook"                 # every other key is a task parameter
+
+    [[gates]]
+    name = "reward"
+    threshold = 6
+
+Task and gate parameters are validated against the parameter model each one registers, so an
+unknown or mistyped parameter fails with the file and key named.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from synthdspy.configio import ConfigError, load_model
+
+
+class Strict(BaseModel):
+    """Base for config tables: unknown keys are errors."""
+
+    model_config = ConfigDict(extra="forbid")
+
+
+class SimulatorOptions(Strict):
+    """Fault injection for the offline simulator (ignored for real models)."""
+
+    seed: int = 0
+    latency_s: float = Field(0.0, ge=0)
+    error_rate: float = Field(0.0, ge=0, le=1)
+    rate_limit_rate: float = Field(0.0, ge=0, le=1)
+    malformed_rate: float = Field(0.0, ge=0, le=1)
+
+
+class LMRole(Strict):
+    """One LM role. ``model`` is a LiteLLM string (``openai/...``, ``anthropic/...``,
+    ``hosted_vllm/...``, ``ollama_chat/...``) or ``sim/<name>`` for the offline simulator."""
+
+    model: str = "sim/default"
+    api_base: str | None = None
+    api_key_env: str | None = None
+    temperature: float = Field(0.7, ge=0, le=2)
+    max_tokens: int = Field(2048, gt=0)
+    concurrency: int = Field(8, ge=1, le=512)
+    num_retries: int = Field(3, ge=0, le=20)
+    cache: bool = True
+    simulator: SimulatorOptions = Field(default_factory=SimulatorOptions)
+
+    @property
+    def is_simulated(self) -> bool:
+        """True when this role is answered by the offline simulator."""
+        return self.model.startswith("sim/")
+
+
+class LMConfig(Strict):
+    """The three LM roles; the judge defaults to a low temperature, reflection is used by GEPA."""
+
+    generator: LMRole = Field(default_factory=LMRole)
+    judge: LMRole = Field(default_factory=lambda: LMRole(temperature=0.0))
+    reflection: LMRole = Field(default_factory=lambda: LMRole(temperature=1.0))
+
+
+class SeedsConfig(Strict):
+    """Where seeds come from and how they are split.
+
+    ``source``: ``builtin:topics`` (topic/persona/style draws), ``builtin:dimensions``,
+    ``builtin:words``, a local ``.jsonl``/``.json``/``.csv``/``.parquet`` path, or ``hf://owner/name:config``.
+    ``fields`` maps canonical input names to the file's columns (``{source = "text"}``).
+    """
+
+    source: str = "builtin:topics"
+    fields: dict[str, str] = Field(default_factory=dict)
+    train_size: int = Field(8, ge=1)
+    dev_size: int = Field(4, ge=1)
+    sampling_seed: int = 0
+    chunk_words: int = Field(0, ge=0, description="split source documents into chunks of N words (0: no)")
+    chunk_overlap: int = Field(0, ge=0)
+    num_personas: int = Field(3, ge=1)
+    num_topics: int = Field(1, ge=1)
+
+
+class TaskConfig(BaseModel):
+    """``name`` selects a registered task; every other key is one of its parameters."""
+
+    model_config = ConfigDict(extra="allow")
+    name: str
+
+    @property
+    def params(self) -> dict[str, Any]:
+        """The task parameters (every key but ``name``)."""
+        return dict(self.model_extra or {})
+
+
+class GateConfig(BaseModel):
+    """``name`` selects a registered gate; every other key is one of its parameters."""
+
+    model_config = ConfigDict(extra="allow")
+    name: str
+
+    @property
+    def params(self) -> dict[str, Any]:
+        """The gate parameters (every key but ``name``)."""
+        return dict(self.model_extra or {})
+
+
+class ObjectiveConfig(Strict):
+    """Weights of the compile objective (normalised by their sum); ``diversity_metric`` is pluggable."""
+
+    quality: float = Field(1.0, ge=0)
+    pass_rate: float = Field(1.0, ge=0)
+    diversity: float = Field(0.5, ge=0)
+    diversity_metric: str = "lexical"
+
+    @model_validator(mode="after")
+    def _some_weight(self) -> ObjectiveConfig:
+        if self.quality + self.pass_rate + self.diversity <= 0:
+            raise ValueError("at least one objective weight must be positive")
+        return self
+
+
+class CompileConfig(Strict):
+    """Optimizer choice and budget.
+
+    ``optimizer``: ``mipro`` (MIPROv2) or ``bootstrap_rs`` (BootstrapFewShotWithRandomSearch).
+    ``batch_size``: seeds per compile example (a set-level objective needs a set).
+    """
+
+    optimizer: Literal["mipro", "bootstrap_rs"] = "bootstrap_rs"
+    auto: Literal["light", "medium", "heavy"] | None = "light"
+    batch_size: int = Field(4, ge=1)
+    max_bootstrapped_demos: int = Field(2, ge=0)
+    max_labeled_demos: int = Field(0, ge=0)
+    num_candidates: int = Field(4, ge=1)
+    num_trials: int | None = Field(None, ge=1)
+    seed: int = 0
+
+
+class TrackingConfig(Strict):
+    """MLflow tracking; ``uri`` defaults to ``sqlite:///<output.dir>/mlflow.db``."""
+
+    uri: str | None = None
+    experiment: str = "synthdspy"
+    autolog: bool = True
+
+
+class OutputConfig(Strict):
+    """Where compiled programs, reports, datasets and the MLflow database go."""
+
+    dir: Path = Path("runs/default")
+
+
+class Experiment(Strict):
+    """A whole experiment file. ``source_path`` is set by :func:`load_experiment`."""
+
+    name: str = "experiment"
+    lm: LMConfig = Field(default_factory=LMConfig)
+    seeds: SeedsConfig = Field(default_factory=SeedsConfig)
+    task: TaskConfig
+    gates: list[GateConfig] = Field(default_factory=list)
+    objective: ObjectiveConfig = Field(default_factory=ObjectiveConfig)
+    compile: CompileConfig = Field(default_factory=CompileConfig)
+    tracking: TrackingConfig = Field(default_factory=TrackingConfig)
+    output: OutputConfig = Field(default_factory=OutputConfig)
+    source_path: str = Field("", exclude=True)
+
+
+def _check_registered(exp: Experiment, source: str) -> None:
+    """Validate task and gate names and parameters against the registries."""
+    from pydantic import ValidationError
+
+    from synthdspy.catalog import GATES, TASKS
+    from synthdspy.configio import format_validation_error
+
+    def check(table: dict, kind: str, key: str, name: str, params: dict[str, Any]) -> None:
+        if name not in table:
+            raise ConfigError(f"{source}: {key}.name: unknown {kind} {name!r}; known: {', '.join(sorted(table))}")
+        try:
+            table[name].params.model_validate(params)
+        except ValidationError as exc:
+            raise ConfigError(format_validation_error(f"{source}: {key}", exc)) from None
+
+    check(TASKS, "task", "task", exp.task.name, exp.task.params)
+    for i, gate in enumerate(exp.gates):
+        check(GATES, "gate", f"gates[{i}]", gate.name, gate.params)
+
+
+def load_experiment(path: str | Path, overrides: list[str] | None = None, seeds: str | None = None) -> Experiment:
+    """Load and validate an experiment TOML file.
+
+    Args:
+        path: the TOML file.
+        overrides: ``key.path=value`` strings applied before validation (``--set``).
+        seeds: replaces ``seeds.source`` (``--seeds PATH``).
+
+    Raises:
+        ConfigError: missing file, invalid TOML, unknown key, wrong type, unknown task or gate,
+            invalid task or gate parameter, or a seed file that does not exist; the message names
+            the file, the key and what was expected.
+    """
+    extra = list(overrides or [])
+    if seeds:
+        extra.append(f"seeds.source={seeds!r}" if "'" not in seeds else f'seeds.source="{seeds}"')
+    exp = load_model(Experiment, path, extra)
+    exp.source_path = str(path)
+    _check_registered(exp, str(path))
+    src = exp.seeds.source
+    if not (src.startswith(("builtin:", "hf://"))) and not Path(src).exists():
+        raise ConfigError(f"{path}: seeds.source: no such file {src!r} (expected a local path, builtin:..., or hf://...)")
+    return exp

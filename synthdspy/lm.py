@@ -1,0 +1,240 @@
+"""LM roles (generator, judge, reflection) built as ``dspy.LM`` objects, with usage and cost per role.
+
+Every real model goes through ``dspy.LM`` on LiteLLM (``engine="litellm"``), so any LiteLLM model
+string works: ``openai/gpt-4o-mini``, ``anthropic/claude-3-5-haiku-latest``,
+``hosted_vllm/Qwen/Qwen2.5-7B-Instruct`` with ``api_base``, ``ollama_chat/llama3.1`` ... API keys
+are read from the environment variable the config names and are never stored in the config,
+logged, or saved with a program. A model ``sim/...`` is the offline simulator
+(:mod:`synthdspy.simulator`), announced with a banner.
+
+Usage is metered per role: prompt and completion tokens and dollars (LiteLLM's cost map), counted
+only for calls that were not served from DSPy's cache, so a replayed re-run costs nothing.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import threading
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+import dspy
+
+from synthdspy.config import LMConfig, LMRole
+from synthdspy.configio import ConfigError
+
+ROLES = ("generator", "judge", "reflection")
+_ROLES_KEY = "synthdspy_roles"
+_banner_shown = False
+
+
+@dataclass
+class RoleUsage:
+    """Billed usage of one role: calls that reached the model (cache hits excluded)."""
+
+    calls: int = 0
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    cost_usd: float = 0.0
+
+    @property
+    def total_tokens(self) -> int:
+        """Prompt plus completion tokens."""
+        return self.prompt_tokens + self.completion_tokens
+
+
+@dataclass
+class UsageMeter:
+    """Thread-safe usage counters, one :class:`RoleUsage` per role name."""
+
+    roles: dict[str, RoleUsage] = field(default_factory=dict)
+    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+
+    def add(self, role: str, usage: dict[str, Any], cost: float | None) -> None:
+        """Add one call's ``usage`` (OpenAI-style token counts) and ``cost`` (USD or None) to ``role``."""
+        with self._lock:
+            r = self.roles.setdefault(role, RoleUsage())
+            r.calls += 1
+            r.prompt_tokens += int(usage.get("prompt_tokens") or 0)
+            r.completion_tokens += int(usage.get("completion_tokens") or 0)
+            r.cost_usd += float(cost or 0.0)
+
+    def snapshot(self) -> dict[str, RoleUsage]:
+        """A copy of the counters."""
+        with self._lock:
+            return {k: RoleUsage(**vars(v)) for k, v in self.roles.items()}
+
+    def metrics(self, prefix: str = "") -> dict[str, float]:
+        """Flat metrics ``{prefix}{role}.tokens`` / ``.cost_usd`` / ``.calls`` plus totals."""
+        out: dict[str, float] = {}
+        for role, u in self.snapshot().items():
+            out[f"{prefix}{role}.calls"] = u.calls
+            out[f"{prefix}{role}.tokens"] = u.total_tokens
+            out[f"{prefix}{role}.cost_usd"] = u.cost_usd
+        out[f"{prefix}total.tokens"] = sum(u.total_tokens for u in self.roles.values())
+        out[f"{prefix}total.cost_usd"] = sum(u.cost_usd for u in self.roles.values())
+        return out
+
+
+def _cost_of(model: str, response: Any, usage: dict[str, Any]) -> float:
+    """USD cost of one response: LiteLLM's own figure when present, else its cost map, else 0."""
+    hidden = getattr(response, "_hidden_params", None) or {}
+    if hidden.get("response_cost") is not None:
+        return float(hidden["response_cost"])
+    if model.startswith("sim/"):
+        return 0.0
+    try:
+        import litellm
+
+        p, c = litellm.cost_per_token(
+            model=model,
+            prompt_tokens=int(usage.get("prompt_tokens") or 0),
+            completion_tokens=int(usage.get("completion_tokens") or 0),
+        )
+        return float(p + c)
+    except Exception:  # unknown model in LiteLLM's cost map (local servers): no price
+        return 0.0
+
+
+class MeteredMixin:
+    """Mixin for a DSPy LM class that adds each non-cached call's usage to a :class:`UsageMeter`.
+
+    Hooks ``BaseLM._record_response``, the one place DSPy records every response.
+    """
+
+    meter: UsageMeter
+    role: str
+
+    def _record_response(self, response, prompt, messages, outputs, kwargs, request=None):  # noqa: D401
+        result = super()._record_response(response, prompt, messages, outputs, kwargs, request)  # type: ignore[misc]
+        if not getattr(response, "cache_hit", False):
+            usage = dict(getattr(response, "usage", {}) or {})
+            self.meter.add(self.role, usage, _cost_of(self.model, response, usage))  # type: ignore[attr-defined]
+        return result
+
+
+class MeteredLM(MeteredMixin, dspy.LM):
+    """``dspy.LM`` that meters usage per role."""
+
+
+def _api_key(role_name: str, role: LMRole) -> str | None:
+    if not role.api_key_env:
+        return None
+    key = os.environ.get(role.api_key_env)
+    if not key:
+        raise ConfigError(
+            f"lm.{role_name}.api_key_env: environment variable {role.api_key_env} is not set "
+            f"(it must hold the API key for {role.model})"
+        )
+    return key
+
+
+def show_banner_once() -> None:
+    """Print the simulator banner to stderr (once per process)."""
+    global _banner_shown
+    if _banner_shown:
+        return
+    from rich.console import Console
+
+    from synthdspy.simulator import SIMULATOR_BANNER
+
+    Console(stderr=True).print(f"[bold yellow]{SIMULATOR_BANNER}[/]", highlight=False)
+    _banner_shown = True
+
+
+def build_role(role_name: str, role: LMRole, meter: UsageMeter) -> dspy.BaseLM:
+    """Build the DSPy LM for one role.
+
+    Raises:
+        ConfigError: when the role names an API-key variable that is not set.
+    """
+    common = dict(temperature=role.temperature, max_tokens=role.max_tokens, cache=role.cache)
+    if role.is_simulated:
+        from synthdspy.simulator import simulator_lm
+
+        show_banner_once()
+        lm = simulator_lm(
+            role.model, lm_class=MeteredLM, num_retries=role.num_retries, **role.simulator.model_dump(), **common
+        )
+    else:
+        kwargs: dict[str, Any] = dict(common, num_retries=role.num_retries, engine="litellm")
+        if role.api_base:
+            kwargs["api_base"] = role.api_base
+        key = _api_key(role_name, role)
+        if key:
+            kwargs["api_key"] = key
+        lm = MeteredLM(role.model, **kwargs)
+    lm.meter = meter  # type: ignore[attr-defined]
+    lm.role = role_name  # type: ignore[attr-defined]
+    return lm
+
+
+@dataclass
+class LMs:
+    """The LM of each role, their concurrency, and the shared usage meter."""
+
+    generator: dspy.BaseLM
+    judge: dspy.BaseLM
+    reflection: dspy.BaseLM
+    concurrency: int
+    meter: UsageMeter
+    simulated: bool
+
+    def describe(self) -> dict[str, str]:
+        """``{role: model}`` for summaries and MLflow params (``sim/...`` for the simulator)."""
+        return {r: getattr(getattr(self, r), "model", "?") for r in ROLES}
+
+
+def build_lms(config: LMConfig) -> LMs:
+    """Build all roles from the ``[lm]`` config.
+
+    Raises:
+        ConfigError: a role names an API-key variable that is not set.
+    """
+    meter = UsageMeter()
+    roles = {name: build_role(name, getattr(config, name), meter) for name in ROLES}
+    simulated = any(getattr(config, n).is_simulated for n in ROLES)
+    return LMs(**roles, concurrency=config.generator.concurrency, meter=meter, simulated=simulated)
+
+
+def lm_from_model_string(model: str, role: str = "judge", api_base: str | None = None,
+                         api_key_env: str | None = None, temperature: float | None = None) -> dspy.BaseLM:
+    """A metered LM for ``model`` (LiteLLM string or ``sim/...``) in ``role``, with that role's defaults.
+
+    Raises:
+        ConfigError: ``api_key_env`` is given but not set.
+    """
+    defaults = getattr(LMConfig(), role)
+    update: dict[str, Any] = {"model": model, "api_base": api_base, "api_key_env": api_key_env}
+    if temperature is not None:
+        update["temperature"] = temperature
+    return build_role(role, defaults.model_copy(update=update), UsageMeter())
+
+
+@contextlib.contextmanager
+def roles_context(lms: LMs) -> Iterator[None]:
+    """Run DSPy code with the generator as the default LM and the roles reachable by gates.
+
+    DSPy copies these settings into its worker threads, so gates inside ``dspy.Parallel`` or an
+    optimizer's evaluation see the same roles.
+    """
+    with dspy.context(lm=lms.generator, **{_ROLES_KEY: lms}):
+        yield
+
+
+def current_roles() -> LMs | None:
+    """The :class:`LMs` of the enclosing :func:`roles_context`, or None."""
+    return getattr(dspy.settings, _ROLES_KEY, None)
+
+
+@contextlib.contextmanager
+def judge_context() -> Iterator[None]:
+    """Run the enclosed predictors under the judge role (the current LM when no roles are set)."""
+    roles = current_roles()
+    if roles is None:
+        yield
+        return
+    with dspy.context(lm=roles.judge):
+        yield

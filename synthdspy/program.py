@@ -1,0 +1,129 @@
+"""``SynthesisProgram``: seeds -> task -> gates -> records, built from an experiment config.
+
+The program's named predictors are the task's and the judged gates'. ``synthdspy compile`` tunes
+the task's predictors only: the gates are the metric's instruments and stay frozen, otherwise an
+optimizer could raise its score by making its own judge lenient.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import dspy
+
+from synthdspy import __version__
+from synthdspy.catalog import GATES, TASKS
+from synthdspy.config import Experiment, GateConfig, TaskConfig
+from synthdspy.gates.base import Gate
+from synthdspy.records import Record, Seed, content_hash
+from synthdspy.tasks.base import Task
+
+PROGRAM_FORMAT = "synthdspy.program/1"
+
+
+def build_task(cfg: TaskConfig) -> Task:
+    """Instantiate the registered task named in ``cfg`` with its validated parameters."""
+    entry = TASKS[cfg.name]
+    return entry.cls(**entry.params.model_validate(cfg.params).model_dump())
+
+
+def build_gate(cfg: GateConfig) -> Gate:
+    """Instantiate the registered gate named in ``cfg`` with its validated parameters."""
+    entry = GATES[cfg.name]
+    return entry.cls(**entry.params.model_validate(cfg.params).model_dump())
+
+
+class GateChain(dspy.Module):
+    """The ordered gates; ``forward(record)`` appends every gate's verdict to ``record.verdicts``."""
+
+    def __init__(self, gates: list[Gate]) -> None:
+        super().__init__()
+        self.gates = gates
+
+    def forward(self, record: Record) -> Record:
+        for gate in self.gates:
+            record.verdicts.append(gate(record))
+        return record
+
+
+class SynthesisProgram(dspy.Module):
+    """One generation task followed by an ordered chain of gates.
+
+    ``forward(seed, rollout=0)`` returns the task's records, each with one verdict per gate
+    (rejected records are returned too: callers keep them with their reasons).
+    """
+
+    def __init__(self, task_cfg: TaskConfig, gate_cfgs: list[GateConfig]) -> None:
+        super().__init__()
+        self.task_cfg = task_cfg
+        self.gate_cfgs = list(gate_cfgs)
+        self.task = build_task(task_cfg)
+        self.gates = GateChain([build_gate(g) for g in gate_cfgs])
+        self.refresh_hash()
+
+    @classmethod
+    def from_experiment(cls, exp: Experiment) -> SynthesisProgram:
+        """The program an experiment describes, with its starting (uncompiled) prompts."""
+        return cls(exp.task, exp.gates)
+
+    def refresh_hash(self) -> str:
+        """Recompute the program hash from configs and predictor state (call after loading demos)."""
+        state = {name: p.dump_state() for name, p in self.named_predictors()}
+        self.program_hash = content_hash(
+            self.task_cfg.model_dump(), [g.model_dump() for g in self.gate_cfgs], state, length=12
+        )
+        self.task.program_hash = self.program_hash
+        return self.program_hash
+
+    def generate(self, seed: Seed, rollout: int = 0) -> list[Record]:
+        """The task's records for ``seed`` without gates."""
+        return self.task(seed, rollout=rollout)
+
+    def forward(self, seed: Seed, rollout: int = 0) -> list[Record]:
+        return [self.gates(r) for r in self.generate(seed, rollout)]
+
+    def save_program(self, path: str | Path, extra: dict[str, Any] | None = None) -> Path:
+        """Write configs and predictor state (instructions, demos) as JSON; no LM settings, no keys."""
+        path = Path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        blob = {
+            "format": PROGRAM_FORMAT,
+            "synthdspy_version": __version__,
+            "program_hash": self.program_hash,
+            "task": self.task_cfg.model_dump(),
+            "gates": [g.model_dump() for g in self.gate_cfgs],
+            "state": {name: _clean_state(p.dump_state()) for name, p in self.named_predictors()},
+            **(extra or {}),
+        }
+        path.write_text(json.dumps(blob, indent=2, ensure_ascii=False, default=str), encoding="utf-8")
+        return path
+
+    @classmethod
+    def load_program(cls, path: str | Path) -> SynthesisProgram:
+        """Rebuild a program saved by :meth:`save_program`.
+
+        Raises:
+            ValueError: the file is not a synthdspy program, or its predictors do not match.
+        """
+        path = Path(path)
+        try:
+            blob = json.loads(path.read_text(encoding="utf-8"))
+        except (OSError, json.JSONDecodeError) as exc:
+            raise ValueError(f"{path}: not a readable program file: {exc}") from None
+        if blob.get("format") != PROGRAM_FORMAT:
+            raise ValueError(f"{path}: format {blob.get('format')!r}, expected {PROGRAM_FORMAT!r}")
+        program = cls(TaskConfig(**blob["task"]), [GateConfig(**g) for g in blob["gates"]])
+        predictors = dict(program.named_predictors())
+        if set(predictors) != set(blob["state"]):
+            raise ValueError(f"{path}: predictors {sorted(blob['state'])} do not match {sorted(predictors)}")
+        for name, state in blob["state"].items():
+            predictors[name].load_state(state)
+        program.refresh_hash()
+        return program
+
+
+def _clean_state(state: dict[str, Any]) -> dict[str, Any]:
+    """Predictor state without any LM settings (which could carry endpoints or keys)."""
+    return {k: v for k, v in state.items() if k != "lm"}

@@ -1,0 +1,82 @@
+"""Compile reports: a Markdown and a JSON file, sample records, and the summary table printed to the user."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from rich.table import Table
+
+from synthdspy.optimizers.compile import CompileResult
+
+COMPONENTS = ("score", "quality", "pass_rate", "diversity", "n_records")
+
+
+def compile_summary(exp_name: str, result: CompileResult, lms: dict[str, str], simulated: bool) -> dict[str, Any]:
+    """The JSON-ready report of a compile: configuration summary, both evaluations, usage."""
+    return {
+        "experiment": exp_name,
+        "simulated": simulated,
+        "lms": lms,
+        "program_hash": result.program.program_hash,
+        "baseline": {**result.baseline.mean.as_dict(), **result.baseline.usage, "seconds": result.baseline.seconds},
+        "compiled": {**result.compiled.mean.as_dict(), **result.compiled.usage, "seconds": result.compiled.seconds},
+        "optimization": {**result.optimize_usage, "seconds": result.optimize_seconds},
+        "predictors": {
+            name: {"instructions": p.signature.instructions, "demos": len(p.demos)}
+            for name, p in result.program.task.named_predictors()
+        },
+    }
+
+
+def summary_table(summary: dict[str, Any]) -> Table:
+    """Baseline vs compiled on the dev batches as a rich table."""
+    sim = " (SIMULATED LM: not real results)" if summary["simulated"] else ""
+    table = Table(title=f"compile: {summary['experiment']}{sim}")
+    table.add_column("metric")
+    table.add_column("baseline", justify="right")
+    table.add_column("compiled", justify="right")
+    rows = [*COMPONENTS, "total.tokens", "total.cost_usd"]
+    for key in rows:
+        b, c = summary["baseline"].get(key, 0), summary["compiled"].get(key, 0)
+        fmt = "{:.0f}" if key in ("n_records", "total.tokens") else "{:.4f}"
+        table.add_row(key, fmt.format(b), fmt.format(c))
+    opt = summary["optimization"]
+    table.caption = f"optimization: {opt.get('total.tokens', 0):.0f} tokens, ${opt.get('total.cost_usd', 0):.4f}"
+    return table
+
+
+def markdown(summary: dict[str, Any], samples: list[dict[str, Any]]) -> str:
+    """The report as Markdown: simulator warning, metrics table, compiled instructions, samples."""
+    lines = [f"# Compile report: {summary['experiment']}", ""]
+    if summary["simulated"]:
+        lines += ["> **Simulated LM.** These figures come from the offline simulator. They exercise the",
+                  "> pipeline; they are not results of a real model and the data is not for training.", ""]
+    lines += [f"LMs: {', '.join(f'{k}={v}' for k, v in summary['lms'].items())}  ",
+              f"Program hash: `{summary['program_hash']}`", "", "| metric | baseline | compiled |", "|---|---|---|"]
+    for key in (*COMPONENTS, "total.tokens", "total.cost_usd", "seconds"):
+        lines.append(f"| {key} | {summary['baseline'].get(key, 0):.4g} | {summary['compiled'].get(key, 0):.4g} |")
+    lines += ["", "## Compiled predictors", ""]
+    for name, p in summary["predictors"].items():
+        lines += [f"### `{name}` ({p['demos']} demos)", "", "```", p["instructions"], "```", ""]
+    lines += ["## Sample records (compiled program, dev seeds)", ""]
+    for s in samples:
+        verdicts = ", ".join(f"{v['gate']}={'pass' if v['passed'] else 'fail'}" for v in s["verdicts"])
+        lines += [f"- **{s['instruction'][:120]}**  ({verdicts or 'no gates'})", "", "  ```",
+                  *("  " + ln for ln in s["output"][:800].splitlines()), "  ```", ""]
+    return "\n".join(lines)
+
+
+def write_compile_report(directory: Path, summary: dict[str, Any], result: CompileResult, n_samples: int = 8) -> dict:
+    """Write ``report.json``, ``report.md`` and ``samples.jsonl`` into ``directory``; returns their paths."""
+    directory.mkdir(parents=True, exist_ok=True)
+    samples = [r.model_dump(mode="json") for r in result.compiled.records[:n_samples]]
+    paths = {"report_json": directory / "report.json", "report_md": directory / "report.md",
+             "samples": directory / "samples.jsonl"}
+    paths["report_json"].write_text(json.dumps(summary, indent=2), encoding="utf-8")
+    paths["report_md"].write_text(markdown(summary, samples), encoding="utf-8")
+    with paths["samples"].open("w", encoding="utf-8") as fh:
+        for s in samples:
+            fh.write(json.dumps(s, ensure_ascii=False) + "\n")
+    return paths
