@@ -154,3 +154,10 @@ def test_word_sampler():
     assert Counter(len(d.data["features"]) for d in draws).keys() == {1, 2}
     with pytest.raises(ValueError, match="max_features"):
         WordSampler(min_features=3, max_features=2)
+
+
+def test_blank_persona_is_named(tmp_path):
+    path = tmp_path / "p.json"
+    path.write_text(json.dumps(["A sailor.", "   "]))
+    with pytest.raises(CatalogError, match="persona 1"):
+        load_personas(path)

@@ -13,9 +13,17 @@ from __future__ import annotations
 import json
 import random
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Annotated, Any, TypeVar
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    RootModel,
+    StringConstraints,
+    ValidationError,
+    model_validator,
+)
 
 from synthdspy.records import Seed, content_hash
 
@@ -41,10 +49,8 @@ class Topic(_Entry):
     keywords: list[str] = Field(min_length=5, max_length=10)
 
 
-class Persona(_Entry):
-    """One target-audience persona, described in a sentence."""
-
-    text: str = Field(min_length=1)
+class Persona(RootModel[Annotated[str, StringConstraints(strip_whitespace=True, min_length=1)]]):
+    """One target-audience persona: a non-empty sentence."""
 
 
 class Style(_Entry):
@@ -124,9 +130,7 @@ def _load_list(path: str | Path | None, default: str, model: type[M], label: str
         raise CatalogError(f"{file}: expected a non-empty JSON list of {label}s")
     out = []
     for i, item in enumerate(raw):
-        if model is Persona and isinstance(item, str):
-            item = {"text": item}
-        name = item.get("name") or item.get("topic") if isinstance(item, dict) else None
+        name = (item.get("name") or item.get("topic")) if isinstance(item, dict) else None
         out.append(_validate(model, item, f"{file}: {label} {i}" + (f" ({name!r})" if name else "")))
     return out
 
@@ -146,11 +150,11 @@ def load_personas(path: str | Path | None = None) -> list[str]:
     Raises:
         CatalogError: as :func:`load_topics`.
     """
-    return [p.text for p in _load_list(path, "personas.json", Persona, "persona")]
+    return [p.root for p in _load_list(path, "personas.json", Persona, "persona")]
 
 
 def load_styles(path: str | Path | None = None) -> list[Style]:
-    """Writing styles from ``path`` (default: the four styles of Chen et al. 2024, section 3.3).
+    """Writing styles from ``path`` (default: the four styles of Chen et al. 2024, section 3.4).
 
     Raises:
         CatalogError: as :func:`load_topics`.
@@ -188,7 +192,7 @@ def _rng(kind: str, seed: int, index: int) -> random.Random:
 
 
 class TopicSampler:
-    """Seeded topic draws for textbook generation (Chen et al. 2024, section 3.3 and appendix F).
+    """Seeded topic draws for textbook generation (Chen et al. 2024, section 3.4 and appendix F).
 
     Each draw holds ``n_topics`` topics (1 for the Topic, Topic-Styles and Topic-Styles-Persona
     templates; 2 or more for Multi-Topic-Styles-Persona), a sample of each topic's keywords, one
@@ -263,9 +267,11 @@ class DimensionSampler:
         seed: int = 0,
         shares: dict[str, dict[str, float]] | None = None,
     ) -> None:
-        """Raises:
-        ValueError: a ``shares`` key naming an unknown dimension or value, a negative weight,
-            or weights summing to 0.
+        """Catalog defaults to the shipped dimensions.
+
+        Raises:
+            ValueError: a ``shares`` key naming an unknown dimension or value, a negative weight,
+                or weights summing to 0.
         """
         self.dimensions = dimensions if dimensions is not None else load_dimensions()
         self.seed = seed
@@ -325,8 +331,10 @@ class WordSampler:
     def __init__(
         self, words: StoryWords | None = None, seed: int = 0, min_features: int = 1, max_features: int = 3
     ) -> None:
-        """Raises:
-        ValueError: unless 0 <= min_features <= max_features <= number of features.
+        """Vocabulary defaults to the shipped words.
+
+        Raises:
+            ValueError: unless 0 <= min_features <= max_features <= number of features.
         """
         self.words = words if words is not None else load_story_words()
         if not 0 <= min_features <= max_features <= len(self.words.features):
