@@ -193,7 +193,7 @@ def _check_registered(exp: Experiment, source: str) -> None:
         try:
             table[name].params.model_validate(params)
         except ValidationError as exc:
-            raise ConfigError(format_validation_error(f"{source}: {key}", exc)) from None
+            raise ConfigError(format_validation_error(source, exc, prefix=key)) from None
 
     check(TASKS, "task", "task", exp.task.name, exp.task.params)
     for i, gate in enumerate(exp.gates):

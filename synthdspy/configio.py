@@ -85,11 +85,13 @@ def read_toml(path: str | Path) -> dict[str, Any]:
         raise ConfigError(f"{path}: invalid TOML: {exc}") from None
 
 
-def format_validation_error(source: str, exc: ValidationError) -> str:
-    """Render a pydantic error as ``source: key.path: what was expected (got value)`` lines."""
+def format_validation_error(source: str, exc: ValidationError, prefix: str = "") -> str:
+    """Render a pydantic error as ``source: key.path: what was expected (got value)`` lines;
+    ``prefix`` is prepended to every key path (for models validated below the top level)."""
     lines = []
     for err in exc.errors():
-        key = ".".join(str(p) for p in err["loc"]) or "(top level)"
+        key = ".".join([prefix, *(str(p) for p in err["loc"])] if prefix else [str(p) for p in err["loc"]])
+        key = key or "(top level)"
         msg = err["msg"]
         if err["type"] == "extra_forbidden":
             msg = "unknown key"

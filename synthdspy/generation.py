@@ -133,14 +133,14 @@ def generate(
     )
 
     def info() -> str:
-        return f"rejected {store.count(passed=False)}  failed units {failed}"
+        return f"rejected {store.n_rejected}  failed units {failed}"
 
     with progress, ThreadPoolExecutor(max_workers=lms.concurrency) as pool:
-        bar = progress.add_task("generate", total=n, completed=min(n, store.count(passed=True)), info=info())
+        bar = progress.add_task("generate", total=n, completed=min(n, store.n_passed), info=info())
         pending: dict[Future, tuple[str, Seed, int]] = {}
         exhausted = False
         while True:
-            while not exhausted and len(pending) < lms.concurrency and store.count(passed=True) < n:
+            while not exhausted and len(pending) < lms.concurrency and store.n_passed < n:
                 nxt = next(todo, None)
                 if nxt is None:
                     exhausted = True
@@ -167,6 +167,6 @@ def generate(
                 for record in records:
                     store.append(record)
                 journal.finish(key, len(records))
-            progress.update(bar, completed=min(n, store.count(passed=True)), info=info())
-    return GenerateStats(store.count(passed=True), store.count(passed=False), failed, ran, skipped)
+            progress.update(bar, completed=min(n, store.n_passed), info=info())
+    return GenerateStats(store.n_passed, store.n_rejected, failed, ran, skipped)
 

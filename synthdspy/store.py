@@ -19,6 +19,7 @@ cannot hold), readable with ``json.loads``.
 
 from __future__ import annotations
 
+import itertools
 import json
 import logging
 import os
@@ -258,20 +259,26 @@ class RecordStore:
                 if passed is None or record.passed == passed:
                     yield record
 
-    def to_dataset(self, passed_only: bool = True) -> datasets.Dataset:
-        """The records as a ``datasets.Dataset`` (layout in the module docstring).
+    def _selected(self, passed_only: bool, limit: int | None) -> Iterator[Record]:
+        return itertools.islice(self.iter_records(True if passed_only else None), limit)
+
+    def to_dataset(self, passed_only: bool = True, limit: int | None = None) -> datasets.Dataset:
+        """The records (the first ``limit`` in write order, if given) as a ``datasets.Dataset``
+        (layout in the module docstring).
 
         Raises:
             StoreError: a record that does not fit the layout (see :func:`record_to_row`).
         """
         from datasets import Dataset
 
-        rows = [record_to_row(r) for r in self.iter_records(True if passed_only else None)]
+        rows = [record_to_row(r) for r in self._selected(passed_only, limit)]
         features = _features()  # from_dict, not from_list: an empty store still gets every column
         return Dataset.from_dict({name: [row[name] for row in rows] for name in features}, features=features)
 
-    def export(self, path: str | Path, fmt: str = "dataset", passed_only: bool = True) -> Path:
-        """Write the records to ``path``.
+    def export(
+        self, path: str | Path, fmt: str = "dataset", passed_only: bool = True, limit: int | None = None
+    ) -> Path:
+        """Write the records (the first ``limit`` in write order, if given) to ``path``.
 
         ``fmt``: ``dataset`` (a directory for ``datasets.load_from_disk``), ``parquet`` (one file, the
         dataset layout) or ``jsonl`` (one full Record JSON per line, nested fields as objects, which
@@ -286,12 +293,12 @@ class RecordStore:
         path.parent.mkdir(parents=True, exist_ok=True)
         if fmt == "jsonl":
             with path.open("w", encoding="utf-8") as f:
-                for record in self.iter_records(True if passed_only else None):
+                for record in self._selected(passed_only, limit):
                     f.write(record.model_dump_json() + "\n")
         elif fmt == "parquet":
-            self.to_dataset(passed_only).to_parquet(str(path))
+            self.to_dataset(passed_only, limit).to_parquet(str(path))
         else:
-            ds = self.to_dataset(passed_only)
+            ds = self.to_dataset(passed_only, limit)
             # an empty dataset must still be written as one (empty) shard for load_from_disk to open it
             ds.save_to_disk(str(path), num_shards=1 if ds.num_rows == 0 else None)
         return path
