@@ -1,0 +1,144 @@
+"""End-to-end compile and generate runs on the simulator: files, MLflow, resume, faults, secrets."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from synthdspy.config import load_experiment
+from synthdspy.program import SynthesisProgram
+
+ROOT = Path(__file__).parent.parent
+PASSAGES = ROOT.parent / "shared" / "data" / "passages" / "passages.jsonl"
+GSM8K = ROOT.parent / "shared" / "data" / "gsm8k" / "train.jsonl"
+
+
+def quick(tmp_path: Path, *extra: str, name: str = "quickstart.toml", seeds: str | None = None):
+    sets = [f"output.dir={json.dumps(str(tmp_path / 'out'))}", "seeds.train_size=4", "seeds.dev_size=4",
+            "compile.batch_size=2", "compile.num_candidates=1", "tracking.autolog=false", *extra]
+    return load_experiment(ROOT / "experiments" / name, sets, seeds=seeds)
+
+
+def test_compile_writes_program_reports_and_mlflow_run(tmp_path, monkeypatch):
+    import mlflow
+
+    monkeypatch.setenv("SYNTHDSPY_TEST_API_KEY", "sk-test-secret-value-0123456789")
+    from synthdspy.pipeline import run_compile
+
+    exp = quick(tmp_path, "lm.judge.api_key_env=SYNTHDSPY_TEST_API_KEY")
+    out = run_compile(exp)
+    report = json.loads(out.paths["report_json"].read_text())
+    assert report["simulated"] is True and report["lms"]["generator"].startswith("sim/")
+    assert report["baseline"]["n_records"] == 4 and report["compiled"]["n_records"] == 4
+    assert 0 <= report["compiled"]["score"] <= 1
+    assert "Simulated LM" in out.paths["report_md"].read_text()
+    loaded = SynthesisProgram.load_program(out.program_path)
+    assert loaded.program_hash == report["program_hash"]
+    run = mlflow.get_run(out.run_id)
+    for key in ("baseline.score", "compiled.score", "compiled.diversity", "baseline.total.tokens"):
+        assert key in run.data.metrics
+    assert run.data.params["lm_models.generator"].startswith("sim/")
+    assert run.data.tags["simulated"] == "True"
+    everything = out.program_path.read_text() + out.paths["report_json"].read_text() + json.dumps(run.data.params)
+    assert "sk-test-secret-value" not in everything
+
+
+def test_compiled_program_round_trips_demos(tmp_path):
+    from synthdspy.pipeline import run_compile
+
+    out = run_compile(quick(tmp_path, "compile.max_bootstrapped_demos=2"))
+    blob = json.loads(out.program_path.read_text())
+    demos = {name: len(state.get("demos", [])) for name, state in blob["state"].items()}
+    loaded = SynthesisProgram.load_program(out.program_path)
+    assert {n: len(p.demos) for n, p in loaded.named_predictors()} == demos
+    assert blob["program_hash"] == loaded.program_hash
+
+
+def test_load_program_rejects_foreign_file(tmp_path):
+    bad = tmp_path / "p.json"
+    bad.write_text('{"format": "something-else"}')
+    with pytest.raises(ValueError, match="format"):
+        SynthesisProgram.load_program(bad)
+
+
+@pytest.mark.skipif(not GSM8K.exists(), reason="needs ../shared/data")
+def test_gsm8k_math_gate_in_program(tmp_path):
+    from synthdspy.pipeline import run_generate
+
+    exp = quick(tmp_path, name="gsm8k_cot.toml", seeds=str(GSM8K))
+    out = run_generate(exp, n=3, show_progress=False)
+    records = [json.loads(line) for line in (out.store_dir / "records-00000.jsonl").read_text().splitlines()]
+    assert records and all(r["verdicts"][0]["gate"] == "math_answer" for r in records)
+    assert all(r["metadata"]["gold_answer"] for r in records)
+
+
+def _generate_cmd(tmp_path: Path, n: int, *extra: str) -> list[str]:
+    return [sys.executable, "-m", "synthdspy", "generate", str(ROOT / "experiments" / "quickstart.toml"),
+            "-n", str(n), "--set", f"output.dir={json.dumps(str(tmp_path / 'out'))}",
+            "--set", "tracking.autolog=false", *extra]
+
+
+def _read_dataset(path: Path):
+    from datasets import load_from_disk
+
+    return load_from_disk(str(path))
+
+
+def test_generate_killed_and_resumed_gives_exactly_n(tmp_path):
+    n = 16
+    slow = ["--set", "lm.generator.simulator.latency_s=0.15", "--set", "lm.generator.concurrency=2"]
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    proc = subprocess.Popen(_generate_cmd(tmp_path, n, *slow), cwd=ROOT, env=env,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    units = tmp_path / "out" / "generate" / "store" / "units.jsonl"
+    deadline = time.time() + 120
+    while time.time() < deadline and (not units.exists() or len(units.read_text().splitlines()) < 4):
+        time.sleep(0.2)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    done_before = len(units.read_text().splitlines())
+    assert 4 <= done_before < n, "the kill must land halfway"
+    result = subprocess.run(_generate_cmd(tmp_path, n), cwd=ROOT, env=env, capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert "resumed from an earlier run" in result.stderr
+    ds = _read_dataset(tmp_path / "out" / "generate" / "dataset")
+    assert ds.num_rows == n
+    assert len(set(ds["id"])) == n
+
+
+def test_generate_with_injected_faults_loses_nothing(tmp_path):
+    from synthdspy.pipeline import run_generate
+    from synthdspy.store import RecordStore
+
+    faults = [f"lm.{role}.simulator.{k}=0.2" for role in ("generator", "judge")
+              for k in ("error_rate", "malformed_rate")]
+    exp = load_experiment(ROOT / "experiments" / "quickstart.toml", [
+        f"output.dir={json.dumps(str(tmp_path / 'out'))}", "tracking.autolog=false",
+        "lm.generator.num_retries=1", "lm.judge.num_retries=1", *faults])
+    out = run_generate(exp, n=12, show_progress=False)
+    store = RecordStore(out.store_dir)
+    failures_path = out.store_dir / "failures.jsonl"
+    failures = [json.loads(x) for x in failures_path.read_text().splitlines()] if failures_path.exists() else []
+    units = [json.loads(x) for x in (out.store_dir / "units.jsonl").read_text().splitlines()]
+    assert out.stats.passed >= 12
+    # every unit that ran is accounted for: finished with its records stored, or failed with a reason
+    assert sum(u["records"] for u in units) == len(store)
+    assert all(f["error"] and f["message"] for f in failures)
+    assert out.stats.units_run == len(units) + len(failures)
+    assert _read_dataset(out.dataset_dir).num_rows == 12
+
+
+def test_user_error_is_one_line_not_a_traceback(tmp_path):
+    bad = tmp_path / "bad.toml"
+    bad.write_text('[task]\nname = "qa"\n[seeds]\ntrain_sise = 3\n')
+    r = subprocess.run([sys.executable, "-m", "synthdspy", "compile", str(bad)], cwd=ROOT,
+                       capture_output=True, text=True)
+    assert r.returncode == 2
+    assert "seeds.train_sise: unknown key" in r.stderr and "Traceback" not in r.stderr
