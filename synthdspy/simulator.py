@@ -592,7 +592,7 @@ class _Writer:
         writer.sentences = split_sentences(writer.source) or [s for s in [writer.source.strip()] if s]
         if writer.topic == "the subject":
             frequent = _frequent_words(writer.source, 1)
-            writer.topic = (writer.keywords or frequent or ["the subject"])[0]
+            writer.topic = (frequent or writer.keywords or ["the subject"])[0]
         writer.demo_grounding = _demo_grounding(prompt)
         return writer
 
