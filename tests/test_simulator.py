@@ -92,7 +92,7 @@ def test_identity_banner_and_options():
     with pytest.raises(pydantic.ValidationError):
         SimOptions(error_rate=0.7, rate_limit_rate=0.5)
     doc = simulator_module.__doc__
-    assert "exercising" in doc and "NOT" in doc and "training data" in doc
+    assert "What it is for" in doc and "What it is NOT" in doc and "training data" in doc
 
 
 @pytest.mark.parametrize("adapter", ADAPTERS, ids=["chat", "json"])
