@@ -684,14 +684,15 @@ class _Writer:
             return self.title()
         if kind == "reasoning":
             return self.reasoning()
+        if "####" in desc:
+            result, steps = self.math()
+            body = self._steps(steps) if self.knobs["reasoning"] else f"The answer is {result}."
+            return f"{body}\n#### {result}"
         sentences = self.sentences_for(1 if short else self._length_for(name, 2))
         sentences = self._add_persona(self._add_keywords(sentences))
         if self.knobs["reasoning"] and not self._has_reasoning_field():
             return self._steps(sentences)
-        text = " ".join(sentences)
-        if "####" in desc:
-            text += f"\n#### {self.math_answer()}"
-        return text
+        return " ".join(sentences)
 
     def _has_reasoning_field(self) -> bool:
         return any(_field_kind(o.name) == "reasoning" for o in self.prompt.outputs)
@@ -724,16 +725,32 @@ class _Writer:
             return "\n".join(steps + [f"{count + 1}. Therefore, the answer follows from these points."])
         return "The answer follows from the input."
 
-    def math_answer(self) -> int | float:
-        """Numbers of the input combined by seeded +, -, * (plausible, not necessarily right)."""
-        numbers = [float(x) for x in re.findall(r"-?\d+(?:\.\d+)?", self.source)][:3]
+    def math(self) -> tuple[int | float, list[str]]:
+        """(result, worked steps): the input's first numbers combined by seeded +, -, *.
+
+        Plausible-looking arithmetic, not a solution: the simulator never checks the question.
+        """
+        numbers = [_number(x) for x in re.findall(r"-?\d+(?:\.\d+)?", self.source)][:3]
         if not numbers:
-            return self.rng.randint(1, 10)
-        result = numbers[0]
+            guess = self.rng.randint(1, 10)
+            return guess, [f"The answer is {guess}."]
+        result, steps = numbers[0], []
         for number in numbers[1:]:
             op = self.choose(("+", "*", "-"))
-            result = result + number if op == "+" else result * number if op == "*" else result - number
-        return int(result) if float(result).is_integer() else round(result, 2)
+            new = result + number if op == "+" else result * number if op == "*" else result - number
+            new = _number(new)
+            steps.append(f"{result} {op} {number} = {new}.")
+            result = new
+        return result, steps or [f"The answer is {result}."]
+
+    def math_answer(self) -> int | float:
+        """The result of `math()`."""
+        return self.math()[0]
+
+
+def _number(value: float | str) -> int | float:
+    number = float(value)
+    return int(number) if number.is_integer() else round(number, 2)
 
 
 def _frequent_words(text: str, k: int) -> list[str]:
@@ -951,6 +968,10 @@ def value_for(schema: dict, name: str, desc: str, writer: _Writer, judge: _Judge
         return items
     if kind == "object":
         props = schema.get("properties", {})
+        extra = schema.get("additionalProperties")
+        if not props and isinstance(extra, dict):
+            keys = _frequent_words(writer.source, 2) or ["item"]
+            return {key: value_for(extra, key, "", writer, judge, defs) for key in keys}
         return {
             key: value_for(sub, key, sub.get("description", ""), writer, judge, defs)
             for key, sub in props.items()

@@ -316,3 +316,23 @@ def test_state_round_trip():
     again = dspy.BaseLM.load_state(lm.dump_state(), allow_custom_lm_class=True)
     assert isinstance(again, SimLM) and again.model == "sim/x"
     assert again.simulator.options == lm.simulator.options and again.kwargs["temperature"] == 0.7
+
+
+class Solve(dspy.Signature):
+    """Solve the problem step by step."""
+
+    question: str = dspy.InputField()
+    answer: str = dspy.OutputField(desc="worked solution, then the final answer after '####'")
+    counts: dict[str, int] = dspy.OutputField()
+
+
+@pytest.mark.parametrize("adapter", ADAPTERS, ids=["chat", "json"])
+def test_math_answers_show_checkable_arithmetic(adapter):
+    with dspy.context(lm=SimLM(cache=False), adapter=adapter):
+        pred = dspy.Predict(Solve)(question="Ann has 12 pens and buys 3 boxes of 4 pens. How many pens now?")
+    *steps, final = pred.answer.splitlines()
+    assert final.startswith("#### ") and final[5:].lstrip("-").isdigit()
+    arithmetic = [line.split(": ", 1)[1].rstrip(".") for line in steps if line.startswith("Step")]
+    assert arithmetic and all(eval(expr.replace("=", "==")) for expr in arithmetic)  # noqa: S307
+    assert arithmetic[-1].endswith(f"= {final[5:]}")
+    assert pred.counts and all(isinstance(v, int) for v in pred.counts.values())
