@@ -1,0 +1,1312 @@
+"""Offline simulated language model: exercises synthdspy pipelines with no LLM reachable.
+
+What it is for: running every stage of a pipeline (signatures, adapters, optimizers, judges,
+gates, stores, MLflow tracking, retries) on a machine without an LLM, deterministically and fast.
+What it is NOT: a language model, or a source of training data. Its text is composed from the
+request's own input fields by seeded templates. Nothing it writes is fit to train on, and every
+command that uses it must say so (`SIMULATOR_BANNER`; `lm=sim/...` in provenance and params).
+
+How it plugs into DSPy 3.4
+    `SimLM` is a `dspy.LM` (hence a `dspy.BaseLM`) whose custom engine (`SimEngine`, passed as
+    `dspy.LM(engine=...)`, the 3.4 replacement of the deprecated `BaseLM.forward` subclassing)
+    writes the answers. Because it is a managed `dspy.LM`:
+    - DSPy's response cache works: an identical call (same messages, temperature, rollout_id)
+      is served from cache and never reaches the engine;
+    - DSPy's own retry loop applies: in DSPy 3.4 every engine (native lm15, LiteLLM, custom)
+      makes one attempt and `dspy.LM` retries errors classified transient up to `num_retries`
+      times. Injected rate limits and server errors are raised as `SimulatedRateLimitError` /
+      `SimulatedServerError`, subclasses of `dspy.lm15.RateLimitError` / `ServerError`, so DSPy
+      retries them (sleeping `retry_after_s`) and, once retries are spent, raises
+      `dspy.utils.exceptions.LMRateLimitError` / `LMServerError` (check with
+      `dspy.utils.exceptions.is_retryable_lm_error`);
+    - usage is reported per call (prompt/completion tokens, counted as word and punctuation
+      tokens of the text); cost is recorded as 0.0 in the LM history.
+    The engine contract (`complete(Request)`) does not carry DSPy's `rollout_id`; `SimLM` passes
+    it (and the candidate index for `n > 1`) to its engine through a context variable set
+    around each call. A bare `dspy.LM(engine=SimEngine(...))` therefore ignores `rollout_id`.
+
+How answers are written (an honest toy; see `compose_answer`)
+    The system message that DSPy's ChatAdapter/JSONAdapter write is parsed for the input and
+    output fields (names, types, descriptions, JSON schemas, constraints) and the instructions
+    after "your objective is:"; prior user/assistant pairs are demos; the last user message
+    holds the input values. Every output field gets a value valid for its type and schema, in
+    the adapter's format (`[[ ## field ## ]]` sections for Chat, a JSON object for JSON).
+    Randomness is seeded by sha256 of (messages, rollout_id, temperature, seed, candidate).
+    Quality knobs are keyword families in the instructions (`KNOBS`): grounding, step-by-step
+    reasoning, keyword use, persona/style and diversity each change what is written in a
+    measurable direction; grounded demos raise grounding too. Judge-like requests (numeric,
+    bool or Literal outputs about a candidate input) are scored by `judge_features`.
+
+Fault injection (`SimOptions`): fixed latency, rate limits, server errors and malformed answers
+(a truncated answer the adapter cannot parse). The decision for each attempt is a seeded draw on
+(request, attempt number), the attempt number counting calls with the same request, so a retry
+of a failed request gets a fresh draw and can succeed, and runs are reproducible. DSPy caches
+a malformed answer like any other: retry a parse failure with a new `rollout_id` (as
+`dspy.Refine`/`dspy.BestOfN` do) or with `cache=False`.
+"""
+
+from __future__ import annotations
+
+import ast
+import asyncio
+import contextvars
+import hashlib
+import json
+import random
+import re
+import statistics
+import threading
+import time
+from collections import Counter, OrderedDict
+from dataclasses import dataclass, field
+from typing import Any
+
+import dspy
+import pydantic
+from dspy import lm15
+
+SIMULATOR_BANNER = (
+    "*** SIMULATED LM (sim/...): every output below comes from synthdspy's offline simulator, "
+    "NOT a language model. It only exercises the pipeline; do not train on or publish its data. ***"
+)
+
+
+def simulator_banner() -> str:
+    """Return `SIMULATOR_BANNER`, the line every command using the simulator must print."""
+    return SIMULATOR_BANNER
+
+
+# --------------------------------------------------------------------------------------------
+# Options and injected errors
+# --------------------------------------------------------------------------------------------
+
+
+class SimOptions(pydantic.BaseModel):
+    """Simulator settings. Rates are probabilities per attempt; their sum must not exceed 1.
+
+    seed: base seed mixed into every draw. latency_s: fixed seconds slept per attempt.
+    error_rate: share of attempts failing with a simulated HTTP 500. rate_limit_rate: share
+    failing with a simulated HTTP 429. malformed_rate: share answered with a truncated answer
+    the adapter cannot parse. retry_after_s: retry hint (seconds) carried by injected errors.
+    """
+
+    model_config = pydantic.ConfigDict(extra="forbid", frozen=True)
+
+    seed: int = 0
+    latency_s: float = pydantic.Field(0.0, ge=0.0)
+    error_rate: float = pydantic.Field(0.0, ge=0.0, le=1.0)
+    rate_limit_rate: float = pydantic.Field(0.0, ge=0.0, le=1.0)
+    malformed_rate: float = pydantic.Field(0.0, ge=0.0, le=1.0)
+    retry_after_s: float = pydantic.Field(0.0, ge=0.0)
+
+    @pydantic.model_validator(mode="after")
+    def _rates_sum(self) -> SimOptions:
+        total = self.error_rate + self.rate_limit_rate + self.malformed_rate
+        if total > 1.0:
+            raise ValueError(f"error_rate + rate_limit_rate + malformed_rate = {total:g} exceeds 1")
+        return self
+
+
+class SimulatedTransientError(Exception):
+    """Base of the simulator's injected transient failures; safe to retry."""
+
+
+class SimulatedRateLimitError(SimulatedTransientError, lm15.RateLimitError):
+    """Injected rate limit (HTTP 429); DSPy maps it to the retryable `LMRateLimitError`."""
+
+
+class SimulatedServerError(SimulatedTransientError, lm15.ServerError):
+    """Injected server error (HTTP 500); DSPy maps it to the retryable `LMServerError`."""
+
+
+# --------------------------------------------------------------------------------------------
+# Parsing DSPy adapter prompts
+# --------------------------------------------------------------------------------------------
+
+_HEADER = re.compile(r"^\[\[ ## (\w+) ## \]\]\s*$", re.MULTILINE)
+_FIELD_LINE = re.compile(r"^\d+\. `(\w+)` \(")
+_NOTE = re.compile(r"^\{(\w+)\}\s+# note: the value you produce (.*)$", re.DOTALL)
+
+
+@dataclass(frozen=True)
+class FieldSpec:
+    """One signature field as the adapter described it: name, type text, description, schema."""
+
+    name: str
+    type_name: str
+    desc: str
+    schema: dict
+
+
+@dataclass
+class ParsedPrompt:
+    """What the simulator understood of a request.
+
+    mode: "chat" (ChatAdapter), "json" (JSONAdapter) or "text" (anything else). values: the
+    last user message's input values; demos: (inputs, outputs) of prior user/assistant pairs.
+    """
+
+    mode: str
+    instructions: str
+    inputs: list[FieldSpec]
+    outputs: list[FieldSpec]
+    values: dict[str, Any]
+    demos: list[tuple[dict[str, Any], dict[str, Any]]] = field(default_factory=list)
+
+
+def _content_text(content: Any) -> str:
+    """Text of an OpenAI message content (a string or a list of typed parts)."""
+    if isinstance(content, str):
+        return content
+    if isinstance(content, list):
+        return "\n".join(
+            p.get("text", "") for p in content if isinstance(p, dict) and p.get("type") == "text"
+        )
+    return "" if content is None else str(content)
+
+
+def _split_type(rest: str) -> tuple[str, str]:
+    """Split "list[str]): desc" into ("list[str]", "desc"), balancing brackets and parentheses."""
+    depth = 0
+    for i, ch in enumerate(rest):
+        if ch in "([{":
+            depth += 1
+        elif ch in ")]}":
+            if depth == 0 and ch == ")":
+                return rest[:i], rest[i + 1 :].lstrip(":").strip()
+            depth -= 1
+    return rest, ""
+
+
+def _parse_field_list(block: str) -> list[tuple[str, str, str]]:
+    """Parse "1. `name` (type): desc" lines (plus continuation lines) into (name, type, desc)."""
+    fields: list[list[str]] = []
+    for line in block.splitlines():
+        match = _FIELD_LINE.match(line)
+        if match:
+            type_name, desc = _split_type(line[match.end() :])
+            fields.append([match.group(1), type_name, desc])
+        elif fields and line.strip():
+            fields[-1][2] = (fields[-1][2] + "\n" + line.strip()).strip()
+    return [(n, t, d) for n, t, d in fields]
+
+
+def _schema_from_note(type_name: str, note: str | None) -> dict:
+    """JSON schema of an output field from the adapter's type note (or the bare type name)."""
+    if note is None:
+        return {"type": "string"}
+    if note.startswith("must adhere to the JSON schema:"):
+        return json.loads(note.split(":", 1)[1].strip())
+    if note.startswith("must be True or False"):
+        return {"type": "boolean"}
+    if note.startswith("must be a single int"):
+        return {"type": "integer"}
+    if note.startswith("must be a single float"):
+        return {"type": "number"}
+    if "one of:" in note:
+        if type_name.startswith("Literal[") and type_name.endswith("]"):
+            try:
+                values = ast.literal_eval("[" + type_name[len("Literal[") : -1] + "]")
+                return {"enum": list(values)}
+            except (ValueError, SyntaxError):
+                pass
+        return {"enum": [_maybe_json(v.strip()) for v in note.split("one of:", 1)[1].split("; ")]}
+    return {"type": "string"}
+
+
+def _maybe_json(text: str) -> Any:
+    try:
+        return json.loads(text)
+    except (ValueError, TypeError):
+        return text
+
+
+def _notes(system: str, mode: str) -> dict[str, str]:
+    """Map output-field name -> type note, from the structure section of the system message."""
+    notes: dict[str, str] = {}
+    if mode == "json":
+        start = system.find("{", system.find("Outputs will be a JSON object"))
+        try:
+            template, _ = json.JSONDecoder().raw_decode(system, start)
+        except ValueError:
+            return notes
+        chunks = [str(v) for v in template.values()] if isinstance(template, dict) else []
+    else:
+        chunks = [c.strip() for c in _HEADER.split(system)[2::2]]
+    for chunk in chunks:
+        match = _NOTE.match(chunk.strip())
+        if match:
+            notes[match.group(1)] = match.group(2).strip()
+    return notes
+
+
+def _sections(text: str) -> dict[str, str]:
+    """`[[ ## name ## ]]` sections of a message, in order, as name -> stripped text."""
+    parts = _HEADER.split(text)
+    return {parts[i]: parts[i + 1].strip() for i in range(1, len(parts) - 1, 2)}
+
+
+def _field_values(text: str, specs: list[FieldSpec], last: bool) -> dict[str, Any]:
+    sections = _sections(text)
+    values: dict[str, Any] = {}
+    for spec in specs:
+        if spec.name not in sections:
+            continue
+        raw = sections[spec.name]
+        if last:
+            raw = re.split(r"\n\nRespond with ", raw)[0].strip()
+        values[spec.name] = raw if spec.type_name == "str" else _maybe_json(raw)
+    return values
+
+
+def _assistant_values(text: str, mode: str) -> dict[str, Any]:
+    if mode == "json":
+        try:
+            data = json.loads(text)
+            return data if isinstance(data, dict) else {}
+        except ValueError:
+            return {}
+    return {k: _maybe_json(v) for k, v in _sections(text).items() if k != "completed"}
+
+
+def parse_prompt(messages: list[dict], response_format: Any = None) -> ParsedPrompt:
+    """Parse OpenAI-style messages written by DSPy's ChatAdapter or JSONAdapter.
+
+    Returns a `ParsedPrompt`. Messages that no DSPy adapter wrote give mode "text" with one
+    string output field `text` and the last user message as input `prompt`. Never raises on odd
+    input; unknown parts are ignored.
+    """
+    texts = [(m.get("role", "user"), _content_text(m.get("content"))) for m in messages]
+    system = next((t for r, t in texts if r in ("system", "developer")), "")
+    turns = [(r, t) for r, t in texts if r in ("user", "assistant")]
+    last_user = next((t for r, t in reversed(turns) if r == "user"), "")
+    if "Your output fields are:" not in system:
+        out = FieldSpec("text", "str", "", {"type": "string"})
+        return ParsedPrompt("text", system, [], [out], {"prompt": last_user})
+    mode = "json" if ("Outputs will be a JSON object" in system or response_format) else "chat"
+    head, _, rest = system.partition("Your output fields are:")
+    out_block = rest.split("All interactions will be structured", 1)[0]
+    in_block = head.split("Your input fields are:", 1)[-1]
+    notes = _notes(system, mode)
+    inputs = [FieldSpec(n, t, d, {}) for n, t, d in _parse_field_list(in_block)]
+    outputs = [
+        FieldSpec(n, t, d, _schema_from_note(t, notes.get(n))) for n, t, d in _parse_field_list(out_block)
+    ]
+    objective = system.split("your objective is:", 1)[-1] if "your objective is:" in system else ""
+    instructions = "\n".join(line.strip() for line in objective.splitlines()).strip()
+    demos = []
+    for i in range(len(turns) - 2):
+        if turns[i][0] == "user" and turns[i + 1][0] == "assistant":
+            demo_in = _field_values(turns[i][1], inputs, last=False)
+            demos.append((demo_in, _assistant_values(turns[i + 1][1], mode)))
+    return ParsedPrompt(
+        mode, instructions, inputs, outputs, _field_values(last_user, inputs, last=True), demos
+    )
+
+
+# --------------------------------------------------------------------------------------------
+# Measurable text properties (shared by the writer and the judge)
+# --------------------------------------------------------------------------------------------
+
+_STOPWORD_TEXT = (
+    "a an the and or but if of to in on at by for with from as is are was were be been being it its "
+    "this that these those there their they them he she his her we you your our i me my not no so "
+    "than then too very can could would should will may might do does did has have had into about "
+    "over also which who what when where why how all any each some such more most other only own "
+    "same just"
+)
+_STOPWORDS = frozenset(_STOPWORD_TEXT.split())
+_REASONING_MARKERS = re.compile(
+    r"\b(because|therefore|thus|hence|since|so that|as a result|step \d+)\b|^\s*\d+[.)]\s",
+    re.IGNORECASE | re.MULTILINE,
+)
+
+
+def content_words(text: str) -> list[str]:
+    """Lower-cased alphanumeric tokens of `text` that are not stopwords (the unit of overlap)."""
+    return [w for w in re.findall(r"[a-z0-9]+", text.lower()) if w not in _STOPWORDS]
+
+
+def count_tokens(text: str) -> int:
+    """Simulated token count: words plus punctuation marks (no tokenizer is involved)."""
+    return len(re.findall(r"\w+|[^\w\s]", text))
+
+
+def split_sentences(text: str) -> list[str]:
+    """Sentences of `text` (split at . ! ? and line breaks) having at least three words."""
+    pieces = re.split(r"(?<=[.!?])\s+|\n+", text)
+    return [p.strip() for p in pieces if len(p.split()) >= 3]
+
+
+def overlap(candidate: str, source: str) -> float:
+    """Share of the candidate's content words that occur in the source, in [0, 1]; 0 if empty."""
+    words = content_words(candidate)
+    if not words:
+        return 0.0
+    vocab = set(content_words(source))
+    return sum(w in vocab for w in words) / len(words)
+
+
+def judge_features(candidate: str, source: str | None) -> dict[str, float]:
+    """Measured properties of a candidate record, and the quality score built from them.
+
+    overlap: `overlap(candidate, source)` (support of its words in the source).
+    reasoning: 1.0 if reasoning markers occur (because/therefore/thus/step N/numbered lines).
+    length: min(1, words / 30). quality (in [0, 1]) = 0.6 overlap + 0.25 reasoning + 0.15 length
+    when a source is given, else 0.6 length + 0.4 reasoning. The weights are this simulator's own
+    convention (no paper): support in the source dominates, as in faithfulness judges.
+    """
+    words = len(candidate.split())
+    feats = {
+        "overlap": overlap(candidate, source) if source else 0.0,
+        "reasoning": 1.0 if _REASONING_MARKERS.search(candidate) else 0.0,
+        "length": min(1.0, words / 30.0),
+        "words": float(words),
+    }
+    if source:
+        quality = 0.6 * feats["overlap"] + 0.25 * feats["reasoning"] + 0.15 * feats["length"]
+    else:
+        quality = 0.6 * feats["length"] + 0.4 * feats["reasoning"]
+    feats["quality"] = quality
+    return feats
+
+
+# --------------------------------------------------------------------------------------------
+# Instruction knobs and field roles
+# --------------------------------------------------------------------------------------------
+
+KNOBS: dict[str, tuple[str, ...]] = {
+    "grounding": ("source", "passage", "grounded", "faithful", "cite", "only from", "evidence"),
+    "reasoning": ("step by step", "step-by-step", "reason", "explain"),
+    "keywords": ("keyword",),
+    "persona": ("persona", "style", "voice", "audience", "tone"),
+    "diversity": ("diverse", "vary", "varied", "distinct", "unusual", "different angle"),
+}
+
+_SOURCE_WORDS = {
+    "source",
+    "passage",
+    "context",
+    "document",
+    "reference",
+    "article",
+    "chunk",
+    "doc",
+    "evidence",
+}
+_CANDIDATE_WORDS = {
+    "output",
+    "answer",
+    "response",
+    "candidate",
+    "completion",
+    "generation",
+    "prediction",
+    "record",
+    "chosen",
+    "rejected",
+    "text",
+    "summary",
+    "claim",
+    "sample",
+}
+_KEYWORD_WORDS = {"keyword", "keywords", "terms", "entities", "concepts"}
+_PERSONA_WORDS = {"persona", "style", "voice", "audience", "tone", "role"}
+_TOPIC_WORDS = {"topic", "subject", "theme", "domain", "category"}
+_COUNT_NAMES = {"n", "num", "count", "k", "number", "num_items", "n_items", "num_questions", "n_questions"}
+_REASON_KINDS = {
+    "reasoning",
+    "rationale",
+    "explanation",
+    "thought",
+    "thinking",
+    "analysis",
+    "critique",
+    "feedback",
+    "justification",
+    "reason",
+    "reasons",
+    "steps",
+}
+_QUESTION_KINDS = {
+    "question",
+    "questions",
+    "query",
+    "queries",
+    "instruction",
+    "instructions",
+    "prompt",
+    "problem",
+}
+_TITLE_KINDS = {
+    "title",
+    "topic",
+    "topics",
+    "name",
+    "heading",
+    "subject",
+    "label",
+    "category",
+    "tag",
+    "tags",
+    "keyword",
+    "keywords",
+    "entity",
+    "entities",
+    "term",
+    "terms",
+}
+
+
+def _name_words(name: str) -> set[str]:
+    return set(name.lower().split("_"))
+
+
+def detect_knobs(instructions: str) -> dict[str, bool]:
+    """Which `KNOBS` families the instructions mention (case-insensitive).
+
+    Back-quoted field names (DSPy's default "Given the fields `source`..." text) are removed
+    first, so a field called `source` does not by itself switch grounding on.
+    """
+    text = re.sub(r"`[^`]*`", " ", instructions).lower()
+    return {knob: any(word in text for word in words) for knob, words in KNOBS.items()}
+
+
+def _field_kind(name: str) -> str:
+    words = _name_words(name)
+    if words & _REASON_KINDS:
+        return "reasoning"
+    if words & _QUESTION_KINDS:
+        return "question"
+    if words & _TITLE_KINDS:
+        return "title"
+    return "passage"
+
+
+def _as_text(value: Any) -> str:
+    if isinstance(value, str):
+        return value
+    return json.dumps(value, ensure_ascii=False, default=str)
+
+
+def _as_list(value: Any) -> list[str]:
+    if isinstance(value, list):
+        return [_as_text(v) for v in value if _as_text(v).strip()]
+    text = _as_text(value)
+    return [p.strip() for p in re.split(r"[,;\n]", text) if p.strip()]
+
+
+# --------------------------------------------------------------------------------------------
+# Answer composition
+# --------------------------------------------------------------------------------------------
+
+_FILLER = (
+    "This is an important point about {topic}.",
+    "There are several aspects of {topic} to consider.",
+    "Overall, {topic} is a relevant and interesting subject.",
+    "Many people have opinions about {topic}.",
+    "It is worth thinking about {topic} in more detail.",
+    "{topic} matters in many situations.",
+    "A good understanding of {topic} helps in practice.",
+    "Some details about {topic} are often overlooked.",
+    "People approach {topic} in different ways.",
+    "The basics of {topic} are easy to state but harder to apply.",
+    "Questions about {topic} come up again and again.",
+    "Examples make {topic} easier to follow.",
+)
+_PLAIN_OPENINGS = ("", "In summary, ")
+_DIVERSE_OPENINGS = (
+    "",
+    "Notably, ",
+    "From another angle, ",
+    "Put simply, ",
+    "Interestingly, ",
+    "In practical terms, ",
+    "A closer look shows that ",
+    "Consider this: ",
+    "One detail stands out: ",
+    "Seen broadly, ",
+    "Against expectations, ",
+    "On reflection, ",
+    "At its core, ",
+    "For a newcomer, ",
+    "In contrast, ",
+    "To be precise, ",
+    "Importantly, ",
+    "As a concrete case, ",
+    "Historically, ",
+    "Taken together, ",
+)
+_PLAIN_QUESTIONS = ("What does the text say about {x}?", "What is {x}?")
+_DIVERSE_QUESTIONS = (
+    "What does the text say about {x}?",
+    "Why does {x} matter here?",
+    "How is {x} described?",
+    "In what way does {x} relate to the rest of the text?",
+    "Which role does {x} play?",
+    "What would change without {x}?",
+    "How would you explain {x} to a newcomer?",
+    "What evidence is given about {x}?",
+    "When does {x} become important?",
+    "What is surprising about {x}?",
+)
+
+
+@dataclass
+class _Writer:
+    """Composes field values for one request from its inputs, knobs and a seeded RNG."""
+
+    prompt: ParsedPrompt
+    rng: random.Random
+    temperature: float
+    knobs: dict[str, bool]
+    source: str = ""
+    sentences: list[str] = field(default_factory=list)
+    keywords: list[str] = field(default_factory=list)
+    persona: str = ""
+    topic: str = "the subject"
+    demo_grounding: float = 0.0
+    candidates: dict[str, str] = field(default_factory=dict)
+
+    @classmethod
+    def build(cls, prompt: ParsedPrompt, rng: random.Random, temperature: float) -> _Writer:
+        writer = cls(prompt, rng, temperature, detect_knobs(prompt.instructions))
+        values = prompt.values
+        sources, others = [], []
+        for name, value in values.items():
+            words = _name_words(name)
+            if words & _KEYWORD_WORDS:
+                writer.keywords = _as_list(value)
+            elif words & _PERSONA_WORDS:
+                writer.persona = (writer.persona + " " + _as_text(value)).strip()
+            elif words & _SOURCE_WORDS:
+                sources.append(_as_text(value))
+            elif words & _CANDIDATE_WORDS:
+                writer.candidates[name] = _as_text(value)
+                others.append(_as_text(value))
+            else:
+                if words & _TOPIC_WORDS:
+                    writer.topic = _as_text(value).strip() or writer.topic
+                others.append(_as_text(value))
+        writer.source = "\n".join(sources) if sources else "\n".join(others)
+        writer.sentences = split_sentences(writer.source) or [s for s in [writer.source.strip()] if s]
+        if writer.topic == "the subject":
+            frequent = _frequent_words(writer.source, 1)
+            writer.topic = (frequent or writer.keywords or ["the subject"])[0]
+        writer.demo_grounding = _demo_grounding(prompt)
+        return writer
+
+    # ---- randomness -----------------------------------------------------------------------
+    def choose(self, options: list | tuple) -> Any:
+        """Pick an option: the first with probability 1 - min(1, temperature), else uniform."""
+        if not options:
+            return ""
+        if self.rng.random() < min(1.0, self.temperature):
+            return options[self.rng.randrange(len(options))]
+        return options[0]
+
+    # ---- text pieces ----------------------------------------------------------------------
+    @property
+    def grounding_p(self) -> float:
+        """Probability that a sentence slot is filled from the source (the grounding knob)."""
+        p = 0.35 + (0.5 if self.knobs["grounding"] else 0.0) + (0.1 if self.demo_grounding >= 0.5 else 0.0)
+        return min(0.95, p)
+
+    def _source_sentence(self, used: set[str]) -> str | None:
+        pool = self.sentences if self.knobs["diversity"] else self.sentences[:2]
+        fresh = [s for s in pool if s not in used] or pool
+        if not fresh:
+            return None
+        return fresh[self.rng.randrange(len(fresh))] if self.temperature > 0 else fresh[0]
+
+    def _filler(self) -> str:
+        pool = _FILLER if self.knobs["diversity"] else _FILLER[:3]
+        return self.choose(pool).format(topic=self.topic)
+
+    def _opening(self, sentence: str) -> str:
+        opening = self.choose(_DIVERSE_OPENINGS if self.knobs["diversity"] else _PLAIN_OPENINGS)
+        if not opening:
+            return sentence
+        return opening + sentence[:1].lower() + sentence[1:]
+
+    def sentences_for(self, count: int) -> list[str]:
+        """`count` sentences, each from the source with probability `grounding_p`, else filler."""
+        out: list[str] = []
+        used: set[str] = set()
+        for _ in range(count):
+            sentence = self._source_sentence(used) if self.rng.random() < self.grounding_p else None
+            if sentence:
+                used.add(sentence)
+            out.append(sentence or self._filler())
+        if out:
+            out[0] = self._opening(out[0])
+        return out
+
+    def _add_keywords(self, sentences: list[str]) -> list[str]:
+        wanted = (
+            self.keywords if self.knobs["keywords"] else self.keywords[:1] if self.rng.random() < 0.3 else []
+        )
+        for kw in wanted:
+            if kw.lower() in " ".join(sentences).lower():
+                continue
+            with_kw = [s for s in self.sentences if kw.lower() in s.lower()]
+            sentences.append(self.choose(with_kw) if with_kw else f"This also involves {kw}.")
+        return sentences
+
+    def _add_persona(self, sentences: list[str]) -> list[str]:
+        if not (self.knobs["persona"] and self.persona and sentences):
+            return sentences
+        first = sentences[0]
+        sentences[0] = f"Speaking as {self.persona}: {first[:1].lower()}{first[1:]}"
+        return sentences
+
+    def _steps(self, sentences: list[str]) -> str:
+        lines = [f"Step {i}: {s}" for i, s in enumerate(sentences, 1)]
+        lines.append("Therefore, the answer follows from these steps.")
+        return "\n".join(lines)
+
+    def _length_for(self, name: str, default: int) -> int:
+        lengths = [
+            len(split_sentences(_as_text(out[name])) or [1]) for _, out in self.prompt.demos if out.get(name)
+        ]
+        if lengths:
+            return max(1, min(8, round(statistics.median(lengths))))
+        return default + (self.rng.randrange(2) if self.temperature > 0 else 0)
+
+    # ---- values by kind ---------------------------------------------------------------------
+    def text(self, name: str, desc: str) -> str:
+        """A string value for field `name`, shaped by its kind (reasoning/question/title/passage)."""
+        kind = _field_kind(name)
+        short = bool(re.search(r"\b(short|brief|one sentence|single sentence)\b", desc.lower()))
+        if kind == "question":
+            return self.question()
+        if kind == "title":
+            return self.title()
+        if kind == "reasoning":
+            return self.reasoning()
+        if "####" in desc:
+            result, steps = self.math()
+            body = self._steps(steps) if self.knobs["reasoning"] else f"The answer is {result}."
+            return f"{body}\n#### {result}"
+        sentences = self.sentences_for(1 if short else self._length_for(name, 2))
+        sentences = self._add_persona(self._add_keywords(sentences))
+        if self.knobs["reasoning"] and not self._has_reasoning_field():
+            return self._steps(sentences)
+        return " ".join(sentences)
+
+    def _has_reasoning_field(self) -> bool:
+        return any(_field_kind(o.name) == "reasoning" for o in self.prompt.outputs)
+
+    def question(self) -> str:
+        grounded = self.rng.random() < self.grounding_p
+        pool_words = _frequent_words(" ".join(self.sentences), 8) if grounded else []
+        if self.knobs["keywords"] and self.keywords:
+            pool_words = self.keywords + pool_words
+        focus = (
+            self.choose(pool_words) if self.knobs["diversity"] else (pool_words or [""])[0]
+        ) or self.topic
+        template = self.choose(_DIVERSE_QUESTIONS if self.knobs["diversity"] else _PLAIN_QUESTIONS)
+        question = template.format(x=focus)
+        if self.knobs["persona"] and self.persona:
+            question = f"For {self.persona}: {question}"
+        return question
+
+    def title(self) -> str:
+        words = _frequent_words(self.source, 6)
+        if self.knobs["diversity"] and words:
+            self.rng.shuffle(words)
+        picked = words[: 2 + (self.rng.randrange(3) if self.temperature > 0 else 1)] or [self.topic]
+        return " ".join(picked).capitalize()
+
+    def reasoning(self) -> str:
+        if self.knobs["reasoning"]:
+            count = max(3, self._length_for("reasoning", 3))
+            steps = [f"{i}. {s}" for i, s in enumerate(self.sentences_for(count), 1)]
+            return "\n".join(steps + [f"{count + 1}. Therefore, the answer follows from these points."])
+        return "The answer follows from the input."
+
+    def math(self) -> tuple[int | float, list[str]]:
+        """(result, worked steps): the input's first numbers combined by seeded +, -, *.
+
+        Plausible-looking arithmetic, not a solution: the simulator never checks the question.
+        """
+        numbers = [_number(x) for x in re.findall(r"-?\d+(?:\.\d+)?", self.source)][:3]
+        if not numbers:
+            guess = self.rng.randint(1, 10)
+            return guess, [f"The answer is {guess}."]
+        result, steps = numbers[0], []
+        for number in numbers[1:]:
+            op = self.choose(("+", "*", "-"))
+            new = result + number if op == "+" else result * number if op == "*" else result - number
+            new = _number(new)
+            steps.append(f"{result} {op} {number} = {new}.")
+            result = new
+        return result, steps or [f"The answer is {result}."]
+
+    def math_answer(self) -> int | float:
+        """The result of `math()`."""
+        return self.math()[0]
+
+
+def _number(value: float | str) -> int | float:
+    number = float(value)
+    return int(number) if number.is_integer() else round(number, 2)
+
+
+def _frequent_words(text: str, k: int) -> list[str]:
+    """Up to `k` most frequent content words longer than 3 letters (ties: first occurrence)."""
+    counts: dict[str, int] = {}
+    for w in content_words(text):
+        if len(w) > 3 and not w.isdigit():
+            counts[w] = counts.get(w, 0) + 1
+    order = {w: i for i, w in enumerate(counts)}
+    return [w for w, _ in sorted(counts.items(), key=lambda kv: (-kv[1], order[kv[0]]))[:k]]
+
+
+def _demo_grounding(prompt: ParsedPrompt) -> float:
+    """Mean overlap of the demos' string outputs with their own inputs (0 without demos)."""
+    scores = []
+    for inputs, outputs in prompt.demos:
+        source = "\n".join(_as_text(v) for v in inputs.values())
+        texts = [v for v in outputs.values() if isinstance(v, str) and v.strip()]
+        if source and texts:
+            scores.append(overlap(" ".join(texts), source))
+    return sum(scores) / len(scores) if scores else 0.0
+
+
+# --------------------------------------------------------------------------------------------
+# Values for JSON schemas, judge scores
+# --------------------------------------------------------------------------------------------
+
+_RANGE = re.compile(r"(-?\d+(?:\.\d+)?)\s*(?:-|–|to)\s*(-?\d+(?:\.\d+)?)")
+_POSITIVE = {
+    "yes",
+    "pass",
+    "passed",
+    "true",
+    "good",
+    "supported",
+    "correct",
+    "accept",
+    "keep",
+    "valid",
+    "grounded",
+    "faithful",
+    "entailed",
+    "high",
+    "approve",
+    "approved",
+}
+_NEGATIVE = {
+    "no",
+    "fail",
+    "failed",
+    "false",
+    "bad",
+    "unsupported",
+    "incorrect",
+    "reject",
+    "drop",
+    "invalid",
+    "ungrounded",
+    "unfaithful",
+    "contradicted",
+    "low",
+    "deny",
+    "rejected",
+}
+_GROUNDING_FLAGS = {"supported", "grounded", "faithful", "factual", "consistent", "entailed", "attributable"}
+
+
+def score_range(desc: str, schema: dict, integer: bool) -> tuple[float, float]:
+    """(low, high) for a numeric field: schema bounds, a "Constraints:" line, a "1-10"/"1 to 10"
+    range in the description, else 1-10 for integers and 0-1 for floats."""
+    lo, hi = schema.get("minimum"), schema.get("maximum")
+    for text, key in (
+        ("greater than or equal to: ", "lo"),
+        ("less than or equal to: ", "hi"),
+        ("greater than: ", "lo"),
+        ("less than: ", "hi"),
+    ):
+        match = re.search(re.escape(text) + r"(-?\d+(?:\.\d+)?)", desc)
+        if match and key == "lo" and lo is None:
+            lo = float(match.group(1)) + (1 if integer and text == "greater than: " else 0)
+        elif match and key == "hi" and hi is None:
+            hi = float(match.group(1)) - (1 if integer and text == "less than: " else 0)
+    if lo is None or hi is None:
+        match = _RANGE.search(desc.split("Constraints:")[0])
+        if match:
+            lo, hi = (
+                lo if lo is not None else float(match.group(1)),
+                hi if hi is not None else float(match.group(2)),
+            )
+    default = (1.0, 10.0) if integer else (0.0, 1.0)
+    lo = default[0] if lo is None else float(lo)
+    hi = max(lo, default[1] if hi is None else float(hi))
+    return lo, hi
+
+
+@dataclass
+class _Judge:
+    """Scores candidate inputs by `judge_features` against the source inputs."""
+
+    candidates: dict[str, str]
+    source: str
+    rng: random.Random
+    temperature: float
+
+    def features(self, name: str) -> dict[str, float]:
+        words = _name_words(name)
+        pick = next((c for c in self.candidates if _name_words(c) & words), next(iter(self.candidates)))
+        return judge_features(self.candidates[pick], self.source or None)
+
+    def noise(self) -> float:
+        return self.rng.gauss(0.0, 0.03 * min(1.0, self.temperature))
+
+    def number(self, name: str, desc: str, schema: dict, integer: bool) -> int | float:
+        lo, hi = score_range(desc, schema, integer)
+        quality = min(1.0, max(0.0, self.features(name)["quality"] + self.noise()))
+        value = lo + quality * (hi - lo)
+        return int(round(value)) if integer else round(value, 3)
+
+    def flag(self, name: str) -> bool:
+        feats = self.features(name)
+        measure = (
+            feats["overlap"] if (_name_words(name) & _GROUNDING_FLAGS and self.source) else feats["quality"]
+        )
+        return measure + self.noise() >= 0.5
+
+    def label(self, name: str, options: list) -> Any:
+        lowered = [str(o).lower() for o in options]
+        quality = self.features(name)["quality"] + self.noise()
+        names = list(self.candidates)
+        if len(options) == len(names) >= 2:
+            best = max(
+                range(len(names)),
+                key=lambda i: judge_features(self.candidates[names[i]], self.source)["quality"],
+            )
+            return options[best]
+        pos = [o for o, low in zip(options, lowered, strict=True) if low in _POSITIVE]
+        neg = [o for o, low in zip(options, lowered, strict=True) if low in _NEGATIVE]
+        if pos and neg:
+            return pos[0] if quality >= 0.5 else neg[0]
+        index = round(min(1.0, max(0.0, quality)) * (len(options) - 1))
+        return options[index]
+
+    def reason(self) -> str:
+        name = next(iter(self.candidates))
+        f = judge_features(self.candidates[name], self.source or None)
+        return (
+            f"Measured on `{name}`: {f['overlap']:.2f} of its content words occur in the source; "
+            f"reasoning markers {'present' if f['reasoning'] else 'absent'}; {int(f['words'])} words "
+            f"(length score {f['length']:.2f}); quality {f['quality']:.2f}."
+        )
+
+
+def _resolve(schema: dict, defs: dict) -> dict:
+    while "$ref" in schema:
+        schema = defs.get(schema["$ref"].rsplit("/", 1)[-1], {})
+    for key in ("anyOf", "oneOf", "allOf"):
+        if key in schema:
+            options = [s for s in schema[key] if _resolve(s, defs).get("type") != "null"] or schema[key]
+            return _resolve(options[0], defs)
+    return schema
+
+
+def _is_judge(prompt: ParsedPrompt, writer: _Writer) -> bool:
+    scalar = any(
+        _resolve(o.schema, o.schema.get("$defs", {})).get("type") in ("integer", "number", "boolean")
+        or "enum" in o.schema
+        for o in prompt.outputs
+    )
+    return scalar and bool(writer.candidates)
+
+
+def _count_hint(writer: _Writer, name: str) -> int:
+    for key, value in writer.prompt.values.items():
+        if key.lower() in _COUNT_NAMES and isinstance(value, int) and not isinstance(value, bool):
+            return max(1, min(20, value))
+    lengths = [len(out[name]) for _, out in writer.prompt.demos if isinstance(out.get(name), list)]
+    if lengths:
+        return max(1, min(20, round(statistics.median(lengths))))
+    return 3
+
+
+def value_for(schema: dict, name: str, desc: str, writer: _Writer, judge: _Judge | None, defs: dict) -> Any:
+    """A value valid for `schema` (JSON schema subset: enum/const/string/integer/number/boolean/
+    array/object/$ref/anyOf), written by `writer`, scored by `judge` when one is given."""
+    schema = _resolve(schema, defs)
+    if "const" in schema:
+        return schema["const"]
+    if "enum" in schema:
+        return judge.label(name, schema["enum"]) if judge else writer.choose(schema["enum"])
+    kind = schema.get("type", "string")
+    if isinstance(kind, list):
+        kind = next((k for k in kind if k != "null"), "string")
+    if kind in ("integer", "number"):
+        integer = kind == "integer"
+        if judge:
+            return judge.number(name, desc, schema, integer)
+        if _name_words(name) & {"answer", "result", "solution", "total"}:
+            answer = writer.math_answer()
+            return int(answer) if integer else float(answer)
+        lo, hi = score_range(desc, schema, integer)
+        return writer.rng.randint(int(lo), int(hi)) if integer else round(writer.rng.uniform(lo, hi), 3)
+    if kind == "boolean":
+        return judge.flag(name) if judge else writer.rng.random() < 0.5
+    if kind == "array":
+        item = schema.get("items", {})
+        count = _count_hint(writer, name)
+        count = max(schema.get("minItems", 0), min(schema.get("maxItems", count), count))
+        singular = name[:-1] if name.endswith("s") else name
+        items: list[Any] = []
+        for _ in range(count):
+            value = value_for(item, singular, "", writer, judge, defs)
+            if isinstance(value, str) and value in items and writer.knobs["diversity"]:
+                value = value_for(item, singular, "", writer, judge, defs)
+            items.append(value)
+        return items
+    if kind == "object":
+        props = schema.get("properties", {})
+        extra = schema.get("additionalProperties")
+        if not props and isinstance(extra, dict):
+            keys = _frequent_words(writer.source, 2) or ["item"]
+            return {key: value_for(extra, key, "", writer, judge, defs) for key in keys}
+        return {
+            key: value_for(sub, key, sub.get("description", ""), writer, judge, defs)
+            for key, sub in props.items()
+        }
+    if judge and _field_kind(name) == "reasoning":
+        return judge.reason()
+    text = writer.text(name, desc)
+    return text[: schema["maxLength"]] if "maxLength" in schema else text
+
+
+def compose_answer(prompt: ParsedPrompt, rng: random.Random, temperature: float) -> dict[str, Any]:
+    """Values for every output field of `prompt`, as a dict name -> JSON-able value.
+
+    `temperature` (None already mapped to 1.0) scales how often seeded choices leave the first,
+    most generic option. Judge-like prompts (scalar outputs and a candidate input) are scored
+    with `judge_features`; everything else is written by `_Writer`.
+    """
+    writer = _Writer.build(prompt, rng, temperature)
+    judge = None
+    if prompt.mode != "text" and _is_judge(prompt, writer):
+        source = "\n".join(_as_text(v) for k, v in prompt.values.items() if _name_words(k) & _SOURCE_WORDS)
+        judge = _Judge(writer.candidates, source, rng, temperature)
+    if prompt.mode == "text":
+        return {"text": writer.text("text", "")}
+    return {
+        o.name: value_for(o.schema, o.name, o.desc, writer, judge, o.schema.get("$defs", {}))
+        for o in prompt.outputs
+    }
+
+
+def render(prompt: ParsedPrompt, values: dict[str, Any], malformed: bool = False) -> str:
+    """Write `values` in the format the adapter expects; `malformed` truncates the last field so
+    the adapter's parser fails (missing field marker or key)."""
+    names = [o.name for o in prompt.outputs]
+    if prompt.mode == "text":
+        return "" if malformed else str(values["text"])
+    if malformed:
+        names = names[:-1]
+    if prompt.mode == "json":
+        body = json.dumps({n: values[n] for n in names}, indent=2, ensure_ascii=False)
+        return body[:-1].rstrip() if malformed else body
+    sections = []
+    for n in names:
+        v = values[n]
+        text = v if isinstance(v, str) else str(v) if isinstance(v, (bool, int, float)) else json.dumps(v)
+        sections.append(f"[[ ## {n} ## ]]\n{text}")
+    tail = "" if malformed else "\n\n[[ ## completed ## ]]"
+    return "\n\n".join(sections) + tail
+
+
+# --------------------------------------------------------------------------------------------
+# The simulator (transport independent) and its DSPy engine
+# --------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class SimReply:
+    """One simulated completion: the text and its simulated token usage."""
+
+    text: str
+    prompt_tokens: int
+    completion_tokens: int
+
+
+def _seed_int(*parts: Any) -> int:
+    blob = json.dumps(parts, sort_keys=True, default=str, ensure_ascii=False).encode()
+    return int.from_bytes(hashlib.sha256(blob).digest()[:8], "big")
+
+
+class Simulator:
+    """Transport-independent simulated LM shared by `SimEngine` and `synthdspy.sim_server`.
+
+    `complete(...)` answers OpenAI-style `messages`, injecting faults per `SimOptions`.
+    Thread-safe: the shared state is the per-request attempt counter (bounded LRU) and
+    `faults`, a Counter of attempt outcomes ("ok", "rate_limit", "server_error", "malformed").
+    """
+
+    _MAX_TRACKED = 65536
+
+    def __init__(self, options: SimOptions | None = None, **kwargs: Any) -> None:
+        self.options = options or SimOptions(**kwargs)
+        self.faults: Counter[str] = Counter()
+        self._attempts: OrderedDict[int, int] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def request_key(
+        self, messages: list[dict], rollout_id: Any, temperature: float | None, candidate: int
+    ) -> int:
+        """Seed of a request: sha256 of (messages, rollout_id, temperature, seed, candidate)."""
+        return _seed_int(messages, rollout_id, temperature, self.options.seed, candidate)
+
+    def draw_fault(self, key: int) -> str | None:
+        """Fault for this attempt of request `key`: "rate_limit", "server_error", "malformed" or None.
+
+        A seeded uniform draw on (key, attempt number), so a retry draws afresh.
+        """
+        with self._lock:
+            attempt = self._attempts.pop(key, 0)
+            self._attempts[key] = attempt + 1
+            if len(self._attempts) > self._MAX_TRACKED:
+                self._attempts.popitem(last=False)
+        o = self.options
+        u = random.Random(_seed_int(key, attempt, "fault")).random()
+        fault = None
+        if u < o.rate_limit_rate:
+            fault = "rate_limit"
+        elif u < o.rate_limit_rate + o.error_rate:
+            fault = "server_error"
+        elif u < o.rate_limit_rate + o.error_rate + o.malformed_rate:
+            fault = "malformed"
+        with self._lock:
+            self.faults[fault or "ok"] += 1
+        return fault
+
+    def raise_fault(self, fault: str | None) -> None:
+        """Raise the injected transient error for `fault`, if it is one."""
+        hint = self.options.retry_after_s
+        if fault == "rate_limit":
+            raise SimulatedRateLimitError("simulated rate limit (HTTP 429)", status=429, retry_after=hint)
+        if fault == "server_error":
+            raise SimulatedServerError("simulated server error (HTTP 500)", status=500, retry_after=hint)
+
+    def answer(
+        self,
+        messages: list[dict],
+        *,
+        rollout_id: Any = None,
+        temperature: float | None = None,
+        response_format: Any = None,
+        candidate: int = 0,
+        malformed: bool = False,
+    ) -> SimReply:
+        """The deterministic answer to `messages` (no latency, no fault draw)."""
+        prompt = parse_prompt(messages, response_format)
+        rng = random.Random(self.request_key(messages, rollout_id, temperature, candidate))
+        values = compose_answer(prompt, rng, 1.0 if temperature is None else float(temperature))
+        text = render(prompt, values, malformed=malformed)
+        prompt_tokens = sum(count_tokens(_content_text(m.get("content"))) for m in messages)
+        return SimReply(text, prompt_tokens, count_tokens(text))
+
+    def complete(self, messages: list[dict], **kwargs: Any) -> SimReply:
+        """One attempt: sleep `latency_s`, draw a fault, raise it or answer (see `answer`)."""
+        if self.options.latency_s:
+            time.sleep(self.options.latency_s)
+        key = self.request_key(
+            messages, kwargs.get("rollout_id"), kwargs.get("temperature"), kwargs.get("candidate", 0)
+        )
+        fault = self.draw_fault(key)
+        self.raise_fault(fault)
+        return self.answer(messages, malformed=fault == "malformed", **kwargs)
+
+
+_CALL: contextvars.ContextVar[dict | None] = contextvars.ContextVar("synthdspy_sim_call", default=None)
+
+
+def _request_messages(request: lm15.Request) -> list[dict]:
+    messages = []
+    if request.system is not None:
+        system = (
+            request.system
+            if isinstance(request.system, str)
+            else "".join(getattr(p, "text", "") for p in request.system)
+        )
+        messages.append({"role": "system", "content": system})
+    for m in request.messages:
+        text = "\n".join(p.text for p in m.parts if isinstance(p, lm15.TextPart))
+        messages.append({"role": m.role, "content": text})
+    return messages
+
+
+class SimEngine:
+    """DSPy 3.4 engine (`complete(Request) -> Response`) backed by a `Simulator`.
+
+    Reads rollout_id and the candidate index from `SimLM`'s call context. Declares JSON-schema
+    response-format support so JSONAdapter sends structured-output requests.
+    """
+
+    supports_response_schema = True
+    supported_params = frozenset({"temperature", "max_tokens", "response_format", "n", "seed", "stop"})
+
+    def __init__(self, simulator: Simulator) -> None:
+        self.simulator = simulator
+
+    def _kwargs(self, request: lm15.Request) -> tuple[list[dict], dict]:
+        call = _CALL.get()
+        candidate = 0
+        if call is not None:
+            candidate = call["done"]
+        kwargs = {
+            "rollout_id": call["rollout_id"] if call else None,
+            "temperature": request.config.temperature,
+            "response_format": request.config.response_format,
+            "candidate": candidate,
+        }
+        return _request_messages(request), kwargs
+
+    def _response(self, request: lm15.Request, reply: SimReply) -> lm15.Response:
+        call = _CALL.get()
+        if call is not None:
+            call["done"] += 1
+        usage = lm15.Usage(
+            input_tokens=reply.prompt_tokens,
+            output_tokens=reply.completion_tokens,
+            total_tokens=reply.prompt_tokens + reply.completion_tokens,
+        )
+        return lm15.Response(
+            id=None,
+            model=request.model,
+            message=lm15.Message.assistant([lm15.TextPart(reply.text)]),
+            finish_reason="stop",
+            usage=usage,
+        )
+
+    def complete(self, request: lm15.Request) -> lm15.Response:
+        """Answer one request (one attempt); raises `SimulatedTransientError` subclasses on faults."""
+        messages, kwargs = self._kwargs(request)
+        return self._response(request, self.simulator.complete(messages, **kwargs))
+
+    def stream(self, request: lm15.Request):
+        """Stream events of the complete answer (the simulator does not stream incrementally)."""
+        return lm15.response_to_events(self.complete(request))
+
+    def close(self) -> None:
+        """Nothing to release."""
+
+    def dump_state(self) -> dict:
+        """JSON state: the simulator options."""
+        return self.simulator.options.model_dump()
+
+    @classmethod
+    def load_state(cls, state: dict) -> SimEngine:
+        """Rebuild from `dump_state` output."""
+        return cls(Simulator(SimOptions(**state)))
+
+
+class AsyncSimEngine:
+    """Async counterpart of `SimEngine` (latency is awaited, not slept)."""
+
+    def __init__(self, sync: SimEngine) -> None:
+        self.sync = sync
+
+    async def complete(self, request: lm15.Request) -> lm15.Response:
+        """Async `SimEngine.complete`."""
+        sim = self.sync.simulator
+        messages, kwargs = self.sync._kwargs(request)
+        if sim.options.latency_s:
+            await asyncio.sleep(sim.options.latency_s)
+        key = sim.request_key(messages, kwargs["rollout_id"], kwargs["temperature"], kwargs["candidate"])
+        fault = sim.draw_fault(key)
+        sim.raise_fault(fault)
+        return self.sync._response(request, sim.answer(messages, malformed=fault == "malformed", **kwargs))
+
+    async def stream(self, request: lm15.Request):
+        """Async stream of the complete answer's events."""
+        for event in lm15.response_to_events(await self.complete(request)):
+            yield event
+
+    async def aclose(self) -> None:
+        """Nothing to release."""
+
+
+class SimLM(dspy.LM):
+    """The offline simulator as a `dspy.LM` (so a `dspy.BaseLM`), for models named `sim/...`.
+
+    Build: `SimLM("sim/default", seed=0, latency_s=0.0, error_rate=0.0, rate_limit_rate=0.0,
+    malformed_rate=0.0, retry_after_s=0.0, **lm_kwargs)`, where `lm_kwargs` are ordinary
+    `dspy.LM` options (temperature, max_tokens, cache, num_retries, callbacks, rollout_id).
+    Raises ValueError if `model` does not start with "sim/" and pydantic.ValidationError for bad
+    options. See the module docstring for caching, retries and usage.
+    """
+
+    def __init__(
+        self,
+        model: str = "sim/default",
+        *,
+        seed: int = 0,
+        latency_s: float = 0.0,
+        error_rate: float = 0.0,
+        rate_limit_rate: float = 0.0,
+        malformed_rate: float = 0.0,
+        retry_after_s: float = 0.0,
+        **lm_kwargs: Any,
+    ) -> None:
+        if not model.startswith("sim/"):
+            raise ValueError(f"simulated model names start with 'sim/', got {model!r}")
+        options = SimOptions(
+            seed=seed,
+            latency_s=latency_s,
+            error_rate=error_rate,
+            rate_limit_rate=rate_limit_rate,
+            malformed_rate=malformed_rate,
+            retry_after_s=retry_after_s,
+        )
+        engine = SimEngine(Simulator(options))
+        super().__init__(model, engine=engine, async_engine=AsyncSimEngine(engine), **lm_kwargs)
+
+    @property
+    def simulator(self) -> Simulator:
+        """The `Simulator` answering this LM's calls."""
+        return self.engine.simulator
+
+    def _call_state(self, kwargs: dict) -> dict:
+        return {"rollout_id": {**self.kwargs, **kwargs}.get("rollout_id"), "done": 0}
+
+    def __call__(self, prompt=None, *, messages=None, **kwargs):
+        """`dspy.LM.__call__` with this call's rollout_id made visible to the engine."""
+        token = _CALL.set(self._call_state(kwargs))
+        try:
+            return super().__call__(prompt, messages=messages, **kwargs)
+        finally:
+            _CALL.reset(token)
+
+    async def acall(self, prompt=None, *, messages=None, **kwargs):
+        """Async `__call__`."""
+        token = _CALL.set(self._call_state(kwargs))
+        try:
+            return await super().acall(prompt, messages=messages, **kwargs)
+        finally:
+            _CALL.reset(token)
+
+    def update_history(self, entry: dict) -> None:
+        """Record history with cost 0.0: simulated calls cost nothing."""
+        if entry.get("cost") is None:
+            entry["cost"] = 0.0
+        super().update_history(entry)
+
+    def dump_state(self) -> dict:
+        """State for `load_state`: model, dspy.LM options and simulator options (no secrets)."""
+        state = dspy.BaseLM.dump_state(self)
+        state.update(self.simulator.options.model_dump())
+        state.pop("model_type", None)
+        return state
+
+    @classmethod
+    def load_state(cls, state: dict, *, allow_custom_lm_class: bool = False) -> SimLM:
+        """Rebuild a `SimLM` from `dump_state` output."""
+        state = {k: v for k, v in state.items() if k != "_dspy_lm_class"}
+        return cls(**state)

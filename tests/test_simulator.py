@@ -1,0 +1,338 @@
+"""The offline simulator as a DSPy LM: typed outputs, determinism, knobs, judging, faults, cache."""
+
+import asyncio
+import statistics
+from typing import Literal
+
+import dspy
+import pydantic
+import pytest
+from dspy.clients.cache import Cache
+from dspy.utils.exceptions import AdapterParseError, LMRateLimitError, LMServerError
+
+import synthdspy.simulator as simulator_module
+from synthdspy.simulator import (
+    SIMULATOR_BANNER,
+    SimLM,
+    SimOptions,
+    SimulatedRateLimitError,
+    SimulatedServerError,
+    Simulator,
+    judge_features,
+    overlap,
+    parse_prompt,
+    simulator_banner,
+)
+
+SOURCE = (
+    "Honeybees communicate the location of flowers through a waggle dance. The angle of the dance shows "
+    "the direction relative to the sun. The duration of the waggle run encodes the distance to the food. "
+    "Foragers that watch the dance fly out and search the indicated area. Colonies with many dancers find "
+    "new patches faster. Scientists decoded the dance by moving feeders and filming the hive. Weather "
+    "changes how often bees dance. Young workers rarely forage before they are three weeks old."
+)
+ADAPTERS = [dspy.ChatAdapter(use_json_adapter_fallback=False), dspy.JSONAdapter()]
+
+
+class Item(pydantic.BaseModel):
+    question: str
+    answer: str
+    difficulty: Literal["easy", "hard"]
+
+
+class Batch(pydantic.BaseModel):
+    title: str
+    items: list[Item]
+    score: float
+
+
+class AllTypes(dspy.Signature):
+    """Write study material from the passage."""
+
+    passage: str = dspy.InputField()
+    n: int = dspy.InputField()
+    title: str = dspy.OutputField()
+    count: int = dspy.OutputField(ge=2, le=4)
+    ratio: float = dspy.OutputField(desc="a share from 0 to 1")
+    ok: bool = dspy.OutputField()
+    label: Literal["pos", "neg", "mixed"] = dspy.OutputField()
+    tags: list[str] = dspy.OutputField()
+    items: list[Item] = dspy.OutputField()
+    batch: Batch = dspy.OutputField()
+
+
+@pytest.fixture(autouse=True)
+def memory_cache(monkeypatch):
+    """A fresh in-memory DSPy cache per test: no disk writes, no hits from earlier runs."""
+    monkeypatch.setattr(
+        dspy, "cache", Cache(enable_disk_cache=False, enable_memory_cache=True, disk_cache_dir=None)
+    )
+
+
+def summaries(instructions: str, n: int = 20, demos=None, **inputs) -> list[str]:
+    signature = dspy.Signature("passage, keywords: list[str], persona -> summary", instructions)
+    program = dspy.Predict(signature)
+    program.demos = demos or []
+    values = {"passage": SOURCE, "keywords": ["pollen", "nectar"], "persona": "a beekeeper", **inputs}
+    with dspy.context(lm=SimLM(cache=False, temperature=1.0), adapter=ADAPTERS[0]):
+        return [program(**values, config={"rollout_id": r}).summary for r in range(n)]
+
+
+def distinct_bigram_ratio(texts: list[str]) -> float:
+    grams = [tuple(w[i : i + 2]) for t in texts for w in [t.lower().split()] for i in range(len(w) - 1)]
+    return len(set(grams)) / len(grams)
+
+
+def test_identity_banner_and_options():
+    lm = SimLM("sim/test")
+    assert isinstance(lm, dspy.BaseLM) and lm.model == "sim/test"
+    assert simulator_banner() == SIMULATOR_BANNER and "NOT a language model" in SIMULATOR_BANNER
+    with pytest.raises(ValueError, match="sim/"):
+        SimLM("openai/gpt-4o")
+    with pytest.raises(pydantic.ValidationError):
+        SimOptions(error_rate=0.7, rate_limit_rate=0.5)
+    doc = simulator_module.__doc__
+    assert "What it is for" in doc and "What it is NOT" in doc and "training data" in doc
+
+
+@pytest.mark.parametrize("adapter", ADAPTERS, ids=["chat", "json"])
+def test_every_output_type_parses(adapter):
+    with dspy.context(lm=SimLM(cache=False), adapter=adapter):
+        pred = dspy.ChainOfThought(AllTypes)(passage=SOURCE, n=2)
+    assert isinstance(pred.reasoning, str) and pred.reasoning
+    assert isinstance(pred.title, str) and pred.title
+    assert isinstance(pred.count, int) and 2 <= pred.count <= 4
+    assert isinstance(pred.ratio, float) and 0.0 <= pred.ratio <= 1.0
+    assert isinstance(pred.ok, bool)
+    assert pred.label in ("pos", "neg", "mixed")
+    assert isinstance(pred.tags, list) and all(isinstance(t, str) for t in pred.tags)
+    assert len(pred["items"]) == 2 and all(isinstance(i, Item) for i in pred["items"])
+    assert isinstance(pred.batch, Batch) and all(i.question.endswith("?") for i in pred.batch.items)
+
+
+def test_plain_prompt_and_usage():
+    lm = SimLM(cache=False)
+    assert isinstance(lm("Say something about bees and flowers.")[0], str)
+    with dspy.context(lm=lm, track_usage=True):
+        pred = dspy.Predict("question -> answer")(question="How do bees find flowers?")
+    usage = pred.get_lm_usage()["sim/default"]
+    assert usage["prompt_tokens"] > 20 and usage["completion_tokens"] > 0
+    assert lm.history[-1]["cost"] == 0.0
+
+
+def test_determinism_and_rollouts():
+    lm = SimLM(cache=False, temperature=1.0)
+    program = dspy.Predict("passage -> summary")
+    with dspy.context(lm=lm):
+        first = program(passage=SOURCE, config={"rollout_id": 1}).summary
+        again = program(passage=SOURCE, config={"rollout_id": 1}).summary
+        others = {program(passage=SOURCE, config={"rollout_id": r}).summary for r in range(2, 8)}
+    assert first == again
+    assert len(others | {first}) >= 4
+
+
+def test_cache_replays_identical_calls():
+    lm = SimLM(cache=True, temperature=1.0)
+    program = dspy.Predict("passage -> summary")
+    with dspy.context(lm=lm):
+        a = program(passage=SOURCE, config={"rollout_id": 7}).summary
+        b = program(passage=SOURCE, config={"rollout_id": 7}).summary
+        assert sum(lm.simulator.faults.values()) == 1
+        program(passage=SOURCE, config={"rollout_id": 8})
+    assert a == b and sum(lm.simulator.faults.values()) == 2
+
+
+def test_n_candidates_differ():
+    with dspy.context(lm=SimLM(cache=False, temperature=1.0)):
+        pred = dspy.Predict("passage -> summary")(passage=SOURCE, config={"n": 4})
+    assert len(set(pred.completions.summary)) >= 3
+
+
+def test_async_call():
+    program = dspy.Predict("passage -> title")
+    with dspy.context(lm=SimLM(cache=False, latency_s=0.01)):
+        pred = asyncio.run(program.acall(passage=SOURCE))
+    assert pred.title
+
+
+def test_grounding_instruction_raises_overlap():
+    plain = statistics.mean(overlap(s, SOURCE) for s in summaries("Write a summary."))
+    grounded = statistics.mean(
+        overlap(s, SOURCE) for s in summaries("Write a summary grounded only in the source.")
+    )
+    assert grounded > plain + 0.15
+
+
+def test_diversity_instruction_raises_distinct_bigrams():
+    plain = distinct_bigram_ratio(summaries("Write a summary."))
+    diverse = distinct_bigram_ratio(summaries("Write diverse summaries; vary the angle."))
+    assert diverse > 1.5 * plain
+
+
+def test_keywords_and_persona_used_when_asked():
+    def uses(texts, word):
+        return statistics.mean(word in t for t in texts)
+
+    plain = summaries("Write a summary.")
+    asked = summaries("Write a summary that uses every keyword, in the voice of the persona.")
+    assert uses(asked, "pollen") == 1.0 and uses(asked, "nectar") == 1.0
+    assert uses(plain, "nectar") < 0.6
+    assert uses(asked, "beekeeper") == 1.0 and uses(plain, "beekeeper") == 0.0
+
+
+def test_step_by_step_adds_steps():
+    with dspy.context(lm=SimLM(cache=False)):
+        cot = dspy.ChainOfThought("passage -> answer")
+        stepwise = cot.predict.signature.with_instructions("Reason step by step from the passage.")
+        terse = dspy.Predict(cot.predict.signature)(passage=SOURCE).reasoning
+        steps = dspy.Predict(stepwise)(passage=SOURCE).reasoning
+        inline = dspy.Predict(dspy.Signature("passage -> answer", "Explain step by step."))(
+            passage=SOURCE
+        ).answer
+    assert sum(line[:2] in ("1.", "2.", "3.") for line in steps.splitlines()) == 3
+    assert "\n" not in terse
+    assert inline.startswith("Step 1:") and "Step 2:" in inline
+
+
+def test_grounded_demos_raise_quality():
+    demo_passage = "Cats sleep most of the day. They hunt at dusk. Kittens play to learn hunting skills."
+    good = dspy.Example(
+        passage=demo_passage, keywords=[], persona="-", summary=demo_passage + " Cats hunt at dusk."
+    )
+    bad = dspy.Example(
+        passage=demo_passage, keywords=[], persona="-", summary="Life is good. Music is fun always."
+    )
+    none = statistics.mean(overlap(s, SOURCE) for s in summaries("Write a summary.", n=40))
+    with_good = statistics.mean(overlap(s, SOURCE) for s in summaries("Write a summary.", n=40, demos=[good]))
+    with_bad = statistics.mean(overlap(s, SOURCE) for s in summaries("Write a summary.", n=40, demos=[bad]))
+    assert with_good > none + 0.05 and with_good > with_bad + 0.05
+
+
+class Grade(dspy.Signature):
+    """Grade how well the answer is supported by the source."""
+
+    source: str = dspy.InputField()
+    answer: str = dspy.InputField()
+    score: int = dspy.OutputField(desc="1 to 10")
+    supported: bool = dspy.OutputField()
+    verdict: Literal["pass", "fail"] = dspy.OutputField()
+    rationale: str = dspy.OutputField()
+
+
+@pytest.mark.parametrize("adapter", ADAPTERS, ids=["chat", "json"])
+def test_judge_scores_follow_measured_quality(adapter):
+    grounded = (
+        "Because the angle of the dance shows the direction relative to the sun, foragers search that area."
+    )
+    ungrounded = "Penguins enjoy cold oceans and long winters."
+    with dspy.context(lm=SimLM(cache=False), adapter=adapter):
+        good = dspy.Predict(Grade)(source=SOURCE, answer=grounded)
+        bad = dspy.Predict(Grade)(source=SOURCE, answer=ungrounded)
+    assert good.score > bad.score and bad.score >= 1 and good.score <= 10
+    assert (good.supported, bad.supported) == (True, False)
+    assert (good.verdict, bad.verdict) == ("pass", "fail")
+    assert "0.00 of its content words" in bad.rationale
+    assert judge_features(grounded, SOURCE)["quality"] > judge_features(ungrounded, SOURCE)["quality"]
+
+
+def test_parse_prompt_reads_instructions_fields_and_demos():
+    demo = dspy.Example(
+        passage="p one two",
+        n=1,
+        title="t",
+        count=3,
+        ratio=0.5,
+        ok=True,
+        label="pos",
+        tags=["x"],
+        items=[],
+        batch=Batch(title="b", items=[], score=1.0),
+    )
+    for adapter in ADAPTERS:
+        messages = adapter.format(AllTypes, [demo], {"passage": SOURCE, "n": 2})
+        parsed = parse_prompt(messages)
+        assert parsed.instructions == "Write study material from the passage."
+        assert [f.name for f in parsed.inputs] == ["passage", "n"]
+        assert parsed.values == {"passage": SOURCE, "n": 2}
+        assert parsed.outputs[4].schema == {"enum": ["pos", "neg", "mixed"]}
+        assert parsed.outputs[6].schema["type"] == "array"
+        assert parsed.demos[0][1]["count"] == 3
+
+
+def _simple_messages(i: int) -> list[dict]:
+    return dspy.ChatAdapter().format(dspy.Signature("question -> answer"), [], {"question": f"question {i}?"})
+
+
+@pytest.mark.parametrize("rate_name", ["error_rate", "rate_limit_rate", "malformed_rate"])
+def test_injection_rates_roughly_as_configured(rate_name):
+    sim = Simulator(SimOptions(seed=3, **{rate_name: 0.2}))
+    outcomes = {"error_rate": 0, "rate_limit_rate": 0, "malformed_rate": 0}
+    for i in range(300):
+        try:
+            reply = sim.complete(_simple_messages(i))
+            outcomes["malformed_rate"] += "[[ ## answer ## ]]" not in reply.text
+        except SimulatedRateLimitError:
+            outcomes["rate_limit_rate"] += 1
+        except SimulatedServerError:
+            outcomes["error_rate"] += 1
+    assert abs(outcomes[rate_name] / 300 - 0.2) < 0.07
+    assert sum(outcomes.values()) == outcomes[rate_name]
+
+
+def test_failed_request_succeeds_on_retry():
+    sim = Simulator(SimOptions(error_rate=0.5))
+    messages = _simple_messages(0)
+    for _ in range(30):
+        try:
+            sim.complete(messages)
+            break
+        except SimulatedServerError:
+            continue
+    assert sim.faults["ok"] == 1
+
+
+def test_dspy_retries_injected_transient_errors():
+    lm = SimLM(cache=False, rate_limit_rate=0.3, error_rate=0.2, num_retries=12)
+    with dspy.context(lm=lm):
+        preds = [dspy.Predict("question -> answer")(question=f"q{i}?") for i in range(12)]
+    assert all(p.answer for p in preds)
+    assert lm.simulator.faults["rate_limit"] + lm.simulator.faults["server_error"] > 0
+    for rate, error in (("rate_limit_rate", LMRateLimitError), ("error_rate", LMServerError)):
+        with dspy.context(lm=SimLM(cache=False, num_retries=1, **{rate: 1.0})), pytest.raises(error):
+            dspy.Predict("question -> answer")(question="q?")
+
+
+@pytest.mark.parametrize("adapter", ADAPTERS, ids=["chat", "json"])
+def test_malformed_answers_make_the_adapter_raise(adapter):
+    with (
+        dspy.context(lm=SimLM(cache=False, malformed_rate=1.0), adapter=adapter),
+        pytest.raises(AdapterParseError),
+    ):
+        dspy.Predict("passage -> title, summary")(passage=SOURCE)
+
+
+def test_state_round_trip():
+    lm = SimLM("sim/x", seed=5, latency_s=0.0, error_rate=0.1, temperature=0.7)
+    again = dspy.BaseLM.load_state(lm.dump_state(), allow_custom_lm_class=True)
+    assert isinstance(again, SimLM) and again.model == "sim/x"
+    assert again.simulator.options == lm.simulator.options and again.kwargs["temperature"] == 0.7
+
+
+class Solve(dspy.Signature):
+    """Solve the problem step by step."""
+
+    question: str = dspy.InputField()
+    answer: str = dspy.OutputField(desc="worked solution, then the final answer after '####'")
+    counts: dict[str, int] = dspy.OutputField()
+
+
+@pytest.mark.parametrize("adapter", ADAPTERS, ids=["chat", "json"])
+def test_math_answers_show_checkable_arithmetic(adapter):
+    with dspy.context(lm=SimLM(cache=False), adapter=adapter):
+        pred = dspy.Predict(Solve)(question="Ann has 12 pens and buys 3 boxes of 4 pens. How many pens now?")
+    *steps, final = pred.answer.splitlines()
+    assert final.startswith("#### ") and final[5:].lstrip("-").isdigit()
+    arithmetic = [line.split(": ", 1)[1].rstrip(".") for line in steps if line.startswith("Step")]
+    assert arithmetic and all(eval(expr.replace("=", "==")) for expr in arithmetic)  # noqa: S307
+    assert arithmetic[-1].endswith(f"= {final[5:]}")
+    assert pred.counts and all(isinstance(v, int) for v in pred.counts.values())
