@@ -99,24 +99,37 @@ def _cost_of(model: str, response: Any, usage: dict[str, Any]) -> float:
 
 
 class MeteredMixin:
-    """Mixin for a DSPy LM class that adds each non-cached call's usage to a :class:`UsageMeter`.
+    """Mixin for a DSPy LM class that adds each billed call's usage to a :class:`UsageMeter`.
 
-    Hooks ``BaseLM._record_response``, the one place DSPy records every response.
+    Hooks ``BaseLM.update_history``, where DSPy records every call with its usage and cost. Cache
+    hits carry empty usage and are not counted. With ``dspy.settings.disable_history`` set, DSPy
+    records nothing and the meter stays at zero.
     """
 
     meter: UsageMeter
     role: str
 
-    def _record_response(self, response, prompt, messages, outputs, kwargs, request=None):  # noqa: D401
-        result = super()._record_response(response, prompt, messages, outputs, kwargs, request)  # type: ignore[misc]
-        if not getattr(response, "cache_hit", False):
-            usage = dict(getattr(response, "usage", {}) or {})
-            self.meter.add(self.role, usage, _cost_of(self.model, response, usage))  # type: ignore[attr-defined]
-        return result
+    def update_history(self, entry: dict) -> None:
+        super().update_history(entry)  # type: ignore[misc]
+        usage = dict(entry.get("usage") or {})
+        if usage:
+            cost = entry.get("cost")
+            if cost is None:
+                cost = _cost_of(self.model, entry.get("response"), usage)  # type: ignore[attr-defined]
+            self.meter.add(self.role, usage, cost)
 
 
 class MeteredLM(MeteredMixin, dspy.LM):
     """``dspy.LM`` that meters usage per role."""
+
+
+def _metered_simulator() -> type:
+    from synthdspy.simulator import SimLM
+
+    class MeteredSimLM(MeteredMixin, SimLM):
+        """The offline simulator, metered per role."""
+
+    return MeteredSimLM
 
 
 def _api_key(role_name: str, role: LMRole) -> str | None:
@@ -152,12 +165,8 @@ def build_role(role_name: str, role: LMRole, meter: UsageMeter) -> dspy.BaseLM:
     """
     common = dict(temperature=role.temperature, max_tokens=role.max_tokens, cache=role.cache)
     if role.is_simulated:
-        from synthdspy.simulator import simulator_lm
-
         show_banner_once()
-        lm = simulator_lm(
-            role.model, lm_class=MeteredLM, num_retries=role.num_retries, **role.simulator.model_dump(), **common
-        )
+        lm = _metered_simulator()(role.model, num_retries=role.num_retries, **role.simulator.model_dump(), **common)
     else:
         kwargs: dict[str, Any] = dict(common, num_retries=role.num_retries, engine="litellm")
         if role.api_base:
