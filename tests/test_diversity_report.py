@@ -107,3 +107,36 @@ def test_cluster_agent_shares_criteria_across_inputs(tmp_path: Path) -> None:
             len((tmp_path / "out" / "cluster_agent" / name / "rounds.jsonl").read_text().splitlines()) == 10
         )
     assert (tmp_path / "out" / "llm_cluster.png").exists()
+
+
+def _typer_parses_options() -> bool:
+    """typer 0.9 with click >= 8.2 does not parse options that take values; probe it."""
+    import typer
+    from typer.testing import CliRunner
+
+    probe = typer.Typer()
+
+    @probe.command()
+    def first(x: str = typer.Option("d", "--x")) -> None:
+        print(x)
+
+    @probe.command()
+    def second() -> None:
+        pass
+
+    return CliRunner().invoke(probe, ["first", "--x", "v"]).stdout.strip() == "v"
+
+
+@pytest.mark.skipif(not _typer_parses_options(), reason="installed typer/click cannot parse option values")
+def test_cli_prints_table_and_reports_bad_field(tmp_path: Path) -> None:
+    from typer.testing import CliRunner
+
+    from synthdspy.cli import app
+
+    data = write_jsonl(tmp_path / "a_predictions.jsonl", ["one two three", "four five six seven"])
+    args = ["diversity", str(data), "--text-field", "response", "--metrics", "context_length"]
+    result = CliRunner().invoke(app, [*args, "-o", str(tmp_path / "out")])
+    assert result.exit_code == 0, result.output
+    assert "| a | 2 | 3.5 |" in result.stdout
+    bad = CliRunner().invoke(app, ["diversity", str(data), "--text-field", "nope", "-o", str(tmp_path / "o")])
+    assert bad.exit_code == 2 and "no field 'nope'" in bad.output

@@ -234,7 +234,7 @@ def _format(metric: str, value: float, item: InputReport) -> str:
     if metric == LLM_METRIC and item.cluster_agent and item.cluster_agent.get("interval"):
         half = item.cluster_agent["interval"]["half_width"]
         return f"{value:.3f} ± {half:.3f}"
-    return f"{value:.1f}" if abs(value) >= 100 else f"{value:.4f}"
+    return f"{value:.4g}"
 
 
 def plot_metrics(report: DiversityReport, directory: Path) -> list[Path]:
