@@ -1,0 +1,395 @@
+"""``synthdspy diversity``: measure one or more text sets side by side and report.
+
+Loads each input (JSONL, Parquet or a ``datasets`` directory), computes the requested metrics,
+and writes into the output directory ``diversity.json``, ``diversity.md`` (the table), one bar
+chart PNG per metric comparing the inputs, the cluster-agent's artifacts when an LM is given,
+and an MLflow run (SQLite store in the output directory unless a tracking URI is given).
+
+When several inputs are compared with the cluster-agent, the criteria are generated once from
+a pool drawing equally from every input (or loaded with ``criteria_path``) and frozen, so every
+input is clustered under the same criteria.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel
+
+from synthdspy.configio import ConfigError
+from synthdspy.metrics.diversity import lexical
+
+OFFLINE_METRICS = (
+    "context_length",
+    "self_repetition",
+    "ngram_diversity",
+    "compression_ratio",
+    "homogenization_rougel",
+    "homogenization_bleu",
+    "kmeans_score",
+    "vendi_score",
+)
+PPL_METRICS = ("perplexity", "perplexity_gap")
+LLM_METRIC = "llm_cluster"
+ALL_METRICS = (*OFFLINE_METRICS, *PPL_METRICS, LLM_METRIC)
+
+#: Which direction means "more diverse" for each metric (shown in the table header).
+HIGHER_IS_DIVERSE = {
+    "context_length": True,
+    "self_repetition": False,
+    "ngram_diversity": True,
+    "compression_ratio": False,
+    "homogenization_rougel": False,
+    "homogenization_bleu": False,
+    "kmeans_score": True,
+    "vendi_score": True,
+    "perplexity": True,
+    "perplexity_gap": True,
+    LLM_METRIC: True,
+}
+
+
+def load_texts(path: str | Path, text_field: str) -> list[str]:
+    """Read the ``text_field`` of every record of a JSONL file, Parquet file or dataset directory.
+
+    Raises:
+        FileNotFoundError: no such path.
+        ConfigError: unreadable format, a bad JSON line, a record without the field or with a
+            non-string value, or an empty input (messages name the file and line or row).
+    """
+    path = Path(path)
+    if not path.exists():
+        raise FileNotFoundError(f"no such input: {path}")
+    if path.is_dir():
+        rows = _dataset_rows(path, text_field)
+    elif path.suffix == ".parquet":
+        rows = _parquet_rows(path, text_field)
+    elif path.suffix in (".jsonl", ".json"):
+        rows = _jsonl_rows(path, text_field)
+    else:
+        raise ConfigError(f"{path}: expected a .jsonl or .parquet file or a datasets directory")
+    texts = []
+    for where, value in rows:
+        if not isinstance(value, str):
+            raise ConfigError(f"{path}{where}: field '{text_field}' is {type(value).__name__}, expected text")
+        texts.append(value)
+    if not texts:
+        raise ConfigError(f"{path}: no records")
+    return texts
+
+
+def _jsonl_rows(path: Path, field: str) -> list[tuple[str, Any]]:
+    rows = []
+    with path.open(encoding="utf-8") as handle:
+        for line_no, line in enumerate(handle, 1):
+            if not line.strip():
+                continue
+            try:
+                record = json.loads(line)
+            except json.JSONDecodeError as exc:
+                raise ConfigError(f"{path}:{line_no}: not valid JSON ({exc.msg})") from None
+            if not isinstance(record, dict) or field not in record:
+                keys = sorted(record) if isinstance(record, dict) else type(record).__name__
+                raise ConfigError(f"{path}:{line_no}: no field '{field}' (fields: {keys}); use --text-field")
+            rows.append((f":{line_no}", record[field]))
+    return rows
+
+
+def _parquet_rows(path: Path, field: str) -> list[tuple[str, Any]]:
+    import pyarrow.parquet as pq
+
+    names = pq.read_schema(path).names
+    if field not in names:
+        raise ConfigError(f"{path}: no column '{field}' (columns: {names}); use --text-field")
+    values = pq.read_table(path, columns=[field]).column(field).to_pylist()
+    return [(f" row {i}", v) for i, v in enumerate(values)]
+
+
+def _dataset_rows(path: Path, field: str) -> list[tuple[str, Any]]:
+    from datasets import Dataset, load_from_disk
+
+    try:
+        data = load_from_disk(str(path))
+    except FileNotFoundError as exc:
+        raise ConfigError(f"{path}: not a saved datasets directory ({exc})") from None
+    if not isinstance(data, Dataset):
+        splits = list(data)
+        if len(splits) != 1:
+            raise ConfigError(f"{path}: holds splits {splits}; pass one split's directory")
+        data = data[splits[0]]
+    if field not in data.column_names:
+        raise ConfigError(f"{path}: no column '{field}' (columns: {data.column_names}); use --text-field")
+    return [(f" row {i}", v) for i, v in enumerate(data[field])]
+
+
+def input_names(paths: Sequence[str | Path]) -> list[str]:
+    """Short display names: file stems without a trailing ``_predictions``; parent added if ambiguous."""
+    stems = [Path(p).stem.removesuffix("_predictions") for p in paths]
+    if len(set(stems)) == len(stems):
+        return stems
+    return [f"{Path(p).parent.name}/{s}" for p, s in zip(paths, stems, strict=True)]
+
+
+def offline_metrics(
+    texts: Sequence[str],
+    metrics: Sequence[str],
+    ppl_models: Sequence[str] = (),
+    max_pairwise_texts: int | None = lexical.DEFAULT_MAX_PAIRWISE_TEXTS,
+    seed: int = 0,
+) -> dict[str, float]:
+    """Compute the requested non-LLM metrics of one text set.
+
+    Args:
+        texts: the documents.
+        metrics: names from :data:`OFFLINE_METRICS` and :data:`PPL_METRICS`.
+        ppl_models: local causal-LM directories: the first for ``perplexity``, the first two
+            (small, large) for ``perplexity_gap``.
+        max_pairwise_texts: cap of the quadratic homogenization metrics (seeded sample).
+        seed: seed of that sample and of k-means.
+
+    Returns:
+        metric name -> value.
+
+    Raises:
+        ConfigError: a perplexity metric without enough models, or an unknown metric name.
+    """
+    from synthdspy.metrics.diversity import embedding
+
+    out: dict[str, float] = {}
+    simple = {
+        "context_length": lambda: lexical.context_length(texts),
+        "self_repetition": lambda: lexical.self_repetition_score(texts),
+        "ngram_diversity": lambda: lexical.ngram_diversity_score(texts),
+        "compression_ratio": lambda: lexical.compression_ratio(texts),
+        "homogenization_rougel": lambda: lexical.homogenization_rougel(texts, max_pairwise_texts, seed),
+        "homogenization_bleu": lambda: lexical.homogenization_bleu(texts, max_pairwise_texts, seed),
+    }
+    vectors = None
+    for name in metrics:
+        if name in simple:
+            out[name] = simple[name]()
+        elif name in ("kmeans_score", "vendi_score"):
+            vectors = embedding.embed_texts(texts) if vectors is None else vectors
+            out[name] = (embedding.kmeans_cluster_score(vectors, seed=seed) if name == "kmeans_score"
+                         else embedding.vendi_score(vectors))
+        elif name in PPL_METRICS:
+            out[name] = _perplexity_metric(name, texts, ppl_models)
+        elif name != LLM_METRIC:
+            raise ConfigError(f"unknown diversity metric '{name}'; choose from {', '.join(ALL_METRICS)}")
+    return out
+
+
+def _perplexity_metric(name: str, texts: Sequence[str], ppl_models: Sequence[str]) -> float:
+    from synthdspy.metrics.diversity import perplexity
+
+    needed = 1 if name == "perplexity" else 2
+    if len(ppl_models) < needed:
+        raise ConfigError(f"metric '{name}' needs {needed} --ppl-model path(s), got {len(ppl_models)}")
+    if name == "perplexity":
+        return perplexity.perplexity(texts, ppl_models[0])
+    return perplexity.perplexity_gap(texts, ppl_models[0], ppl_models[1])
+
+
+class InputReport(BaseModel):
+    """One measured input."""
+
+    name: str
+    path: str
+    n_texts: int
+    metrics: dict[str, float]
+    cluster_agent: dict[str, Any] | None = None
+
+
+class DiversityReport(BaseModel):
+    """Everything ``synthdspy diversity`` measured; saved as ``diversity.json``."""
+
+    inputs: list[InputReport]
+    metrics: list[str]
+    text_field: str
+    output_dir: str
+    tracking_uri: str | None = None
+    figures: list[str] = []
+
+
+def markdown_table(report: DiversityReport) -> str:
+    """The report as a Markdown table: one row per input, one column per metric (up/down arrow:
+    the direction that means more diverse)."""
+    columns = [m for m in report.metrics if any(m in i.metrics for i in report.inputs)]
+    head = ["input", "n"] + [f"{m} {'↑' if HIGHER_IS_DIVERSE[m] else '↓'}" for m in columns]
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    for item in report.inputs:
+        cells = [item.name, str(item.n_texts)]
+        for m in columns:
+            value = item.metrics.get(m)
+            cells.append("" if value is None else _format(m, value, item))
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def _format(metric: str, value: float, item: InputReport) -> str:
+    if metric == LLM_METRIC and item.cluster_agent and item.cluster_agent.get("interval"):
+        half = item.cluster_agent["interval"]["half_width"]
+        return f"{value:.3f} ± {half:.3f}"
+    return f"{value:.4g}"
+
+
+def plot_metrics(report: DiversityReport, directory: Path) -> list[Path]:
+    """One bar chart PNG per metric comparing the inputs (error bars for the LLM cluster score).
+
+    Returns:
+        The written paths, ``directory/<metric>.png``.
+    """
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    written = []
+    names = [i.name for i in report.inputs]
+    for metric in report.metrics:
+        values = [i.metrics.get(metric) for i in report.inputs]
+        if all(v is None for v in values):
+            continue
+        errors = None
+        if metric == LLM_METRIC:
+            errors = [((i.cluster_agent or {}).get("interval") or {}).get("half_width", 0.0)
+                      for i in report.inputs]
+        fig, ax = plt.subplots(figsize=(max(4.0, 0.9 * len(names) + 2), 4))
+        ax.bar(range(len(names)), [v if v is not None else 0.0 for v in values], yerr=errors, capsize=4,
+               color="#4C72B0")
+        ax.set_xticks(range(len(names)), names, rotation=35, ha="right", fontsize=8)
+        arrow = "higher = more diverse" if HIGHER_IS_DIVERSE[metric] else "lower = more diverse"
+        ax.set_title(f"{metric} ({arrow})")
+        fig.tight_layout()
+        path = directory / f"{metric}.png"
+        fig.savefig(path, dpi=110)
+        plt.close(fig)
+        written.append(path)
+    return written
+
+
+def pooled_sample(texts_by_input: Sequence[Sequence[str]], size: int, seed: int) -> list[str]:
+    """Up to ``size`` texts drawn equally from every input (seeded): the corpus criteria come from."""
+    rng = random.Random(seed)
+    share = max(1, size // max(1, len(texts_by_input)))
+    pool: list[str] = []
+    for texts in texts_by_input:
+        pool.extend(rng.sample(list(texts), min(share, len(texts))))
+    return pool
+
+
+def run_diversity(
+    paths: Sequence[str | Path],
+    text_field: str = "text",
+    metrics: Sequence[str] = OFFLINE_METRICS,
+    output_dir: str | Path = "diversity_report",
+    ppl_models: Sequence[str] = (),
+    lm: Any | None = None,
+    cluster_config: Any | None = None,
+    criteria_path: str | Path | None = None,
+    max_pairwise_texts: int | None = lexical.DEFAULT_MAX_PAIRWISE_TEXTS,
+    seed: int = 0,
+    tracking_uri: str | None = None,
+    experiment: str = "diversity",
+) -> DiversityReport:
+    """Measure every input, write the JSON, Markdown table, PNGs and MLflow run.
+
+    Args:
+        paths: inputs (JSONL, Parquet or dataset directories), compared side by side.
+        text_field: the field holding the text.
+        metrics: metric names (:data:`ALL_METRICS`); ``llm_cluster`` runs only when ``lm`` is
+            given and is added automatically then.
+        output_dir: where everything is written (created).
+        ppl_models: local causal-LM directories for the perplexity metrics.
+        lm: a DSPy LM for the cluster-agent (None: skipped).
+        cluster_config: :class:`~synthdspy.metrics.diversity.cluster_agent.ClusterAgentConfig`.
+        criteria_path: frozen criteria JSON to reuse (else generated from a pooled sample and
+            saved to ``output_dir/criteria.json``).
+        max_pairwise_texts: cap of the quadratic homogenization metrics.
+        seed: seed of every sampled quantity.
+        tracking_uri: MLflow URI (default: SQLite in ``output_dir``).
+        experiment: MLflow experiment name.
+
+    Raises:
+        ConfigError, FileNotFoundError: bad input (see :func:`load_texts`) or metric names.
+    """
+    from synthdspy import tracking
+
+    unknown = [m for m in metrics if m not in ALL_METRICS]
+    if unknown:
+        raise ConfigError(f"unknown diversity metric(s) {unknown}; choose from {', '.join(ALL_METRICS)}")
+    metrics = [m for m in metrics if m != LLM_METRIC] + ([LLM_METRIC] if lm is not None else [])
+    out = Path(output_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    names = input_names(paths)
+    texts_by_input = [load_texts(p, text_field) for p in paths]
+    items = [
+        InputReport(name=name, path=str(p), n_texts=len(texts),
+                    metrics=offline_metrics(texts, metrics, ppl_models, max_pairwise_texts, seed))
+        for name, p, texts in zip(names, paths, texts_by_input, strict=True)
+    ]
+    if lm is not None:
+        _run_cluster_agent(items, texts_by_input, lm, cluster_config, criteria_path, out, seed)
+    report = DiversityReport(inputs=items, metrics=list(metrics), text_field=text_field, output_dir=str(out))
+    report.figures = [str(p) for p in plot_metrics(report, out)]
+    (out / "diversity.md").write_text(markdown_table(report) + "\n", encoding="utf-8")
+    report.tracking_uri = tracking.configure(tracking_uri, experiment, out)
+    (out / "diversity.json").write_text(report.model_dump_json(indent=2), encoding="utf-8")
+    _log_mlflow(report, out, seed, max_pairwise_texts, cluster_config)
+    return report
+
+
+def _run_cluster_agent(items: list[InputReport], texts_by_input: list[list[str]], lm: Any,
+                       cluster_config: Any | None, criteria_path: str | Path | None, out: Path,
+                       seed: int) -> None:
+    from synthdspy.metrics.diversity.cluster_agent import (
+        ClusterAgentConfig,
+        CriteriaGenerator,
+        DiversityCriteria,
+        run_cluster_agent,
+    )
+
+    config = cluster_config or ClusterAgentConfig(seed=seed)
+    if criteria_path is not None:
+        criteria = DiversityCriteria.load(criteria_path)
+    else:
+        import dspy
+
+        pool = pooled_sample(texts_by_input, size=max(200, 20 * config.criteria_samples), seed=seed)
+        with dspy.context(lm=lm):
+            criteria = CriteriaGenerator()(texts=pool, config=config).criteria
+    criteria.save(out / "criteria.json")
+    for item, texts in zip(items, texts_by_input, strict=True):
+        result = run_cluster_agent(texts, lm=lm, config=config, criteria=criteria)
+        result.save(out / "cluster_agent" / item.name)
+        if result.score is not None:
+            item.metrics[LLM_METRIC] = result.score
+        item.cluster_agent = result.summary()
+
+
+def _log_mlflow(report: DiversityReport, out: Path, seed: int, max_pairwise_texts: int | None,
+                cluster_config: Any | None) -> None:
+    import mlflow
+
+    from synthdspy import tracking
+
+    params = {"inputs": [i.path for i in report.inputs], "text_field": report.text_field,
+              "metrics": report.metrics, "seed": seed, "max_pairwise_texts": max_pairwise_texts}
+    if cluster_config is not None:
+        params["cluster_agent"] = cluster_config.model_dump()
+    with tracking.run("diversity", params=params, tags={"synthdspy.command": "diversity"}):
+        for item in report.inputs:
+            tracking.log_metrics({f"{item.name}.{k}": v for k, v in item.metrics.items()})
+            if item.cluster_agent and item.cluster_agent.get("usage"):
+                usage = item.cluster_agent["usage"]
+                tracking.log_metrics({f"{item.name}.llm_prompt_tokens": usage["prompt_tokens"],
+                                      f"{item.name}.llm_completion_tokens": usage["completion_tokens"]})
+        for path in [out / "diversity.json", out / "diversity.md", *map(Path, report.figures)]:
+            mlflow.log_artifact(str(path))
+        if (out / "cluster_agent").is_dir():
+            mlflow.log_artifact(str(out / "criteria.json"))
+            mlflow.log_artifacts(str(out / "cluster_agent"), artifact_path="cluster_agent")
