@@ -34,10 +34,14 @@ def _enable_autolog(exp: Experiment) -> None:
     if not exp.tracking.autolog:
         return
     with contextlib.suppress(Exception):  # tracing is a bonus; never fail a run over it
+        import dspy
         import mlflow
 
         mlflow.dspy.autolog(log_traces=True, log_traces_from_compile=False, log_traces_from_eval=False,
                             log_compiles=False, log_evals=False, silent=True)
+        # autolog turns on DSPy's per-module usage tracking, which warns for every module that returns
+        # records rather than a Prediction; synthdspy meters usage per LM role itself (synthdspy.lm).
+        dspy.configure(track_usage=False)
 
 
 def run_compile(exp: Experiment) -> CompileOutputs:
