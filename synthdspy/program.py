@@ -125,5 +125,5 @@ class SynthesisProgram(dspy.Module):
 
 
 def _clean_state(state: dict[str, Any]) -> dict[str, Any]:
-    """Predictor state without any LM settings (which could carry endpoints or keys)."""
-    return {k: v for k, v in state.items() if k != "lm"}
+    """Predictor state with its LM settings blanked (they could carry endpoints or keys)."""
+    return {**state, "lm": None}

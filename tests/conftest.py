@@ -6,4 +6,5 @@ import tempfile
 
 os.environ["DSPY_CACHEDIR"] = tempfile.mkdtemp(prefix="synthdspy-dspy-cache-")
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
