@@ -537,6 +537,20 @@ _DIVERSE_OPENINGS = (
     "Historically, ",
     "Taken together, ",
 )
+KNOB_PHRASES: dict[str, tuple[str, ...]] = {
+    "grounding": ("Ground every statement in the source passage.", "Use only facts found in the passage."),
+    "reasoning": ("Think step by step before answering.", "Explain the reasoning step by step."),
+    "keywords": ("Use each of the given keywords.", "Work every listed keyword into the text."),
+    "persona": ("Write in the voice and style of the given persona.", "Match the persona's tone."),
+    "diversity": ("Vary the angle, opening and structure.", "Take an unusual, distinct angle each time."),
+}
+_KNOB_HINTS: dict[str, tuple[str, ...]] = {
+    "grounding": ("overlap", "unsupported", "hallucinat", "factual"),
+    "reasoning": ("steps", "reasoning", "logic"),
+    "keywords": ("keywords", "terms"),
+    "persona": ("persona", "you are a"),
+    "diversity": ("repetit", "duplicate", "similar", "creative"),
+}
 _PLAIN_QUESTIONS = ("What does the text say about {x}?", "What is {x}?")
 _DIVERSE_QUESTIONS = (
     "What does the text say about {x}?",
@@ -678,6 +692,8 @@ class _Writer:
         """A string value for field `name`, shaped by its kind (reasoning/question/title/passage)."""
         kind = _field_kind(name)
         short = bool(re.search(r"\b(short|brief|one sentence|single sentence)\b", desc.lower()))
+        if "instruction" in name.lower() and self._base_instruction() is not None:
+            return self.rewrite_instruction(name)
         if kind == "question":
             return self.question()
         if kind == "title":
@@ -693,6 +709,34 @@ class _Writer:
         if self.knobs["reasoning"] and not self._has_reasoning_field():
             return self._steps(sentences)
         return " ".join(sentences)
+
+    def _base_instruction(self) -> str | None:
+        return next((_as_text(v) for k, v in self.prompt.values.items() if "instruction" in k.lower()), None)
+
+    def rewrite_instruction(self, name: str) -> str:
+        """An optimizer's proposed instruction: the given one plus seeded `KNOB_PHRASES`.
+
+        Each knob the base instruction lacks is added with probability 0.35, or 0.7 when the
+        other inputs (feedback, tips, demos) hint at it (`_KNOB_HINTS`), so proposals differ in
+        which quality knobs they switch on and an optimizer can select the useful ones. Fields
+        named like `shortened_instruction` get the base cut to its first sentences instead.
+        """
+        base = (self._base_instruction() or "").strip() or "Complete the task."
+        if re.search(r"short|compress|concise", name.lower()):
+            return " ".join(split_sentences(base)[:2]) or base
+        context = " ".join(
+            _as_text(v) for k, v in self.prompt.values.items() if "instruction" not in k.lower()
+        )
+        context = context.lower()
+        present = detect_knobs(base)
+        added = []
+        for knob, phrases in KNOB_PHRASES.items():
+            if present[knob]:
+                continue
+            hinted = any(word in context for word in KNOBS[knob] + _KNOB_HINTS[knob])
+            if self.rng.random() < (0.7 if hinted else 0.35):
+                added.append(self.choose(phrases))
+        return " ".join([base, *added])
 
     def _has_reasoning_field(self) -> bool:
         return any(_field_kind(o.name) == "reasoning" for o in self.prompt.outputs)
