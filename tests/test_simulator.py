@@ -13,6 +13,7 @@ from dspy.utils.exceptions import AdapterParseError, LMRateLimitError, LMServerE
 import synthdspy.simulator as simulator_module
 from synthdspy.simulator import (
     SIMULATOR_BANNER,
+    SimCall,
     SimLM,
     SimOptions,
     SimulatedRateLimitError,
@@ -141,6 +142,8 @@ def test_cache_replays_identical_calls():
         assert sum(lm.simulator.faults.values()) == 1
         program(passage=SOURCE, config={"rollout_id": 8})
     assert a == b and sum(lm.simulator.faults.values()) == 2
+    with dspy.context(lm=SimLM(cache=True, temperature=1.0, seed=99)):
+        assert program(passage=SOURCE, config={"rollout_id": 7}).summary != a  # the seed is in the cache key
 
 
 def test_n_candidates_differ():
@@ -270,7 +273,7 @@ def test_injection_rates_roughly_as_configured(rate_name):
     outcomes = {"error_rate": 0, "rate_limit_rate": 0, "malformed_rate": 0}
     for i in range(300):
         try:
-            reply = sim.complete(_simple_messages(i))
+            reply = sim.complete(SimCall(_simple_messages(i)))
             outcomes["malformed_rate"] += "[[ ## answer ## ]]" not in reply.text
         except SimulatedRateLimitError:
             outcomes["rate_limit_rate"] += 1
@@ -282,10 +285,10 @@ def test_injection_rates_roughly_as_configured(rate_name):
 
 def test_failed_request_succeeds_on_retry():
     sim = Simulator(SimOptions(error_rate=0.5))
-    messages = _simple_messages(0)
+    call = SimCall(_simple_messages(0))
     for _ in range(30):
         try:
-            sim.complete(messages)
+            sim.complete(call)
             break
         except SimulatedServerError:
             continue
