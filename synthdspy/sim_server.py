@@ -29,6 +29,8 @@ from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
+import pydantic
+
 from synthdspy.simulator import (
     SIMULATOR_BANNER,
     SimCall,
@@ -177,8 +179,12 @@ def main(argv: list[str] | None = None) -> None:
         )
     args = vars(parser.parse_args(argv))
     port = args.pop("port")
+    try:
+        simulator = Simulator(SimOptions(**args))
+    except pydantic.ValidationError as exc:
+        parser.error(str(exc))
     print(SIMULATOR_BANNER, flush=True)
-    with serve(port, **args) as url:
+    with serve(port, simulator=simulator) as url:
         print(f"serving the simulator at {url} (model id {MODEL_ID!r}); Ctrl-C stops it", flush=True)
         with contextlib.suppress(KeyboardInterrupt):
             threading.Event().wait()

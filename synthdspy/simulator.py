@@ -319,7 +319,7 @@ _STOPWORD_TEXT = (
     "this that these those there their they them he she his her we you your our i me my not no so "
     "than then too very can could would should will may might do does did has have had into about "
     "over also which who what when where why how all any each some such more most other only own "
-    "same just"
+    "same just tell write give describe please make"
 )
 _STOPWORDS = frozenset(_STOPWORD_TEXT.split())
 _REASONING_MARKERS = re.compile(
