@@ -1125,6 +1125,14 @@ class Simulator:
         self._attempts: OrderedDict[int, int] = OrderedDict()
         self._lock = threading.Lock()
 
+    def __getstate__(self) -> dict:
+        """Picklable (and deep-copyable) state: everything but the lock."""
+        return {k: v for k, v in self.__dict__.items() if k != "_lock"}
+
+    def __setstate__(self, state: dict) -> None:
+        self.__dict__.update(state)
+        self._lock = threading.Lock()
+
     def request_key(self, call: SimCall) -> int:
         """Seed of a request: sha256 of (messages, rollout_id, temperature, seed, candidate)."""
         seed = self.options.seed if call.seed is None else call.seed

@@ -1,6 +1,8 @@
 """The offline simulator as a DSPy LM: typed outputs, determinism, knobs, judging, faults, cache."""
 
 import asyncio
+import copy
+import pickle
 import statistics
 from typing import Literal
 
@@ -320,6 +322,12 @@ def test_state_round_trip():
     again = dspy.BaseLM.load_state(lm.dump_state(), allow_custom_lm_class=True)
     assert isinstance(again, SimLM) and again.model == "sim/x"
     assert again.simulator.options == lm.simulator.options and again.kwargs["temperature"] == 0.7
+    program = dspy.Predict("passage -> summary")
+    answers = []
+    for variant in (lm, pickle.loads(pickle.dumps(lm)), copy.deepcopy(lm), lm.copy(rollout_id=3)):
+        with dspy.context(lm=variant.copy(cache=False)):
+            answers.append(program(passage=SOURCE).summary)
+    assert answers[0] == answers[1] == answers[2] != answers[3]
 
 
 class Solve(dspy.Signature):
