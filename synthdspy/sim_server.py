@@ -6,8 +6,9 @@ latency and HTTP 429 / 500 injection, so client retries, error classes and concu
 exercised for real. Like the simulator itself, its answers are for exercising pipelines only.
 
 Endpoints: POST /v1/chat/completions (OpenAI response shape with usage; `n` supported, `stream`
-refused with 400) and GET /v1/models. The request's `seed` plays the role of DSPy's
-`rollout_id`, which DSPy strips before sending. Injected failures carry `Retry-After`
+refused with 400) and GET /v1/models. DSPy strips `rollout_id` before sending, so over HTTP
+different rollouts differ only through the request's `seed` (`dspy.LM(..., seed=k)`) or
+temperature. Injected failures carry `Retry-After`
 (seconds, from `retry_after_s`).
 
 Library use: `with serve(port=0, latency_s=0.1) as base_url: ...` (base_url is
@@ -19,6 +20,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import dataclasses
 import json
 import threading
 import time
@@ -27,8 +29,11 @@ from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
+import pydantic
+
 from synthdspy.simulator import (
     SIMULATOR_BANNER,
+    SimCall,
     SimOptions,
     SimulatedRateLimitError,
     SimulatedServerError,
@@ -100,21 +105,23 @@ class _Handler(BaseHTTPRequestHandler):
 
     def _complete(self, body: dict, messages: list[dict]) -> None:
         sim = self.server.simulator
-        kwargs = {
-            "rollout_id": body.get("seed"),
-            "temperature": body.get("temperature"),
-            "response_format": body.get("response_format"),
-        }
+        call = SimCall(
+            messages,
+            temperature=body.get("temperature"),
+            response_format=body.get("response_format"),
+            seed=body.get("seed"),
+        )
         retry = {"Retry-After": f"{sim.options.retry_after_s:g}"}
         try:
-            replies = [sim.complete(messages, candidate=0, **kwargs)]
+            replies = [sim.complete(call)]
         except SimulatedRateLimitError as exc:
             self._error(429, exc.message, "rate_limit_error", retry)
             return
         except SimulatedServerError as exc:
             self._error(500, exc.message, "server_error", retry)
             return
-        replies += [sim.answer(messages, candidate=i, **kwargs) for i in range(1, int(body.get("n") or 1))]
+        extra = range(1, int(body.get("n") or 1))
+        replies += [sim.answer(dataclasses.replace(call, candidate=i)) for i in extra]
         prompt_tokens = replies[0].prompt_tokens
         completion_tokens = sum(r.completion_tokens for r in replies)
         self._send(
@@ -172,8 +179,12 @@ def main(argv: list[str] | None = None) -> None:
         )
     args = vars(parser.parse_args(argv))
     port = args.pop("port")
+    try:
+        simulator = Simulator(SimOptions(**args))
+    except pydantic.ValidationError as exc:
+        parser.error(str(exc))
     print(SIMULATOR_BANNER, flush=True)
-    with serve(port, **args) as url:
+    with serve(port, simulator=simulator) as url:
         print(f"serving the simulator at {url} (model id {MODEL_ID!r}); Ctrl-C stops it", flush=True)
         with contextlib.suppress(KeyboardInterrupt):
             threading.Event().wait()

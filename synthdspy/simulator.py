@@ -24,6 +24,7 @@ How it plugs into DSPy 3.4
     The engine contract (`complete(Request)`) does not carry DSPy's `rollout_id`; `SimLM` passes
     it (and the candidate index for `n > 1`) to its engine through a context variable set
     around each call. A bare `dspy.LM(engine=SimEngine(...))` therefore ignores `rollout_id`.
+    `SimLM(seed=...)` travels as the request's `seed` option, so DSPy's cache key includes it.
 
 How answers are written (an honest toy; see `compose_answer`)
     The system message that DSPy's ChatAdapter/JSONAdapter write is parsed for the input and
@@ -31,11 +32,16 @@ How answers are written (an honest toy; see `compose_answer`)
     after "your objective is:"; prior user/assistant pairs are demos; the last user message
     holds the input values. Every output field gets a value valid for its type and schema, in
     the adapter's format (`[[ ## field ## ]]` sections for Chat, a JSON object for JSON).
-    Randomness is seeded by sha256 of (messages, rollout_id, temperature, seed, candidate).
+    Randomness is seeded by sha256 of (messages, rollout_id, temperature, seed, candidate);
+    temperature (None counts as 1.0) sets how often seeded choices leave the plainest option.
     Quality knobs are keyword families in the instructions (`KNOBS`): grounding, step-by-step
     reasoning, keyword use, persona/style and diversity each change what is written in a
-    measurable direction; grounded demos raise grounding too. Judge-like requests (numeric,
-    bool or Literal outputs about a candidate input) are scored by `judge_features`.
+    measurable direction; grounded demos raise grounding and demo lengths are mimicked.
+    Judge-like requests (numeric, bool or Literal outputs about a candidate input) are scored
+    by `judge_features`. Optimizer requests that rewrite an instruction (an output field named
+    like `new_instruction` next to an input holding the current one) return it with seeded
+    `KNOB_PHRASES` appended, more often those the feedback hints at, so instruction search has
+    something real to find.
 
 Fault injection (`SimOptions`): fixed latency, rate limits, server errors and malformed answers
 (a truncated answer the adapter cannot parse). The decision for each attempt is a seeded draw on
@@ -313,7 +319,7 @@ _STOPWORD_TEXT = (
     "this that these those there their they them he she his her we you your our i me my not no so "
     "than then too very can could would should will may might do does did has have had into about "
     "over also which who what when where why how all any each some such more most other only own "
-    "same just"
+    "same just tell write give describe please make"
 )
 _STOPWORDS = frozenset(_STOPWORD_TEXT.split())
 _REASONING_MARKERS = re.compile(
@@ -537,6 +543,20 @@ _DIVERSE_OPENINGS = (
     "Historically, ",
     "Taken together, ",
 )
+KNOB_PHRASES: dict[str, tuple[str, ...]] = {
+    "grounding": ("Ground every statement in the source passage.", "Use only facts found in the passage."),
+    "reasoning": ("Think step by step before answering.", "Explain the reasoning step by step."),
+    "keywords": ("Use each of the given keywords.", "Work every listed keyword into the text."),
+    "persona": ("Write in the voice and style of the given persona.", "Match the persona's tone."),
+    "diversity": ("Vary the angle, opening and structure.", "Take an unusual, distinct angle each time."),
+}
+_KNOB_HINTS: dict[str, tuple[str, ...]] = {
+    "grounding": ("overlap", "unsupported", "hallucinat", "factual"),
+    "reasoning": ("steps", "reasoning", "logic"),
+    "keywords": ("keywords", "terms"),
+    "persona": ("persona", "you are a"),
+    "diversity": ("repetit", "duplicate", "similar", "creative"),
+}
 _PLAIN_QUESTIONS = ("What does the text say about {x}?", "What is {x}?")
 _DIVERSE_QUESTIONS = (
     "What does the text say about {x}?",
@@ -678,6 +698,8 @@ class _Writer:
         """A string value for field `name`, shaped by its kind (reasoning/question/title/passage)."""
         kind = _field_kind(name)
         short = bool(re.search(r"\b(short|brief|one sentence|single sentence)\b", desc.lower()))
+        if "instruction" in name.lower() and self._base_instruction() is not None:
+            return self.rewrite_instruction(name)
         if kind == "question":
             return self.question()
         if kind == "title":
@@ -693,6 +715,34 @@ class _Writer:
         if self.knobs["reasoning"] and not self._has_reasoning_field():
             return self._steps(sentences)
         return " ".join(sentences)
+
+    def _base_instruction(self) -> str | None:
+        return next((_as_text(v) for k, v in self.prompt.values.items() if "instruction" in k.lower()), None)
+
+    def rewrite_instruction(self, name: str) -> str:
+        """An optimizer's proposed instruction: the given one plus seeded `KNOB_PHRASES`.
+
+        Each knob the base instruction lacks is added with probability 0.35, or 0.7 when the
+        other inputs (feedback, tips, demos) hint at it (`_KNOB_HINTS`), so proposals differ in
+        which quality knobs they switch on and an optimizer can select the useful ones. Fields
+        named like `shortened_instruction` get the base cut to its first sentences instead.
+        """
+        base = (self._base_instruction() or "").strip() or "Complete the task."
+        if re.search(r"short|compress|concise", name.lower()):
+            return " ".join(split_sentences(base)[:2]) or base
+        context = " ".join(
+            _as_text(v) for k, v in self.prompt.values.items() if "instruction" not in k.lower()
+        )
+        context = context.lower()
+        present = detect_knobs(base)
+        added = []
+        for knob, phrases in KNOB_PHRASES.items():
+            if present[knob]:
+                continue
+            hinted = any(word in context for word in KNOBS[knob] + _KNOB_HINTS[knob])
+            if self.rng.random() < (0.7 if hinted else 0.35):
+                added.append(self.choose(phrases))
+        return " ".join([base, *added])
 
     def _has_reasoning_field(self) -> bool:
         return any(_field_kind(o.name) == "reasoning" for o in self.prompt.outputs)
@@ -1028,6 +1078,24 @@ def render(prompt: ParsedPrompt, values: dict[str, Any], malformed: bool = False
 
 
 @dataclass(frozen=True)
+class SimCall:
+    """One request to the simulator, whatever the transport.
+
+    messages: OpenAI-style chat messages. rollout_id: DSPy's rollout id (None over HTTP).
+    temperature: None means the provider default, 1.0. response_format: the request's, if any.
+    candidate: index among the `n` answers of one call. seed: per-request seed (the request's
+    `seed`, e.g. `SimLM(seed=...)`); None falls back to `SimOptions.seed`.
+    """
+
+    messages: list[dict]
+    rollout_id: Any = None
+    temperature: float | None = None
+    response_format: Any = None
+    candidate: int = 0
+    seed: int | None = None
+
+
+@dataclass(frozen=True)
 class SimReply:
     """One simulated completion: the text and its simulated token usage."""
 
@@ -1044,9 +1112,9 @@ def _seed_int(*parts: Any) -> int:
 class Simulator:
     """Transport-independent simulated LM shared by `SimEngine` and `synthdspy.sim_server`.
 
-    `complete(...)` answers OpenAI-style `messages`, injecting faults per `SimOptions`.
-    Thread-safe: the shared state is the per-request attempt counter (bounded LRU) and
-    `faults`, a Counter of attempt outcomes ("ok", "rate_limit", "server_error", "malformed").
+    `complete(call)` answers a `SimCall`, injecting faults per `SimOptions`. Thread-safe: the
+    shared state is the per-request attempt counter (bounded LRU) and `faults`, a Counter of
+    attempt outcomes ("ok", "rate_limit", "server_error", "malformed").
     """
 
     _MAX_TRACKED = 65536
@@ -1057,17 +1125,26 @@ class Simulator:
         self._attempts: OrderedDict[int, int] = OrderedDict()
         self._lock = threading.Lock()
 
-    def request_key(
-        self, messages: list[dict], rollout_id: Any, temperature: float | None, candidate: int
-    ) -> int:
+    def __getstate__(self) -> dict:
+        """Picklable (and deep-copyable) state: everything but the lock."""
+        return {k: v for k, v in self.__dict__.items() if k != "_lock"}
+
+    def __setstate__(self, state: dict) -> None:
+        self.__dict__.update(state)
+        self._lock = threading.Lock()
+
+    def request_key(self, call: SimCall) -> int:
         """Seed of a request: sha256 of (messages, rollout_id, temperature, seed, candidate)."""
-        return _seed_int(messages, rollout_id, temperature, self.options.seed, candidate)
+        seed = self.options.seed if call.seed is None else call.seed
+        return _seed_int(call.messages, call.rollout_id, call.temperature, seed, call.candidate)
 
-    def draw_fault(self, key: int) -> str | None:
-        """Fault for this attempt of request `key`: "rate_limit", "server_error", "malformed" or None.
+    def draw_fault(self, call: SimCall) -> str | None:
+        """Fault for this attempt of `call`: "rate_limit", "server_error", "malformed" or None.
 
-        A seeded uniform draw on (key, attempt number), so a retry draws afresh.
+        A seeded uniform draw on (request key, attempt number), the attempt number counting
+        earlier calls with the same key, so a retry draws afresh.
         """
+        key = self.request_key(call)
         with self._lock:
             attempt = self._attempts.pop(key, 0)
             self._attempts[key] = attempt + 1
@@ -1086,67 +1163,73 @@ class Simulator:
             self.faults[fault or "ok"] += 1
         return fault
 
-    def raise_fault(self, fault: str | None) -> None:
-        """Raise the injected transient error for `fault`, if it is one."""
+    def answer(self, call: SimCall, malformed: bool = False) -> SimReply:
+        """The deterministic answer to `call` (no latency, no fault draw)."""
+        prompt = parse_prompt(call.messages, call.response_format)
+        rng = random.Random(self.request_key(call))
+        temperature = 1.0 if call.temperature is None else float(call.temperature)
+        text = render(prompt, compose_answer(prompt, rng, temperature), malformed=malformed)
+        prompt_tokens = sum(count_tokens(_content_text(m.get("content"))) for m in call.messages)
+        return SimReply(text, prompt_tokens, count_tokens(text))
+
+    def attempt(self, call: SimCall) -> SimReply:
+        """Draw a fault for `call`; raise `SimulatedRateLimitError` / `SimulatedServerError`
+        (carrying `retry_after_s`) or return the (possibly malformed) answer. No latency."""
+        fault = self.draw_fault(call)
         hint = self.options.retry_after_s
         if fault == "rate_limit":
             raise SimulatedRateLimitError("simulated rate limit (HTTP 429)", status=429, retry_after=hint)
         if fault == "server_error":
             raise SimulatedServerError("simulated server error (HTTP 500)", status=500, retry_after=hint)
+        return self.answer(call, malformed=fault == "malformed")
 
-    def answer(
-        self,
-        messages: list[dict],
-        *,
-        rollout_id: Any = None,
-        temperature: float | None = None,
-        response_format: Any = None,
-        candidate: int = 0,
-        malformed: bool = False,
-    ) -> SimReply:
-        """The deterministic answer to `messages` (no latency, no fault draw)."""
-        prompt = parse_prompt(messages, response_format)
-        rng = random.Random(self.request_key(messages, rollout_id, temperature, candidate))
-        values = compose_answer(prompt, rng, 1.0 if temperature is None else float(temperature))
-        text = render(prompt, values, malformed=malformed)
-        prompt_tokens = sum(count_tokens(_content_text(m.get("content"))) for m in messages)
-        return SimReply(text, prompt_tokens, count_tokens(text))
-
-    def complete(self, messages: list[dict], **kwargs: Any) -> SimReply:
-        """One attempt: sleep `latency_s`, draw a fault, raise it or answer (see `answer`)."""
+    def complete(self, call: SimCall) -> SimReply:
+        """One attempt after sleeping `latency_s` (see `attempt`)."""
         if self.options.latency_s:
             time.sleep(self.options.latency_s)
-        key = self.request_key(
-            messages, kwargs.get("rollout_id"), kwargs.get("temperature"), kwargs.get("candidate", 0)
-        )
-        fault = self.draw_fault(key)
-        self.raise_fault(fault)
-        return self.answer(messages, malformed=fault == "malformed", **kwargs)
+        return self.attempt(call)
 
 
 _CALL: contextvars.ContextVar[dict | None] = contextvars.ContextVar("synthdspy_sim_call", default=None)
 
 
-def _request_messages(request: lm15.Request) -> list[dict]:
+def _request_call(request: lm15.Request) -> SimCall:
+    """The `SimCall` of an engine request, with rollout id and candidate from `SimLM`'s context."""
     messages = []
     if request.system is not None:
-        system = (
-            request.system
-            if isinstance(request.system, str)
-            else "".join(getattr(p, "text", "") for p in request.system)
-        )
+        system = request.system
+        if not isinstance(system, str):
+            system = "".join(getattr(p, "text", "") for p in system)
         messages.append({"role": "system", "content": system})
     for m in request.messages:
         text = "\n".join(p.text for p in m.parts if isinstance(p, lm15.TextPart))
         messages.append({"role": m.role, "content": text})
-    return messages
+    state = _CALL.get() or {"rollout_id": None, "done": 0}
+    config = request.config
+    return SimCall(
+        messages, state["rollout_id"], config.temperature, config.response_format, state["done"], config.seed
+    )
+
+
+def _response(request: lm15.Request, reply: SimReply) -> lm15.Response:
+    state = _CALL.get()
+    if state is not None:
+        state["done"] += 1  # the next successful answer in this call is the next candidate
+    usage = lm15.Usage(
+        input_tokens=reply.prompt_tokens,
+        output_tokens=reply.completion_tokens,
+        total_tokens=reply.prompt_tokens + reply.completion_tokens,
+    )
+    message = lm15.Message.assistant([lm15.TextPart(reply.text)])
+    return lm15.Response(id=None, model=request.model, message=message, finish_reason="stop", usage=usage)
 
 
 class SimEngine:
     """DSPy 3.4 engine (`complete(Request) -> Response`) backed by a `Simulator`.
 
-    Reads rollout_id and the candidate index from `SimLM`'s call context. Declares JSON-schema
-    response-format support so JSONAdapter sends structured-output requests.
+    Reads rollout_id and the candidate index from `SimLM`'s call context, and the seed from the
+    request (`SimLM` puts its seed in the request options, so it is part of DSPy's cache key).
+    Declares JSON-schema response-format support so JSONAdapter sends structured-output requests.
     """
 
     supports_response_schema = True
@@ -1155,40 +1238,9 @@ class SimEngine:
     def __init__(self, simulator: Simulator) -> None:
         self.simulator = simulator
 
-    def _kwargs(self, request: lm15.Request) -> tuple[list[dict], dict]:
-        call = _CALL.get()
-        candidate = 0
-        if call is not None:
-            candidate = call["done"]
-        kwargs = {
-            "rollout_id": call["rollout_id"] if call else None,
-            "temperature": request.config.temperature,
-            "response_format": request.config.response_format,
-            "candidate": candidate,
-        }
-        return _request_messages(request), kwargs
-
-    def _response(self, request: lm15.Request, reply: SimReply) -> lm15.Response:
-        call = _CALL.get()
-        if call is not None:
-            call["done"] += 1
-        usage = lm15.Usage(
-            input_tokens=reply.prompt_tokens,
-            output_tokens=reply.completion_tokens,
-            total_tokens=reply.prompt_tokens + reply.completion_tokens,
-        )
-        return lm15.Response(
-            id=None,
-            model=request.model,
-            message=lm15.Message.assistant([lm15.TextPart(reply.text)]),
-            finish_reason="stop",
-            usage=usage,
-        )
-
     def complete(self, request: lm15.Request) -> lm15.Response:
         """Answer one request (one attempt); raises `SimulatedTransientError` subclasses on faults."""
-        messages, kwargs = self._kwargs(request)
-        return self._response(request, self.simulator.complete(messages, **kwargs))
+        return _response(request, self.simulator.complete(_request_call(request)))
 
     def stream(self, request: lm15.Request):
         """Stream events of the complete answer (the simulator does not stream incrementally)."""
@@ -1215,14 +1267,10 @@ class AsyncSimEngine:
 
     async def complete(self, request: lm15.Request) -> lm15.Response:
         """Async `SimEngine.complete`."""
-        sim = self.sync.simulator
-        messages, kwargs = self.sync._kwargs(request)
-        if sim.options.latency_s:
-            await asyncio.sleep(sim.options.latency_s)
-        key = sim.request_key(messages, kwargs["rollout_id"], kwargs["temperature"], kwargs["candidate"])
-        fault = sim.draw_fault(key)
-        sim.raise_fault(fault)
-        return self.sync._response(request, sim.answer(messages, malformed=fault == "malformed", **kwargs))
+        simulator = self.sync.simulator
+        if simulator.options.latency_s:
+            await asyncio.sleep(simulator.options.latency_s)
+        return _response(request, simulator.attempt(_request_call(request)))
 
     async def stream(self, request: lm15.Request):
         """Async stream of the complete answer's events."""
@@ -1266,6 +1314,8 @@ class SimLM(dspy.LM):
             retry_after_s=retry_after_s,
         )
         engine = SimEngine(Simulator(options))
+        # The seed travels as the request's `seed` option: DSPy then keys its cache on it too.
+        lm_kwargs.setdefault("seed", seed)
         super().__init__(model, engine=engine, async_engine=AsyncSimEngine(engine), **lm_kwargs)
 
     @property

@@ -104,3 +104,5 @@ def test_raw_http_contract():
             == body["usage"]["prompt_tokens"] + body["usage"]["completion_tokens"]
         )
         assert _post(url + "/chat/completions", payload)[2]["choices"] == body["choices"]
+        reseeded = _post(url + "/chat/completions", {**payload, "seed": 5})[2]["choices"]
+        assert [c["message"] for c in reseeded] != [c["message"] for c in body["choices"]]

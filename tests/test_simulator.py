@@ -1,6 +1,8 @@
 """The offline simulator as a DSPy LM: typed outputs, determinism, knobs, judging, faults, cache."""
 
 import asyncio
+import copy
+import pickle
 import statistics
 from typing import Literal
 
@@ -13,11 +15,13 @@ from dspy.utils.exceptions import AdapterParseError, LMRateLimitError, LMServerE
 import synthdspy.simulator as simulator_module
 from synthdspy.simulator import (
     SIMULATOR_BANNER,
+    SimCall,
     SimLM,
     SimOptions,
     SimulatedRateLimitError,
     SimulatedServerError,
     Simulator,
+    detect_knobs,
     judge_features,
     overlap,
     parse_prompt,
@@ -140,6 +144,8 @@ def test_cache_replays_identical_calls():
         assert sum(lm.simulator.faults.values()) == 1
         program(passage=SOURCE, config={"rollout_id": 8})
     assert a == b and sum(lm.simulator.faults.values()) == 2
+    with dspy.context(lm=SimLM(cache=True, temperature=1.0, seed=99)):
+        assert program(passage=SOURCE, config={"rollout_id": 7}).summary != a  # the seed is in the cache key
 
 
 def test_n_candidates_differ():
@@ -269,7 +275,7 @@ def test_injection_rates_roughly_as_configured(rate_name):
     outcomes = {"error_rate": 0, "rate_limit_rate": 0, "malformed_rate": 0}
     for i in range(300):
         try:
-            reply = sim.complete(_simple_messages(i))
+            reply = sim.complete(SimCall(_simple_messages(i)))
             outcomes["malformed_rate"] += "[[ ## answer ## ]]" not in reply.text
         except SimulatedRateLimitError:
             outcomes["rate_limit_rate"] += 1
@@ -281,10 +287,10 @@ def test_injection_rates_roughly_as_configured(rate_name):
 
 def test_failed_request_succeeds_on_retry():
     sim = Simulator(SimOptions(error_rate=0.5))
-    messages = _simple_messages(0)
+    call = SimCall(_simple_messages(0))
     for _ in range(30):
         try:
-            sim.complete(messages)
+            sim.complete(call)
             break
         except SimulatedServerError:
             continue
@@ -316,6 +322,12 @@ def test_state_round_trip():
     again = dspy.BaseLM.load_state(lm.dump_state(), allow_custom_lm_class=True)
     assert isinstance(again, SimLM) and again.model == "sim/x"
     assert again.simulator.options == lm.simulator.options and again.kwargs["temperature"] == 0.7
+    program = dspy.Predict("passage -> summary")
+    answers = []
+    for variant in (lm, pickle.loads(pickle.dumps(lm)), copy.deepcopy(lm), lm.copy(rollout_id=3)):
+        with dspy.context(lm=variant.copy(cache=False)):
+            answers.append(program(passage=SOURCE).summary)
+    assert answers[0] == answers[1] == answers[2] != answers[3]
 
 
 class Solve(dspy.Signature):
@@ -336,3 +348,62 @@ def test_math_answers_show_checkable_arithmetic(adapter):
     assert arithmetic and all(eval(expr.replace("=", "==")) for expr in arithmetic)  # noqa: S307
     assert arithmetic[-1].endswith(f"= {final[5:]}")
     assert pred.counts and all(isinstance(v, int) for v in pred.counts.values())
+
+
+class Propose(dspy.Signature):
+    """Write a better instruction for the assistant from the feedback."""
+
+    current_instruction: str = dspy.InputField()
+    examples_with_feedback: str = dspy.InputField()
+    new_instruction: str = dspy.OutputField()
+
+
+def test_instruction_proposals_follow_feedback():
+    def grounding_share(feedback: str) -> float:
+        with dspy.context(lm=SimLM(cache=False, temperature=1.0)):
+            program = dspy.Predict(Propose)
+            texts = [
+                program(
+                    current_instruction="Summarize the text.",
+                    examples_with_feedback=feedback,
+                    config={"rollout_id": r},
+                ).new_instruction
+                for r in range(60)
+            ]
+        assert all(t.startswith("Summarize the text.") for t in texts)
+        return statistics.mean(detect_knobs(t)["grounding"] for t in texts)
+
+    assert grounding_share("Many answers were unsupported by the source.") > grounding_share("Fine.") + 0.15
+
+
+def test_optimizer_gets_a_real_signal():
+    passages = [
+        SOURCE,
+        "The river flooded the valley in spring. Farmers moved their cattle to the hills. "
+        "The water receded after three weeks. Engineers later built a levee along the bank.",
+    ]
+    data = [
+        dspy.Example(passage=f"{p} Note {i}.").with_inputs("passage") for i, p in enumerate(passages * 10)
+    ]
+
+    def metric(example, pred, trace=None):
+        return overlap(pred.summary, example.passage)
+
+    program = dspy.Predict(dspy.Signature("passage -> summary", "Summarize the text."))
+    evaluate = dspy.Evaluate(devset=data[10:], metric=metric, display_progress=False)
+    with dspy.context(lm=SimLM(cache=False, temperature=1.0)):
+        before = evaluate(program).score
+        optimizer = dspy.MIPROv2(
+            metric=metric, auto=None, num_candidates=6, num_threads=1, verbose=False, seed=0
+        )
+        best = optimizer.compile(
+            program,
+            trainset=data[:10],
+            valset=data[10:],
+            num_trials=8,
+            max_bootstrapped_demos=1,
+            max_labeled_demos=0,
+            minibatch=False,
+        )
+        after = evaluate(best).score
+    assert after > before + 10
