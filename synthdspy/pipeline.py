@@ -37,7 +37,7 @@ def _enable_autolog(exp: Experiment) -> None:
         import dspy
         import mlflow
 
-        mlflow.dspy.autolog(log_traces=True, log_traces_from_compile=False, log_traces_from_eval=False,
+        mlflow.dspy.autolog(log_traces=True, log_traces_from_compile=False, log_traces_from_eval=True,
                             log_compiles=False, log_evals=False, silent=True)
         # autolog turns on DSPy's per-module usage tracking, which warns for every module that returns
         # records rather than a Prediction; synthdspy meters usage per LM role itself (synthdspy.lm).
