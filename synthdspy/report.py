@@ -41,9 +41,11 @@ def summary_table(summary: dict[str, Any]) -> Table:
     for key in rows:
         b, c = summary["baseline"].get(key, 0), summary["compiled"].get(key, 0)
         fmt = "{:.0f}" if key in ("n_records", "total.tokens") else "{:.4f}"
-        table.add_row(key, fmt.format(b), fmt.format(c))
+        label = {"total.tokens": "billed tokens", "total.cost_usd": "cost (USD)"}.get(key, key)
+        table.add_row(label, fmt.format(b), fmt.format(c))
     opt = summary["optimization"]
-    table.caption = f"optimization: {opt.get('total.tokens', 0):.0f} tokens, ${opt.get('total.cost_usd', 0):.4f}"
+    table.caption = (f"optimization: {opt.get('total.tokens', 0):.0f} billed tokens, ${opt.get('total.cost_usd', 0):.4f}"
+                     " (cache hits are free and not counted)")
     return table
 
 
