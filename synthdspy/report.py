@@ -44,8 +44,8 @@ def summary_table(summary: dict[str, Any]) -> Table:
         label = {"total.tokens": "billed tokens", "total.cost_usd": "cost (USD)"}.get(key, key)
         table.add_row(label, fmt.format(b), fmt.format(c))
     opt = summary["optimization"]
-    table.caption = (f"optimization: {opt.get('total.tokens', 0):.0f} billed tokens, ${opt.get('total.cost_usd', 0):.4f}"
-                     " (cache hits are free and not counted)")
+    tokens, cost = opt.get("total.tokens", 0), opt.get("total.cost_usd", 0)
+    table.caption = f"optimization: {tokens:.0f} billed tokens, ${cost:.4f} (cache hits are free and not counted)"
     return table
 
 
