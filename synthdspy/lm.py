@@ -88,6 +88,7 @@ def _cost_of(model: str, response: Any, usage: dict[str, Any]) -> float:
     try:
         import litellm
 
+        litellm.suppress_debug_info = True
         p, c = litellm.cost_per_token(
             model=model,
             prompt_tokens=int(usage.get("prompt_tokens") or 0),

@@ -226,8 +226,12 @@ def usage_from_tokens(tokens: dict[str, dict[str, Any]]) -> LMUsage:
 
 
 def _token_cost(model: str, prompt_tokens: int, completion_tokens: int) -> float | None:
+    if model.startswith("sim/"):
+        return 0.0
     os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
     import litellm
+
+    litellm.suppress_debug_info = True
 
     try:
         prompt_cost, completion_cost = litellm.cost_per_token(
