@@ -119,29 +119,69 @@ class GateConfig(BaseModel):
         return dict(self.model_extra or {})
 
 
+class ClusterAgentObjective(Strict):
+    """The cluster-agent as a compile objective (Chen et al. 2024, sec. 2.1).
+
+    Criteria are generated once per compile from baseline records of the train seeds, with J
+    samples per round over M rounds, keeping k metadata and k metrics (paper: J=5, M=100), and are
+    then frozen; ``criteria`` reuses a saved criteria file instead. Each compile batch is one
+    clustering round of K = all records of the batch (paper: K=10).
+    """
+
+    criteria_samples: int = Field(5, ge=2, description="J")
+    criteria_rounds: int = Field(10, ge=1, description="M")
+    n_criteria: int = Field(3, ge=1, description="k")
+    verify: bool = True
+    criteria: Path | None = None
+
+
 class ObjectiveConfig(Strict):
-    """Weights of the compile objective (normalised by their sum); ``diversity_metric`` is pluggable."""
+    """Weights of the compile objective (normalised by their sum).
+
+    ``diversity_metrics`` mixes set-level diversity scorers by weight: ``lexical``, ``embedding``,
+    ``cluster_agent`` (see :mod:`synthdspy.metrics.diversity.scorers`).
+    """
 
     quality: float = Field(1.0, ge=0)
     pass_rate: float = Field(1.0, ge=0)
     diversity: float = Field(0.5, ge=0)
-    diversity_metric: str = "lexical"
+    diversity_metrics: dict[Literal["lexical", "embedding", "cluster_agent"], float] = Field(
+        default_factory=lambda: {"lexical": 1.0}
+    )
+    cluster_agent: ClusterAgentObjective = Field(default_factory=ClusterAgentObjective)
 
     @model_validator(mode="after")
     def _some_weight(self) -> ObjectiveConfig:
         if self.quality + self.pass_rate + self.diversity <= 0:
             raise ValueError("at least one objective weight must be positive")
+        if self.diversity > 0 and sum(self.diversity_metrics.values()) <= 0:
+            raise ValueError("diversity_metrics needs a positive weight when diversity > 0")
         return self
+
+
+class BudgetConfig(Strict):
+    """The optimization budget: any of metric calls, LM calls (all roles) or dollars; unset = unlimited.
+
+    Each optimizer's own knobs are derived from ``metric_calls`` (GEPA's ``max_metric_calls``
+    natively); every limit is also enforced as a hard stop during optimization (see
+    :mod:`synthdspy.optimizers.budget`). Held-out evaluation is outside the budget.
+    """
+
+    metric_calls: int | None = Field(None, ge=1)
+    lm_calls: int | None = Field(None, ge=1)
+    usd: float | None = Field(None, gt=0)
 
 
 class CompileConfig(Strict):
     """Optimizer choice and budget.
 
-    ``optimizer``: ``mipro`` (MIPROv2) or ``bootstrap_rs`` (BootstrapFewShotWithRandomSearch).
+    ``optimizer``: ``mipro`` (MIPROv2), ``gepa`` (GEPA, reflection LM role), ``bootstrap_rs``
+    (BootstrapFewShotWithRandomSearch) or ``simba`` (SIMBA).
     ``batch_size``: seeds per compile example (a set-level objective needs a set).
+    ``variant``: the name of the compiled variant (default: ``<experiment>-<optimizer>-<config hash>``).
     """
 
-    optimizer: Literal["mipro", "bootstrap_rs"] = "bootstrap_rs"
+    optimizer: Literal["mipro", "gepa", "bootstrap_rs", "simba"] = "bootstrap_rs"
     auto: Literal["light", "medium", "heavy"] | None = "light"
     batch_size: int = Field(4, ge=1)
     max_bootstrapped_demos: int = Field(2, ge=0)
@@ -149,6 +189,8 @@ class CompileConfig(Strict):
     num_candidates: int = Field(4, ge=1)
     num_trials: int | None = Field(None, ge=1)
     seed: int = 0
+    budget: BudgetConfig = Field(default_factory=BudgetConfig)
+    variant: str | None = None
 
 
 class TrackingConfig(Strict):

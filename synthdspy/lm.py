@@ -16,7 +16,7 @@ from __future__ import annotations
 import contextlib
 import os
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -47,9 +47,14 @@ class RoleUsage:
 
 @dataclass
 class UsageMeter:
-    """Thread-safe usage counters, one :class:`RoleUsage` per role name."""
+    """Thread-safe usage counters, one :class:`RoleUsage` per role name.
+
+    ``gate``, when set, is called before every LM call of the metered LMs and may raise to stop
+    spending (the compile budget's hard stop).
+    """
 
     roles: dict[str, RoleUsage] = field(default_factory=dict)
+    gate: Callable[[], None] | None = None
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
     def add(self, role: str, usage: dict[str, Any], cost: float | None) -> None:
@@ -109,6 +114,16 @@ class MeteredMixin:
 
     meter: UsageMeter
     role: str
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        if self.meter.gate is not None:
+            self.meter.gate()
+        return super().__call__(*args, **kwargs)  # type: ignore[misc]
+
+    async def acall(self, *args: Any, **kwargs: Any) -> Any:
+        if self.meter.gate is not None:
+            self.meter.gate()
+        return await super().acall(*args, **kwargs)  # type: ignore[misc]
 
     def update_history(self, entry: dict) -> None:
         super().update_history(entry)  # type: ignore[misc]

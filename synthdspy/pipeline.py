@@ -44,11 +44,26 @@ def _enable_autolog(exp: Experiment) -> None:
         dspy.configure(track_usage=False)
 
 
-def run_compile(exp: Experiment) -> CompileOutputs:
-    """Compile ``exp``'s program and write program, reports and samples under ``exp.output.dir``.
+def config_hash(exp: Experiment) -> str:
+    """Content hash of everything that shapes a compile (output and tracking settings excluded)."""
+    from synthdspy.records import content_hash
 
-    One MLflow run (tag ``kind=compile``) holds the flattened config, baseline and compiled metrics,
-    usage, and the files as artifacts.
+    return content_hash(exp.model_dump(mode="json", exclude={"output", "tracking"}), length=10)
+
+
+def variant_name(exp: Experiment) -> str:
+    """``compile.variant`` or ``<experiment>-<optimizer>-<config hash>``."""
+    return exp.compile.variant or f"{exp.name}-{exp.compile.optimizer}-{config_hash(exp)}"
+
+
+def run_compile(exp: Experiment) -> CompileOutputs:
+    """Compile ``exp``'s program into a named variant under ``exp.output.dir/variants/<variant>/``.
+
+    Writes ``compiled_program.json``, ``report.md``/``report.json``, ``predictors.md``,
+    ``samples.jsonl`` and (with the cluster-agent objective) the frozen ``criteria.json``. One MLflow
+    run per variant (tags ``kind=compile``, ``variant``, ``optimizer``) holds the flattened config,
+    baseline and compiled held-out metrics, budget use, and the files as artifacts; MLflow's DSPy
+    autolog adds traces of the held-out evaluations.
 
     Raises:
         synthdspy.configio.ConfigError: bad seeds or LM settings.
@@ -59,23 +74,32 @@ def run_compile(exp: Experiment) -> CompileOutputs:
     from synthdspy.report import compile_summary, write_compile_report
     from synthdspy.seeds.source import train_dev_seeds
 
-    out = Path(exp.output.dir)
+    variant = variant_name(exp)
+    out = Path(exp.output.dir) / "variants" / variant
+    out.mkdir(parents=True, exist_ok=True)
     lms = build_lms(exp.lm)
     train, dev = train_dev_seeds(exp.seeds)
-    uri = tracking.configure(exp.tracking.uri, exp.tracking.experiment, out)
+    uri = tracking.configure(exp.tracking.uri, exp.tracking.experiment, Path(exp.output.dir))
     _enable_autolog(exp)
-    tags = {"kind": "compile", "optimizer": exp.compile.optimizer, "simulated": str(lms.simulated)}
-    with tracking.run(f"compile-{exp.name}", params=run_params(exp, lms), tags=tags) as active:
-        result = compile_program(exp, lms, train, dev)
-        program_path = result.program.save_program(out / "compiled_program.json", extra={"experiment": exp.name})
-        summary = compile_summary(exp.name, result, lms.describe(), lms.simulated)
+    chash = config_hash(exp)
+    tags = {"kind": "compile", "variant": variant, "optimizer": exp.compile.optimizer,
+            "config_hash": chash, "simulated": str(lms.simulated)}
+    with tracking.run(variant, params=run_params(exp, lms), tags=tags) as active:
+        result = compile_program(exp, lms, train, dev, out_dir=out)
+        program_path = result.program.save_program(
+            out / "compiled_program.json", extra={"experiment": exp.name, "variant": variant, "config_hash": chash})
+        summary = compile_summary(exp.name, variant, chash, exp.compile.optimizer, result, lms.describe(),
+                                  lms.simulated)
         paths = write_compile_report(out, summary, result)
         tracking.log_metrics({**result.baseline.metrics("baseline"), **result.compiled.metrics("compiled")})
         tracking.log_metrics({f"optimize.{k}": v for k, v in result.optimize_usage.items()})
-        tracking.log_metrics({"optimize.seconds": result.optimize_seconds})
-        mlflow.log_artifact(str(program_path))
-        for p in paths.values():
-            mlflow.log_artifact(str(p))
+        used = result.budget["used"]
+        tracking.log_metrics({"optimize.seconds": result.optimize_seconds,
+                              **{f"budget.used.{k}": v for k, v in used.items()}})
+        mlflow.set_tag("stopped_by_budget", str(result.budget["stopped_by_budget"] or ""))
+        for p in [program_path, *paths.values(), out / "criteria.json"]:
+            if p.exists():
+                mlflow.log_artifact(str(p))
         run_id = active.info.run_id
     return CompileOutputs(program_path, paths, summary, uri, run_id)
 

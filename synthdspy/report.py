@@ -13,16 +13,28 @@ from synthdspy.optimizers.compile import CompileResult
 COMPONENTS = ("score", "quality", "pass_rate", "diversity", "n_records")
 
 
-def compile_summary(exp_name: str, result: CompileResult, lms: dict[str, str], simulated: bool) -> dict[str, Any]:
-    """The JSON-ready report of a compile: configuration summary, both evaluations, usage."""
+def _evaluation(ev) -> dict[str, Any]:
+    out = {**ev.mean.as_dict(), **ev.usage, "seconds": ev.seconds}
+    if ev.diversity_interval:
+        out["diversity_low"], out["diversity_high"] = ev.diversity_interval
+    return out
+
+
+def compile_summary(exp_name: str, variant: str, config_hash: str, optimizer: str, result: CompileResult,
+                    lms: dict[str, str], simulated: bool) -> dict[str, Any]:
+    """The JSON-ready report of a compile (the variant's record): both held-out evaluations, usage, budget."""
     return {
         "experiment": exp_name,
+        "variant": variant,
+        "config_hash": config_hash,
+        "optimizer": optimizer,
         "simulated": simulated,
         "lms": lms,
         "program_hash": result.program.program_hash,
-        "baseline": {**result.baseline.mean.as_dict(), **result.baseline.usage, "seconds": result.baseline.seconds},
-        "compiled": {**result.compiled.mean.as_dict(), **result.compiled.usage, "seconds": result.compiled.seconds},
+        "baseline": _evaluation(result.baseline),
+        "compiled": _evaluation(result.compiled),
         "optimization": {**result.optimize_usage, "seconds": result.optimize_seconds},
+        "budget": result.budget,
         "predictors": {
             name: {"instructions": p.signature.instructions, "demos": len(p.demos)}
             for name, p in result.program.task.named_predictors()
@@ -33,11 +45,12 @@ def compile_summary(exp_name: str, result: CompileResult, lms: dict[str, str], s
 def summary_table(summary: dict[str, Any]) -> Table:
     """Baseline vs compiled on the dev batches as a rich table."""
     sim = " (SIMULATED LM: not real results)" if summary["simulated"] else ""
-    table = Table(title=f"compile: {summary['experiment']}{sim}")
+    table = Table(title=f"compile: {summary['variant']}{sim}")
     table.add_column("metric")
     table.add_column("baseline", justify="right")
     table.add_column("compiled", justify="right")
-    rows = [*COMPONENTS, "total.tokens", "total.cost_usd"]
+    parts = sorted(k for k in summary["compiled"] if k.startswith("diversity."))
+    rows = [*COMPONENTS[:4], *parts, COMPONENTS[4], "total.tokens", "total.cost_usd"]
     for key in rows:
         b, c = summary["baseline"].get(key, 0), summary["compiled"].get(key, 0)
         fmt = "{:.0f}" if key in ("n_records", "total.tokens") else "{:.4f}"
@@ -51,7 +64,9 @@ def summary_table(summary: dict[str, Any]) -> Table:
 
 def markdown(summary: dict[str, Any], samples: list[dict[str, Any]]) -> str:
     """The report as Markdown: simulator warning, metrics table, compiled instructions, samples."""
-    lines = [f"# Compile report: {summary['experiment']}", ""]
+    lines = [f"# Compile report: {summary['variant']}", "",
+             f"Experiment `{summary['experiment']}`, optimizer `{summary['optimizer']}`, "
+             f"config hash `{summary['config_hash']}`.", ""]
     if summary["simulated"]:
         lines += ["> **Simulated LM.** These figures come from the offline simulator. They exercise the",
                   "> pipeline; they are not results of a real model and the data is not for training.", ""]
@@ -59,7 +74,10 @@ def markdown(summary: dict[str, Any], samples: list[dict[str, Any]]) -> str:
               f"Program hash: `{summary['program_hash']}`", "", "| metric | baseline | compiled |", "|---|---|---|"]
     for key in (*COMPONENTS, "total.tokens", "total.cost_usd", "seconds"):
         lines.append(f"| {key} | {summary['baseline'].get(key, 0):.4g} | {summary['compiled'].get(key, 0):.4g} |")
-    lines += ["", "## Compiled predictors", ""]
+    budget = summary["budget"]
+    lines += ["", f"Budget: limits {budget['limits']}, used {budget['used']}"
+              + (f", stopped: {budget['stopped_by_budget']}" if budget["stopped_by_budget"] else ""),
+              "", "## Compiled predictors", ""]
     for name, p in summary["predictors"].items():
         lines += [f"### `{name}` ({p['demos']} demos)", "", "```", p["instructions"], "```", ""]
     lines += ["## Sample records (compiled program, dev seeds)", ""]
@@ -70,12 +88,32 @@ def markdown(summary: dict[str, Any], samples: list[dict[str, Any]]) -> str:
     return "\n".join(lines)
 
 
+def predictors_markdown(program) -> str:
+    """Every predictor's instructions and demos as readable Markdown (an MLflow artifact)."""
+    lines = ["# Predictors", ""]
+    for name, predictor in program.named_predictors():
+        lines += [f"## `{name}`", "", "### Instructions", "", predictor.signature.instructions, "",
+                  f"### Demos ({len(predictor.demos)})", ""]
+        for i, demo in enumerate(predictor.demos, start=1):
+            lines.append(f"**Demo {i}**")
+            for key, value in dict(demo).items():
+                text = str(value)
+                lines.append(f"- `{key}`: {text[:600]}{' ...' if len(text) > 600 else ''}")
+            lines.append("")
+    return "\n".join(lines)
+
+
 def write_compile_report(directory: Path, summary: dict[str, Any], result: CompileResult, n_samples: int = 8) -> dict:
-    """Write ``report.json``, ``report.md`` and ``samples.jsonl`` into ``directory``; returns their paths."""
+    """Write ``report.json``, ``report.md``, ``predictors.md`` and ``samples.jsonl`` into ``directory``.
+
+    Returns:
+        {name: path} of the files written.
+    """
     directory.mkdir(parents=True, exist_ok=True)
     samples = [r.model_dump(mode="json") for r in result.compiled.records[:n_samples]]
     paths = {"report_json": directory / "report.json", "report_md": directory / "report.md",
-             "samples": directory / "samples.jsonl"}
+             "predictors": directory / "predictors.md", "samples": directory / "samples.jsonl"}
+    paths["predictors"].write_text(predictors_markdown(result.program), encoding="utf-8")
     paths["report_json"].write_text(json.dumps(summary, indent=2), encoding="utf-8")
     paths["report_md"].write_text(markdown(summary, samples), encoding="utf-8")
     with paths["samples"].open("w", encoding="utf-8") as fh:

@@ -1,21 +1,27 @@
 """``compile``: optimize a synthesis program's task prompts with a DSPy optimizer against the objective.
 
 The unit of optimization is a *batch of seeds* (``compile.batch_size``): the student generates the
-batch's records and :class:`~synthdspy.metrics.objective.Objective` scores them together. Gates are
-frozen (they belong to the metric). Baseline and compiled programs are evaluated the same way on
-the dev split.
+batch's records and :class:`~synthdspy.metrics.objective.Objective` scores them together, so the
+set-level diversity (one cluster-agent round over the batch's records) reaches per-example
+optimizers. Gates are frozen (they belong to the metric). Cluster-agent criteria are generated
+once from baseline records of the train seeds and frozen for the whole compile. Baseline and
+compiled programs are evaluated the same way on held-out (dev) batches, outside the budget.
 """
 
 from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
 
 import dspy
 
 from synthdspy.config import Experiment
 from synthdspy.lm import LMs, roles_context
+from synthdspy.metrics.diversity.scorers import DiversityScorer, make_scorer
 from synthdspy.metrics.objective import BatchScores, Objective
+from synthdspy.optimizers.budget import BudgetGuard, optimizer_knobs
 from synthdspy.program import SynthesisProgram
 from synthdspy.records import Record, Seed
 from synthdspy.tasks.base import Task
@@ -24,8 +30,7 @@ from synthdspy.tasks.base import Task
 class BatchGenerator(dspy.Module):
     """The compile student: the task applied to every seed of a batch.
 
-    ``forward(seeds)`` returns ``dspy.Prediction(records=[...])`` (ungated). A seed whose
-    generation fails contributes no records, so a batch with failures scores lower.
+    ``forward(seeds)`` returns ``dspy.Prediction(records=[...])`` (ungated).
     """
 
     def __init__(self, task: Task) -> None:
@@ -46,19 +51,25 @@ def seed_batches(seeds: list[Seed], size: int) -> list[dspy.Example]:
 
 @dataclass
 class Evaluation:
-    """A program's objective components on a set of seed batches, with the usage it cost."""
+    """A program's objective components on held-out seed batches, with the usage it cost.
+
+    ``diversity_interval`` is the bootstrap interval (low, high) of the per-batch diversity.
+    """
 
     mean: BatchScores
     batches: list[BatchScores]
     records: list[Record]
     usage: dict[str, float]
     seconds: float
+    diversity_interval: tuple[float, float] | None = None
 
     def metrics(self, prefix: str) -> dict[str, float]:
         """Flat metrics for MLflow and reports, prefixed (``baseline.quality`` ...)."""
         out = {f"{prefix}.{k}": float(v) for k, v in self.mean.as_dict().items()}
         out.update({f"{prefix}.{k}": v for k, v in self.usage.items()})
         out[f"{prefix}.seconds"] = self.seconds
+        if self.diversity_interval:
+            out[f"{prefix}.diversity_low"], out[f"{prefix}.diversity_high"] = self.diversity_interval
         return out
 
 
@@ -66,92 +77,169 @@ def _usage_delta(before: dict[str, float], after: dict[str, float]) -> dict[str,
     return {k: after[k] - before.get(k, 0.0) for k in after}
 
 
-def evaluate(student: BatchGenerator, examples: list[dspy.Example], objective: Objective, lms: LMs) -> Evaluation:
-    """Run ``student`` on each batch (``lms.concurrency`` threads) and score it with ``objective``.
-
-    A batch that raises scores 0 and is counted in the mean; its error is printed by DSPy.
-    """
-    before = lms.meter.metrics()
-    start = time.perf_counter()
-    evaluator = dspy.Evaluate(
-        devset=examples, metric=objective, num_threads=lms.concurrency, display_progress=True,
-        max_errors=len(examples) + 1, provide_traceback=False,
-    )
-    result = evaluator(student)
-    batches: list[BatchScores] = []
-    records: list[Record] = []
-    for _example, prediction, _score in result.results:
-        scores = getattr(prediction, "scores", None) or BatchScores(0.0, 0.0, 0.0, 0.0, 0)
-        batches.append(scores)
-        records.extend(getattr(prediction, "records", None) or [])
+def _mean(batches: list[BatchScores]) -> BatchScores:
     n = max(1, len(batches))
-    mean = BatchScores(
+    parts = sorted({k for b in batches for k in b.diversity_parts})
+    return BatchScores(
         quality=sum(b.quality for b in batches) / n,
         pass_rate=sum(b.pass_rate for b in batches) / n,
         diversity=sum(b.diversity for b in batches) / n,
         score=sum(b.score for b in batches) / n,
         n_records=sum(b.n_records for b in batches),
+        diversity_parts={k: sum(b.diversity_parts.get(k, 0.0) for b in batches) / n for k in parts},
     )
-    usage = _usage_delta(before, lms.meter.metrics())
-    return Evaluation(mean, batches, records, usage, time.perf_counter() - start)
 
 
-def make_optimizer(exp: Experiment, objective: Objective, lms: LMs):
-    """The DSPy optimizer named by ``exp.compile.optimizer`` with the experiment's budget."""
+def evaluate(student: BatchGenerator, examples: list[dspy.Example], objective: Objective, lms: LMs) -> Evaluation:
+    """Run ``student`` on each batch (``lms.concurrency`` threads) and score it with ``objective``.
+
+    A batch that raises scores 0 and is counted in the mean.
+    """
+    from synthdspy.metrics.diversity.cluster_agent import bootstrap_interval
+
+    before = lms.meter.metrics()
+    start = time.perf_counter()
+    evaluator = dspy.Evaluate(devset=examples, metric=objective, num_threads=lms.concurrency,
+                              display_progress=True, max_errors=len(examples) + 1, provide_traceback=False)
+    result = evaluator(student)
+    batches: list[BatchScores] = []
+    records: list[Record] = []
+    for _example, prediction, _score in result.results:
+        batches.append(getattr(prediction, "scores", None) or BatchScores(0.0, 0.0, 0.0, 0.0, 0))
+        records.extend(getattr(prediction, "records", None) or [])
+    interval = None
+    if len(batches) >= 2:
+        ci = bootstrap_interval([b.diversity for b in batches])
+        interval = (ci.low, ci.high)
+    return Evaluation(_mean(batches), batches, records, _usage_delta(before, lms.meter.metrics()),
+                      time.perf_counter() - start, interval)
+
+
+def make_optimizer(exp: Experiment, objective: Objective, lms: LMs, n_train: int, n_val: int):
+    """The DSPy optimizer named by ``exp.compile.optimizer``, sized by the budget.
+
+    Returns:
+        (optimizer, compile kwargs beyond student/trainset).
+    """
     c = exp.compile
+    knobs = optimizer_knobs(c.optimizer, c.budget, n_train, n_val, c.num_candidates)
+    many = 10**6  # failures after a budget stop count as zero scores instead of aborting the optimizer
     if c.optimizer == "mipro":
-        kwargs = dict(
+        kwargs: dict[str, Any] = dict(
             metric=objective, prompt_model=lms.reflection, task_model=lms.generator,
             max_bootstrapped_demos=c.max_bootstrapped_demos, max_labeled_demos=c.max_labeled_demos,
-            auto=c.auto, num_threads=lms.concurrency, seed=c.seed, verbose=False,
+            num_threads=lms.concurrency, seed=c.seed, verbose=False, max_errors=many,
         )
-        if c.auto is None:
-            kwargs["num_candidates"] = c.num_candidates
-        return dspy.MIPROv2(**kwargs)
+        trials = knobs.get("num_trials", c.num_trials)
+        if c.auto is not None and trials is None:
+            kwargs["auto"] = c.auto
+        else:
+            kwargs.update(auto=None, num_candidates=c.num_candidates)
+            trials = trials or c.num_candidates * 2
+        return dspy.MIPROv2(**kwargs), {"num_trials": trials, "minibatch": False, "seed": c.seed}
+    if c.optimizer == "gepa":
+        budget = {"max_metric_calls": knobs["max_metric_calls"]} if knobs else {"auto": c.auto or "light"}
+        return dspy.GEPA(metric=objective, reflection_lm=lms.reflection, num_threads=lms.concurrency,
+                         seed=c.seed, track_stats=True, failure_score=0.0, **budget), {}
+    if c.optimizer == "simba":
+        bsize = knobs.get("bsize", min(n_train, 4))
+        return dspy.SIMBA(metric=objective, bsize=bsize, num_candidates=c.num_candidates,
+                          max_steps=knobs.get("max_steps", 4), max_demos=c.max_bootstrapped_demos,
+                          prompt_model=lms.reflection, num_threads=lms.concurrency), {"seed": c.seed}
     return dspy.BootstrapFewShotWithRandomSearch(
         metric=objective, max_bootstrapped_demos=c.max_bootstrapped_demos,
-        max_labeled_demos=c.max_labeled_demos, num_candidate_programs=c.num_candidates,
-        num_threads=lms.concurrency,
-    )
+        max_labeled_demos=c.max_labeled_demos,
+        num_candidate_programs=knobs.get("num_candidate_programs", c.num_candidates),
+        num_threads=lms.concurrency, max_errors=many,
+    ), {}
+
+
+def freeze_criteria(exp: Experiment, lms: LMs, student: BatchGenerator, train_ex: list[dspy.Example],
+                    out_dir: Path | None):
+    """Cluster-agent criteria for this compile: loaded from ``objective.cluster_agent.criteria``, or
+    generated from the baseline's records on the train batches under the judge LM (J, M, k from
+    the config) and saved to ``out_dir/criteria.json``.
+
+    Raises:
+        RuntimeError: criteria generation failed (every round malformed).
+    """
+    from synthdspy.metrics.diversity.cluster_agent import ClusterAgentConfig, CriteriaGenerator, DiversityCriteria
+
+    cfg = exp.objective.cluster_agent
+    if cfg.criteria:
+        return DiversityCriteria.load(cfg.criteria)
+    texts = [r.text for ex in train_ex for r in student(seeds=ex.seeds).records]
+    config = ClusterAgentConfig(criteria_samples=min(cfg.criteria_samples, len(texts)),
+                                criteria_rounds=cfg.criteria_rounds, n_criteria=cfg.n_criteria,
+                                seed=exp.compile.seed, num_threads=lms.concurrency)
+    with dspy.context(lm=lms.judge):
+        criteria = CriteriaGenerator()(texts=texts, config=config).criteria
+    if out_dir is not None:
+        criteria.save(out_dir / "criteria.json")
+    return criteria
+
+
+def build_scorers(exp: Experiment, lms: LMs, criteria: Any) -> dict[str, DiversityScorer]:
+    """The diversity scorers the objective weights (the cluster-agent under the judge LM)."""
+    scorers: dict[str, DiversityScorer] = {}
+    for name, weight in exp.objective.diversity_metrics.items():
+        if weight <= 0:
+            continue
+        if name == "cluster_agent":
+            verify = exp.objective.cluster_agent.verify
+            scorers[name] = make_scorer(name, criteria=criteria, lm=lms.judge, verify=verify)
+        else:
+            scorers[name] = make_scorer(name)
+    return scorers
 
 
 @dataclass
 class CompileResult:
-    """What a compile produced: the compiled program and both evaluations on the dev batches."""
+    """What a compile produced: the compiled program, both held-out evaluations, and the budget."""
 
     program: SynthesisProgram
     baseline: Evaluation
     compiled: Evaluation
     optimize_usage: dict[str, float]
     optimize_seconds: float
+    budget: dict[str, Any]
+    criteria: Any = None
     notes: list[str] = field(default_factory=list)
 
 
-def compile_program(exp: Experiment, lms: LMs, train: list[Seed], dev: list[Seed]) -> CompileResult:
+def compile_program(exp: Experiment, lms: LMs, train: list[Seed], dev: list[Seed],
+                    out_dir: Path | None = None) -> CompileResult:
     """Evaluate the baseline on ``dev``, optimize the task's prompts on ``train``, evaluate the result.
 
     The returned program holds the compiled task state and the experiment's (frozen) gates.
     """
     program = SynthesisProgram.from_experiment(exp)
-    objective = Objective(exp.objective, program.gates)
     train_ex = seed_batches(train, exp.compile.batch_size)
     dev_ex = seed_batches(dev, exp.compile.batch_size)
     with roles_context(lms):
-        baseline = evaluate(BatchGenerator(program.task), dev_ex, objective, lms)
+        baseline_student = BatchGenerator(program.task)
+        criteria = None
+        if exp.objective.diversity > 0 and exp.objective.diversity_metrics.get("cluster_agent", 0) > 0:
+            criteria = freeze_criteria(exp, lms, baseline_student, train_ex, out_dir)
+        scorers = build_scorers(exp, lms, criteria)
+        held_out = Objective(exp.objective, program.gates, scorers)
+        baseline = evaluate(baseline_student, dev_ex, held_out, lms)
+
         before = lms.meter.metrics()
         start = time.perf_counter()
-        optimizer = make_optimizer(exp, objective, lms)
+        guard = BudgetGuard(exp.compile.budget, lms.meter)
+        objective = Objective(exp.objective, program.gates, scorers, with_feedback=exp.compile.optimizer == "gepa",
+                              guard=guard)
+        optimizer, compile_kwargs = make_optimizer(exp, objective, lms, len(train_ex), len(train_ex))
         student = BatchGenerator(program.task.deepcopy())
-        if exp.compile.optimizer == "mipro":
-            compiled_student = optimizer.compile(
-                student, trainset=train_ex, valset=train_ex, num_trials=exp.compile.num_trials,
-                minibatch=len(train_ex) > 35, seed=exp.compile.seed,
-            )
-        else:
-            compiled_student = optimizer.compile(student, trainset=train_ex, valset=train_ex)
+        lms.meter.gate = guard.check
+        try:
+            compiled_student = optimizer.compile(student, trainset=train_ex, valset=train_ex, **compile_kwargs)
+        finally:
+            lms.meter.gate = None
         optimize_seconds = time.perf_counter() - start
         optimize_usage = _usage_delta(before, lms.meter.metrics())
-        compiled = evaluate(compiled_student, dev_ex, objective, lms)
+        compiled = evaluate(compiled_student, dev_ex, held_out, lms)
     program.task = compiled_student.task
     program.refresh_hash()
-    return CompileResult(program, baseline, compiled, optimize_usage, optimize_seconds)
+    return CompileResult(program, baseline, compiled, optimize_usage, optimize_seconds, guard.report(), criteria)
