@@ -185,3 +185,44 @@ def diversity(
     typer.echo(markdown_table(report))
     console.print(f"wrote {report.output_dir}/diversity.json and {len(report.figures)} charts; "
                   f"MLflow: {report.tracking_uri}")
+
+
+@app.command("compare")
+@user_errors
+def compare_cmd(
+    output_dir: str = typer.Argument("runs/quickstart", help="An experiment's output directory (its mlflow.db)."),
+    experiment: str = typer.Option(None, "--experiment", help="Only this MLflow experiment."),
+    tracking_uri: str = typer.Option(None, "--tracking-uri", help="MLflow tracking URI (default: OUTPUT_DIR's)."),
+) -> None:
+    """Table of compiled variants and baselines, and a quality-vs-diversity Pareto plot (PNG)."""
+    from pathlib import Path
+
+    from rich.table import Table
+
+    from synthdspy.compare import load_variants, pareto_front, pareto_plot
+
+    if tracking_uri is None:
+        db = Path(output_dir) / "mlflow.db"
+        if not db.exists():
+            raise ConfigError(f"{db}: no MLflow database (compile an experiment first, or pass --tracking-uri)")
+        tracking_uri = f"sqlite:///{db.resolve()}"
+    try:
+        rows = load_variants(tracking_uri, experiment)
+    except ValueError as exc:
+        raise ConfigError(str(exc)) from None
+    if not rows:
+        raise ConfigError(f"no compile runs in {tracking_uri}")
+    front = {r.run_id + r.variant for r in pareto_front(rows)}
+    sim = " (SIMULATED LM: not real results)" if any(r.simulated for r in rows) else ""
+    table = Table(title=f"variants{sim}")
+    columns = ("variant", "optimizer", "score", "quality", "diversity", "pass rate", "opt. tokens", "opt. $", "Pareto")
+    for col in columns:
+        table.add_column(col)
+    for r in rows:
+        interval = f" [{r.diversity_low:.3f}, {r.diversity_high:.3f}]" if r.diversity_low is not None else ""
+        table.add_row(r.variant, r.optimizer, f"{r.score:.3f}", f"{r.quality:.3f}", f"{r.diversity:.3f}{interval}",
+                      f"{r.pass_rate:.2f}", f"{r.optimize_tokens:.0f}", f"{r.optimize_cost_usd:.4f}",
+                      "*" if r.run_id + r.variant in front else "")
+    Console(width=160).print(table)
+    png = pareto_plot(rows, Path(output_dir) / "pareto.png")
+    console.print(f"Pareto plot: {png}")

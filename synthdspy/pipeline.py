@@ -10,6 +10,7 @@ from typing import Any
 from synthdspy import tracking
 from synthdspy.config import Experiment
 from synthdspy.lm import LMs, build_lms
+from synthdspy.records import content_hash
 
 
 @dataclass
@@ -46,8 +47,6 @@ def _enable_autolog(exp: Experiment) -> None:
 
 def config_hash(exp: Experiment) -> str:
     """Content hash of everything that shapes a compile (output and tracking settings excluded)."""
-    from synthdspy.records import content_hash
-
     return content_hash(exp.model_dump(mode="json", exclude={"output", "tracking"}), length=10)
 
 
@@ -82,8 +81,9 @@ def run_compile(exp: Experiment) -> CompileOutputs:
     uri = tracking.configure(exp.tracking.uri, exp.tracking.experiment, Path(exp.output.dir))
     _enable_autolog(exp)
     chash = config_hash(exp)
-    tags = {"kind": "compile", "variant": variant, "optimizer": exp.compile.optimizer,
-            "config_hash": chash, "simulated": str(lms.simulated)}
+    baseline_hash = content_hash(exp.model_dump(mode="json", exclude={"output", "tracking", "compile"}), length=10)
+    tags = {"kind": "compile", "variant": variant, "optimizer": exp.compile.optimizer, "config_hash": chash,
+            "baseline_hash": baseline_hash, "simulated": str(lms.simulated)}
     with tracking.run(variant, params=run_params(exp, lms), tags=tags) as active:
         result = compile_program(exp, lms, train, dev, out_dir=out)
         program_path = result.program.save_program(

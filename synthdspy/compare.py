@@ -1,0 +1,119 @@
+"""Compare compiled variants recorded in MLflow: a table and a quality-vs-diversity Pareto plot."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+
+@dataclass
+class VariantRow:
+    """One variant (or a baseline) measured on its held-out seed batches."""
+
+    variant: str
+    experiment: str
+    optimizer: str
+    score: float
+    quality: float
+    diversity: float
+    pass_rate: float
+    diversity_low: float | None
+    diversity_high: float | None
+    optimize_tokens: float
+    optimize_cost_usd: float
+    simulated: bool
+    run_id: str
+
+    def as_dict(self) -> dict:
+        """The row as a plain dict."""
+        return asdict(self)
+
+
+def load_variants(tracking_uri: str, experiment: str | None = None) -> list[VariantRow]:
+    """Every compile run in the store (optionally of one MLflow experiment), plus one baseline row per
+    baseline configuration (tag ``baseline_hash``: everything but the optimizer settings), taken from
+    the latest run of that configuration.
+
+    Raises:
+        ValueError: ``experiment`` does not exist in the store.
+    """
+    import mlflow
+
+    client = mlflow.MlflowClient(tracking_uri=tracking_uri)
+    if experiment:
+        exp = client.get_experiment_by_name(experiment)
+        if exp is None:
+            raise ValueError(f"no MLflow experiment named {experiment!r} in {tracking_uri}")
+        ids = [exp.experiment_id]
+    else:
+        ids = [e.experiment_id for e in client.search_experiments()]
+    runs = client.search_runs(ids, filter_string="tags.kind = 'compile'", order_by=["attributes.start_time DESC"])
+    rows: list[VariantRow] = []
+    baselines: dict[str, VariantRow] = {}
+    for run in runs:
+        m, t = run.data.metrics, run.data.tags
+        if "compiled.score" not in m:
+            continue  # an unfinished or failed compile
+        exp_name = client.get_experiment(run.info.experiment_id).name
+
+        def row(prefix: str, name: str, optimizer: str, m=m, t=t, run=run, exp_name=exp_name) -> VariantRow:
+            return VariantRow(
+                variant=name, experiment=exp_name, optimizer=optimizer, score=m.get(f"{prefix}.score", 0.0),
+                quality=m.get(f"{prefix}.quality", 0.0), diversity=m.get(f"{prefix}.diversity", 0.0),
+                pass_rate=m.get(f"{prefix}.pass_rate", 0.0), diversity_low=m.get(f"{prefix}.diversity_low"),
+                diversity_high=m.get(f"{prefix}.diversity_high"),
+                optimize_tokens=m.get("optimize.total.tokens", 0.0) if prefix == "compiled" else 0.0,
+                optimize_cost_usd=m.get("optimize.total.cost_usd", 0.0) if prefix == "compiled" else 0.0,
+                simulated=t.get("simulated") == "True", run_id=run.info.run_id,
+            )
+
+        rows.append(row("compiled", t.get("variant", run.info.run_name), t.get("optimizer", "?")))
+        key = t.get("baseline_hash", run.info.run_id)
+        baselines.setdefault(key, row("baseline", f"baseline ({exp_name} {key[:6]})", "none"))
+    return list(baselines.values()) + rows
+
+
+def pareto_front(rows: list[VariantRow]) -> list[VariantRow]:
+    """Rows not dominated in (quality, diversity): no other row is at least as good in both and better in one."""
+    front = []
+    for r in rows:
+        dominated = any(
+            o.quality >= r.quality and o.diversity >= r.diversity
+            and (o.quality > r.quality or o.diversity > r.diversity)
+            for o in rows
+        )
+        if not dominated:
+            front.append(r)
+    return sorted(front, key=lambda r: r.quality)
+
+
+def pareto_plot(rows: list[VariantRow], path: str | Path) -> Path:
+    """Scatter of quality (x) against diversity (y) with interval bars and the Pareto front; writes a PNG."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig, ax = plt.subplots(figsize=(7, 5))
+    for r in rows:
+        marker = "s" if r.optimizer == "none" else "o"
+        yerr = None
+        if r.diversity_low is not None and r.diversity_high is not None:
+            yerr = [[max(0.0, r.diversity - r.diversity_low)], [max(0.0, r.diversity_high - r.diversity)]]
+        ax.errorbar(r.quality, r.diversity, yerr=yerr, fmt=marker, capsize=3)
+        ax.annotate(r.variant, (r.quality, r.diversity), textcoords="offset points", xytext=(5, 4), fontsize=7)
+    front = pareto_front(rows)
+    ax.plot([r.quality for r in front], [r.diversity for r in front], "--", color="tab:red", label="Pareto front")
+    ax.set_xlabel("quality (judge score, held-out batches)")
+    ax.set_ylabel("diversity (held-out batches)")
+    title = "Variants: quality vs diversity"
+    if any(r.simulated for r in rows):
+        title += " (SIMULATED LM)"
+    ax.set_title(title)
+    ax.legend()
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    return path
