@@ -61,6 +61,8 @@ def compile_cmd(
     exp = _load(experiment, set_, seeds)
     out = run_compile(exp)
     Console().print(summary_table(out.summary))
+    for note in out.summary.get("notes", []):
+        console.print(f"[yellow]note:[/] {note}")
     console.print(f"compiled program: {out.program_path}")
     console.print(f"report:           {out.paths['report_md']}  ({out.paths['report_json'].name})")
     console.print(f"MLflow run:       {out.run_id}  ->  {ui_command(out.tracking_uri)}")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -31,18 +32,29 @@ def run_params(exp: Experiment, lms: LMs) -> dict[str, Any]:
     return params
 
 
-def _enable_autolog(exp: Experiment) -> None:
-    if not exp.tracking.autolog:
-        return
-    with contextlib.suppress(Exception):  # tracing is a bonus; never fail a run over it
-        import dspy
-        import mlflow
+@contextlib.contextmanager
+def autolog_traces(enabled: bool) -> Iterator[None]:
+    """MLflow DSPy autolog (traces only) inside the block, off again after it.
 
-        mlflow.dspy.autolog(log_traces=True, log_traces_from_compile=False, log_traces_from_eval=True,
-                            log_compiles=False, log_evals=False, silent=True)
-        # autolog turns on DSPy's per-module usage tracking, which warns for every module that returns
-        # records rather than a Prediction; synthdspy meters usage per LM role itself (synthdspy.lm).
-        dspy.configure(track_usage=False)
+    Only around plain program runs (held-out evaluations, generation): inside optimizers, MLflow's
+    patched ``dspy.Evaluate`` turns a failed evaluation into a ``None`` score that breaks DSPy's
+    progress arithmetic, so optimization runs untraced.
+    """
+    if not enabled:
+        yield
+        return
+    import dspy
+    import mlflow
+
+    mlflow.dspy.autolog(log_traces=True, log_traces_from_compile=False, log_traces_from_eval=True,
+                        log_compiles=False, log_evals=False, silent=True)
+    # autolog turns on DSPy's per-module usage tracking, which warns for every module that returns
+    # records rather than a Prediction; synthdspy meters usage per LM role itself (synthdspy.lm).
+    dspy.configure(track_usage=False)
+    try:
+        yield
+    finally:
+        mlflow.dspy.autolog(disable=True, silent=True)
 
 
 def config_hash(exp: Experiment) -> str:
@@ -79,13 +91,13 @@ def run_compile(exp: Experiment) -> CompileOutputs:
     lms = build_lms(exp.lm)
     train, dev = train_dev_seeds(exp.seeds)
     uri = tracking.configure(exp.tracking.uri, exp.tracking.experiment, Path(exp.output.dir))
-    _enable_autolog(exp)
     chash = config_hash(exp)
     baseline_hash = content_hash(exp.model_dump(mode="json", exclude={"output", "tracking", "compile"}), length=10)
     tags = {"kind": "compile", "variant": variant, "optimizer": exp.compile.optimizer, "config_hash": chash,
             "baseline_hash": baseline_hash, "simulated": str(lms.simulated)}
     with tracking.run(variant, params=run_params(exp, lms), tags=tags) as active:
-        result = compile_program(exp, lms, train, dev, out_dir=out)
+        result = compile_program(exp, lms, train, dev, out_dir=out,
+                                 traced=lambda: autolog_traces(exp.tracking.autolog))
         program_path = result.program.save_program(
             out / "compiled_program.json", extra={"experiment": exp.name, "variant": variant, "config_hash": chash})
         summary = compile_summary(exp.name, variant, chash, exp.compile.optimizer, result, lms.describe(),
@@ -142,7 +154,8 @@ def run_generate(exp: Experiment, n: int, program_path: str | None = None, expor
     tags = {"kind": "generate", "simulated": str(lms.simulated), "program_hash": program.program_hash}
     params = {**run_params(exp, lms), "n": n, "program": program_path or "(uncompiled)"}
     with tracking.run(f"generate-{exp.name}", params=params, tags=tags) as active:
-        stats = generate(program, seeds, lms, store, n, show_progress=show_progress)
+        with autolog_traces(exp.tracking.autolog):
+            stats = generate(program, seeds, lms, store, n, show_progress=show_progress)
         dataset_dir = out / "dataset"
         for fmt in export:
             target = {"dataset": dataset_dir, "parquet": out / "records.parquet", "jsonl": out / "records.jsonl"}[fmt]

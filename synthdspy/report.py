@@ -35,6 +35,7 @@ def compile_summary(exp_name: str, variant: str, config_hash: str, optimizer: st
         "compiled": _evaluation(result.compiled),
         "optimization": {**result.optimize_usage, "seconds": result.optimize_seconds},
         "budget": result.budget,
+        "notes": result.notes,
         "predictors": {
             name: {"instructions": p.signature.instructions, "demos": len(p.demos)}
             for name, p in result.program.task.named_predictors()
@@ -77,7 +78,7 @@ def markdown(summary: dict[str, Any], samples: list[dict[str, Any]]) -> str:
     budget = summary["budget"]
     lines += ["", f"Budget: limits {budget['limits']}, used {budget['used']}"
               + (f", stopped: {budget['stopped_by_budget']}" if budget["stopped_by_budget"] else ""),
-              "", "## Compiled predictors", ""]
+              "", *(f"**Note:** {n}" for n in summary.get("notes", [])), "", "## Compiled predictors", ""]
     for name, p in summary["predictors"].items():
         lines += [f"### `{name}` ({p['demos']} demos)", "", "```", p["instructions"], "```", ""]
     lines += ["## Sample records (compiled program, dev seeds)", ""]

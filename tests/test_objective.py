@@ -90,24 +90,42 @@ def test_budget_guard_stops_metric_calls_and_lm_spend():
     meter = UsageMeter()
     guard = BudgetGuard(BudgetConfig(metric_calls=3), meter)
     obj = Objective(ObjectiveConfig(), GateChain([]), {"lexical": LexicalScorer()}, guard=guard)
-    batch = dspy.Prediction(records=[rec(0, "x y", 9, True), rec(1, "z w", 9, True)])
+    def batch():
+        return dspy.Prediction(records=[rec(0, "x y", 9, True), rec(1, "z w", 9, True)])
+
     for _ in range(3):
-        obj(None, batch)
+        obj(None, batch())
+    scored = batch()
     with pytest.raises(BudgetExhausted, match="metric_calls budget of 3"):
-        obj(None, batch)
+        obj(None, scored)
+    done = batch()
+    done.scores = obj.score_records(done.records)
+    obj(None, done)  # re-reading a scored prediction (GEPA's feedback pass) is not a new evaluation
     assert guard.report()["used"]["metric_calls"] == 3
 
-    lm_guard = BudgetGuard(BudgetConfig(lm_calls=2, usd=0.5), meter)
+    lm_guard = BudgetGuard(BudgetConfig(lm_calls=2), meter)
+    lm_guard.check_lm()
+    lm_guard.check_lm()
+    with pytest.raises(BudgetExhausted, match="lm_calls budget of 2"):
+        lm_guard.check_lm()
+    assert lm_guard.report()["used"]["lm_calls"] == 2 and lm_guard.report()["within_budget"]
+
+    usd_guard = BudgetGuard(BudgetConfig(usd=0.15), meter)
     meter.add("generator", {"prompt_tokens": 10}, 0.1)
-    lm_guard.check()
+    usd_guard.check_lm()
     meter.add("judge", {"prompt_tokens": 10}, 0.1)
-    with pytest.raises(BudgetExhausted, match="lm_calls"):
-        lm_guard.check()
+    with pytest.raises(BudgetExhausted, match="usd"):
+        usd_guard.check_lm()
+
+    gepa_guard = BudgetGuard(BudgetConfig(metric_calls=1), meter, native=("metric_calls",))
+    gepa_guard.check_metric()
+    gepa_guard.check_metric()  # enforced by GEPA itself: counted, not raised on
+    assert gepa_guard.report()["within_budget"] is False
 
 
 def test_optimizer_knobs_follow_the_metric_call_budget():
     budget = BudgetConfig(metric_calls=40)
-    assert optimizer_knobs("gepa", budget, 4, 4, 3) == {"max_metric_calls": 40}
+    assert optimizer_knobs("gepa", budget, 4, 4, 3) == {"max_metric_calls": 40 - 3 - 4}
     assert optimizer_knobs("mipro", budget, 4, 4, 3)["num_trials"] == (40 - 12) // 4
     assert optimizer_knobs("bootstrap_rs", budget, 4, 4, 3)["num_candidate_programs"] == 40 // 8 - 3
     assert optimizer_knobs("simba", budget, 4, 4, 3) == {"max_steps": 40 // 16, "bsize": 4}

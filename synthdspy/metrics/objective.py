@@ -67,7 +67,7 @@ class Objective:
             metric returns ``score >= bootstrap_threshold`` instead of the score.
         with_feedback: return ``dspy.Prediction(score=..., feedback=...)`` (GEPA's metric form).
         guard: a budget guard (:class:`synthdspy.optimizers.budget.BudgetGuard`) whose
-            ``check(metric_call=True)`` runs before every metric call and may raise.
+            ``check_metric()`` runs before every metric evaluation and may raise.
 
     Raises:
         KeyError: a weighted diversity metric has no scorer.
@@ -127,10 +127,12 @@ class Objective:
 
     def __call__(self, example: dspy.Example, prediction: dspy.Prediction, trace=None, pred_name=None,
                  pred_trace=None) -> float | bool | dspy.Prediction:
-        if self.guard is not None:
-            self.guard.check(metric_call=True)
-        scores = getattr(prediction, "scores", None) or self.score_records(prediction.records)
-        prediction.scores = scores
+        scores = getattr(prediction, "scores", None)
+        if scores is None:  # only a new evaluation counts against the budget, not a re-read for feedback
+            if self.guard is not None:
+                self.guard.check_metric()
+            scores = self.score_records(prediction.records)
+            prediction.scores = scores
         if self.with_feedback:
             return dspy.Prediction(score=scores.score, feedback=scores.feedback)
         return scores.score >= self.bootstrap_threshold if trace is not None else scores.score

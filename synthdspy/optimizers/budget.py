@@ -28,43 +28,70 @@ class BudgetExhausted(RuntimeError):
 
 @dataclass
 class BudgetGuard:
-    """Counts metric calls and reads the LM meter; :meth:`check` raises once a limit is reached."""
+    """The hard stop: counts metric calls and LM requests, reads billed dollars from the LM meter.
+
+    ``lm_calls`` counts LM requests, cache hits included, reserved before each request is made, so
+    the limit is never overshot and a re-run against a warm cache stops at the same point (the
+    compile stays reproducible). ``usd`` counts billed dollars (cache hits are free); a request in
+    flight when the limit is reached completes, so dollars may overshoot by at most ``concurrency``
+    requests. Limits named in ``native`` are enforced by the optimizer itself (GEPA's
+    ``max_metric_calls``): they are counted and reported, not raised on.
+    """
 
     limits: BudgetConfig
     meter: UsageMeter
+    native: tuple[str, ...] = ()
     metric_calls: int = 0
+    lm_requests: int = 0
     exhausted: str | None = None
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
-    _start: dict[str, float] = field(default_factory=dict)
+    _usd_start: float = 0.0
 
     def __post_init__(self) -> None:
-        self._start = self._totals()
+        self._usd_start = self._usd()
 
-    def _totals(self) -> dict[str, float]:
-        usage = self.meter.snapshot().values()
-        return {"lm_calls": sum(u.calls for u in usage), "usd": sum(u.cost_usd for u in usage)}
+    def _usd(self) -> float:
+        return sum(u.cost_usd for u in self.meter.snapshot().values())
 
     def used(self) -> dict[str, float]:
-        """Spend since the guard was created: metric calls, LM calls, dollars."""
-        now = self._totals()
-        return {"metric_calls": self.metric_calls, "lm_calls": now["lm_calls"] - self._start["lm_calls"],
-                "usd": now["usd"] - self._start["usd"]}
+        """Spend since the guard was created: metric calls, LM requests, billed dollars."""
+        return {"metric_calls": self.metric_calls, "lm_calls": self.lm_requests, "usd": self._usd() - self._usd_start}
 
-    def check(self, metric_call: bool = False) -> None:
-        """Raise :class:`BudgetExhausted` when a limit is reached; count a metric call otherwise."""
+    def _stop(self, key: str) -> None:
+        self.exhausted = f"{key} budget of {getattr(self.limits, key)} reached"
+        raise BudgetExhausted(self.exhausted)
+
+    def _over(self, key: str, value: float) -> bool:
+        limit = getattr(self.limits, key)
+        return limit is not None and key not in self.native and value >= limit
+
+    def check_lm(self) -> None:
+        """Before an LM request: raise :class:`BudgetExhausted` if a limit is reached, else reserve it."""
         with self._lock:
-            used = self.used()
-            for key in ("metric_calls", "lm_calls", "usd"):
-                limit = getattr(self.limits, key)
-                if limit is not None and used[key] >= limit:
-                    self.exhausted = f"{key} budget of {limit} reached"
-                    raise BudgetExhausted(self.exhausted)
-            if metric_call:
-                self.metric_calls += 1
+            if self._over("lm_calls", self.lm_requests):
+                self._stop("lm_calls")
+            if self._over("usd", self._usd() - self._usd_start):
+                self._stop("usd")
+            self.lm_requests += 1
+
+    def check_metric(self) -> None:
+        """Before a metric evaluation: raise :class:`BudgetExhausted` if a limit is reached, else count it."""
+        with self._lock:
+            if self._over("metric_calls", self.metric_calls):
+                self._stop("metric_calls")
+            if self._over("usd", self._usd() - self._usd_start):
+                self._stop("usd")
+            self.metric_calls += 1
 
     def report(self) -> dict[str, object]:
-        """Limits, spend and whether the hard stop fired, for reports and MLflow."""
-        return {"limits": self.limits.model_dump(), "used": self.used(), "stopped_by_budget": self.exhausted}
+        """Limits, spend, whether spend is within the limits, and whether the hard stop fired."""
+        used = self.used()
+        within = all(getattr(self.limits, k) is None or used[k] <= getattr(self.limits, k) for k in used)
+        return {"limits": self.limits.model_dump(), "used": used, "within_budget": within,
+                "stopped_by_budget": self.exhausted}
+
+
+GEPA_MINIBATCH = 3  # dspy.GEPA's default reflection_minibatch_size
 
 
 def optimizer_knobs(optimizer: str, budget: BudgetConfig, n_train: int, n_val: int, num_candidates: int) -> dict:
@@ -72,13 +99,14 @@ def optimizer_knobs(optimizer: str, budget: BudgetConfig, n_train: int, n_val: i
 
     Estimates per optimizer (metric calls): MIPROv2 ~ bootstrapping n_train per candidate set plus
     n_val per trial; BootstrapRS ~ (n_train + n_val) per candidate program; SIMBA ~ bsize *
-    (num_candidates + 1) per step; GEPA counts exactly.
+    (num_candidates + 1) per step; GEPA may finish the iteration it is in when its own count runs
+    out (a reflection minibatch plus a validation pass), so it is given that much less.
     """
     calls = budget.metric_calls
     if calls is None:
         return {}
-    if optimizer == "gepa":
-        return {"max_metric_calls": calls}
+    if optimizer == "gepa":  # GEPA checks its budget between iterations: leave room for one more
+        return {"max_metric_calls": max(n_val + 1, calls - GEPA_MINIBATCH - n_val)}
     if optimizer == "mipro":
         return {"num_trials": max(1, (calls - num_candidates * n_train) // max(1, n_val))}
     if optimizer == "bootstrap_rs":

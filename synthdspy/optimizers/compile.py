@@ -10,7 +10,10 @@ compiled programs are evaluated the same way on held-out (dev) batches, outside 
 
 from __future__ import annotations
 
+import contextlib
 import time
+from collections.abc import Callable
+from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -115,13 +118,14 @@ def evaluate(student: BatchGenerator, examples: list[dspy.Example], objective: O
                       time.perf_counter() - start, interval)
 
 
-def make_optimizer(exp: Experiment, objective: Objective, lms: LMs, n_train: int, n_val: int):
+def make_optimizer(exp: Experiment, objective: Objective, lms: LMs, n_train: int, valset: list[dspy.Example]):
     """The DSPy optimizer named by ``exp.compile.optimizer``, sized by the budget.
 
     Returns:
         (optimizer, compile kwargs beyond student/trainset).
     """
     c = exp.compile
+    n_val = len(valset)
     knobs = optimizer_knobs(c.optimizer, c.budget, n_train, n_val, c.num_candidates)
     many = 10**6  # failures after a budget stop count as zero scores instead of aborting the optimizer
     if c.optimizer == "mipro":
@@ -136,11 +140,11 @@ def make_optimizer(exp: Experiment, objective: Objective, lms: LMs, n_train: int
         else:
             kwargs.update(auto=None, num_candidates=c.num_candidates)
             trials = trials or c.num_candidates * 2
-        return dspy.MIPROv2(**kwargs), {"num_trials": trials, "minibatch": False, "seed": c.seed}
+        return dspy.MIPROv2(**kwargs), {"valset": valset, "num_trials": trials, "minibatch": False, "seed": c.seed}
     if c.optimizer == "gepa":
         budget = {"max_metric_calls": knobs["max_metric_calls"]} if knobs else {"auto": c.auto or "light"}
         return dspy.GEPA(metric=objective, reflection_lm=lms.reflection, num_threads=lms.concurrency,
-                         seed=c.seed, track_stats=True, failure_score=0.0, **budget), {}
+                         seed=c.seed, track_stats=True, failure_score=0.0, **budget), {"valset": valset}
     if c.optimizer == "simba":
         bsize = knobs.get("bsize", min(n_train, 4))
         return dspy.SIMBA(metric=objective, bsize=bsize, num_candidates=c.num_candidates,
@@ -151,7 +155,7 @@ def make_optimizer(exp: Experiment, objective: Objective, lms: LMs, n_train: int
         max_labeled_demos=c.max_labeled_demos,
         num_candidate_programs=knobs.get("num_candidate_programs", c.num_candidates),
         num_threads=lms.concurrency, max_errors=many,
-    ), {}
+    ), {"valset": valset}
 
 
 def freeze_criteria(exp: Experiment, lms: LMs, student: BatchGenerator, train_ex: list[dspy.Example],
@@ -208,10 +212,12 @@ class CompileResult:
 
 
 def compile_program(exp: Experiment, lms: LMs, train: list[Seed], dev: list[Seed],
-                    out_dir: Path | None = None) -> CompileResult:
+                    out_dir: Path | None = None,
+                    traced: Callable[[], AbstractContextManager] = contextlib.nullcontext) -> CompileResult:
     """Evaluate the baseline on ``dev``, optimize the task's prompts on ``train``, evaluate the result.
 
-    The returned program holds the compiled task state and the experiment's (frozen) gates.
+    ``traced`` wraps the two held-out evaluations (the pipeline passes MLflow tracing). The returned
+    program holds the compiled task state and the experiment's (frozen) gates.
     """
     program = SynthesisProgram.from_experiment(exp)
     train_ex = seed_batches(train, exp.compile.batch_size)
@@ -223,23 +229,34 @@ def compile_program(exp: Experiment, lms: LMs, train: list[Seed], dev: list[Seed
             criteria = freeze_criteria(exp, lms, baseline_student, train_ex, out_dir)
         scorers = build_scorers(exp, lms, criteria)
         held_out = Objective(exp.objective, program.gates, scorers)
-        baseline = evaluate(baseline_student, dev_ex, held_out, lms)
+        with traced():
+            baseline = evaluate(baseline_student, dev_ex, held_out, lms)
 
         before = lms.meter.metrics()
         start = time.perf_counter()
-        guard = BudgetGuard(exp.compile.budget, lms.meter)
+        native = ("metric_calls",) if exp.compile.optimizer == "gepa" else ()  # GEPA's max_metric_calls
+        guard = BudgetGuard(exp.compile.budget, lms.meter, native=native)
         objective = Objective(exp.objective, program.gates, scorers, with_feedback=exp.compile.optimizer == "gepa",
                               guard=guard)
-        optimizer, compile_kwargs = make_optimizer(exp, objective, lms, len(train_ex), len(train_ex))
+        optimizer, compile_kwargs = make_optimizer(exp, objective, lms, len(train_ex), train_ex)
         student = BatchGenerator(program.task.deepcopy())
-        lms.meter.gate = guard.check
+        lms.meter.gate = guard.check_lm
+        notes: list[str] = []
         try:
-            compiled_student = optimizer.compile(student, trainset=train_ex, valset=train_ex, **compile_kwargs)
+            compiled_student = optimizer.compile(student, trainset=train_ex, **compile_kwargs)
+        except Exception as exc:
+            if guard.exhausted is None:
+                raise
+            notes.append(f"{guard.exhausted} before {exp.compile.optimizer} returned a program "
+                         f"({type(exc).__name__}: {str(exc)[:200]}); the variant keeps the baseline prompts")
+            compiled_student = student
         finally:
             lms.meter.gate = None
         optimize_seconds = time.perf_counter() - start
         optimize_usage = _usage_delta(before, lms.meter.metrics())
-        compiled = evaluate(compiled_student, dev_ex, held_out, lms)
+        with traced():
+            compiled = evaluate(compiled_student, dev_ex, held_out, lms)
     program.task = compiled_student.task
     program.refresh_hash()
-    return CompileResult(program, baseline, compiled, optimize_usage, optimize_seconds, guard.report(), criteria)
+    return CompileResult(program, baseline, compiled, optimize_usage, optimize_seconds, guard.report(), criteria,
+                         notes)
