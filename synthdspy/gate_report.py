@@ -150,7 +150,7 @@ def confusion_matrix(records: list[Record]) -> Confusion | None:
         return None
     rows = [r for r in ("none", *QA_INJECTIONS) if r in rows_seen] + sorted(set(rows_seen) - {"none", *QA_INJECTIONS})
     present = {c for row in counts.values() for c in row}
-    columns = [c for c in (*get_args(Diagnosis), NOT_JUDGED) if c in present] + sorted(
+    columns = [*get_args(Diagnosis), *([NOT_JUDGED] if NOT_JUDGED in present else [])] + sorted(
         present - {*get_args(Diagnosis), NOT_JUDGED})
     table = {r: {c: counts[r].get(c, 0) for c in columns} for r in rows}
     return Confusion(rows, columns, table, sum(rows_seen.values()), _rate(agree, judged), _rate(detected, injected),
