@@ -111,3 +111,35 @@ def test_cli_gate_report(run_dir, tmp_path):
     assert (run_dir / "generate" / "gate_report.md").exists()
     missing = CliRunner().invoke(app, ["gate-report", str(tmp_path / "nowhere")])
     assert missing.exit_code == 2 and "no record" in " ".join(missing.output.split())
+
+
+ROOT = __import__("pathlib").Path(__file__).parent.parent
+SHARED = ROOT.parent / "shared" / "data"
+PEER_EXPERIMENTS = ["preference", "grpo", "multiturn", "evol", "adversarial_preference", "adversarial_qa"]
+
+
+@pytest.mark.skipif(not SHARED.exists(), reason="needs ../shared/data")
+@pytest.mark.parametrize("name", PEER_EXPERIMENTS)
+def test_shipped_experiments_validate(name, monkeypatch):
+    from synthdspy.config import load_experiment
+
+    monkeypatch.chdir(ROOT)
+    exp = load_experiment(ROOT / "experiments" / f"{name}.toml")
+    assert exp.task.name == name and exp.lm.generator.model.startswith("sim/")
+
+
+@pytest.mark.skipif(not SHARED.exists(), reason="needs ../shared/data")
+def test_adversarial_qa_run_then_report(tmp_path, monkeypatch):
+    from synthdspy.config import load_experiment
+    from synthdspy.pipeline import run_generate
+
+    monkeypatch.chdir(ROOT)
+    exp = load_experiment(ROOT / "experiments" / "adversarial_qa.toml",
+                          [f"output.dir={json.dumps(str(tmp_path / 'out'))}", "tracking.autolog=false",
+                           "task.injection_rate=0.8"])
+    run_generate(exp, n=4, show_progress=False)
+    report = gate_report(tmp_path / "out")
+    assert report.simulated and report.n_records >= 4
+    c = report.confusion
+    assert c is not None and c.n == report.n_records and len(c.rows) >= 2
+    assert sum(sum(row.values()) for row in c.counts.values()) == c.n
