@@ -228,3 +228,17 @@ def compare_cmd(
     Console(width=160).print(table)
     png = pareto_plot(rows, Path(output_dir) / "pareto.png")
     console.print(f"Pareto plot: {png}")
+
+
+@app.command("gate-report")
+@user_errors
+def gate_report_cmd(
+    run_dir: str = typer.Argument(..., help="A generate run's output dir, or its store directory."),
+) -> None:
+    """Pass rate and common failure reasons per gate; adversarial_qa confusion matrix. Writes gate_report.*"""
+    from synthdspy.gate_report import gate_report, to_markdown, write_gate_report
+
+    report = gate_report(run_dir)
+    typer.echo(to_markdown(report))
+    json_path, md_path = write_gate_report(report)
+    console.print(f"wrote {json_path} and {md_path}")

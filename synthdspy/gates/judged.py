@@ -1,5 +1,6 @@
 """LLM-judged gates: ``grounding`` (is the output supported by ``record.input``?) and ``reward``
-(rubric score on 1-10 against a threshold). Both run their predictor under the judge LM role."""
+(rubric score on 1-10 against a threshold; dual rule for preference pairs, best-of rule for GRPO
+groups). Both run their predictor under the judge LM role."""
 
 from __future__ import annotations
 
@@ -53,7 +54,21 @@ class GroundingGate(Gate):
 
 @register_gate("reward", RewardParams)
 class RewardGate(Gate):
-    """Judge the record against a rubric on 1-10; passes when the score is at least ``threshold``."""
+    """Judge the record against a rubric on 1-10 and compare with ``threshold``.
+
+    - Single output: passes when the score is at least ``threshold``; a conversation (``turns``) is
+      judged as one text, all messages in order.
+    - Preference pair (``chosen`` and ``rejected`` set): both are scored; the pair passes only if
+      chosen >= threshold and rejected < threshold (the peer tool's dual rule: a pair whose
+      rejected answer is as good as its chosen one teaches no contrast). Failures have reason
+      ``chosen_below_threshold`` (checked first) or ``rejected_above_threshold``, followed by
+      ``": chosen X, rejected Y"``. The verdict's score is the chosen answer's.
+    - GRPO group (``responses`` set, no ``output``): every response is scored and the list is stored
+      in ``record.reward_scores``, unless the task already filled it (same judge, same scale); the
+      group passes when its best response reaches ``threshold`` (a group with no good rollout gives
+      no learning signal towards good answers), reason ``best_below_threshold`` otherwise. The
+      verdict's score is the best response's.
+    """
 
     name = "reward"
 
@@ -70,5 +85,30 @@ class RewardGate(Gate):
         return float(min(10, max(1, pred.score))), pred.rationale
 
     def forward(self, record: Record) -> Verdict:
-        score, why = self.score(record.instruction, record.input, record.output)
+        if record.chosen is not None and record.rejected is not None:
+            return self._preference(record)
+        if record.responses and not record.output:
+            return self._group(record)
+        response = record.text if record.turns else record.output
+        score, why = self.score(record.instruction, record.input, response)
         return Verdict(gate=self.name, passed=score >= self.threshold, score=score, reason=why)
+
+    def _preference(self, record: Record) -> Verdict:
+        chosen, why = self.score(record.instruction, record.input, record.chosen or "")
+        rejected, _ = self.score(record.instruction, record.input, record.rejected or "")
+        scores = f"chosen {chosen:g}, rejected {rejected:g}"
+        if chosen < self.threshold:
+            return Verdict(gate=self.name, passed=False, score=chosen, reason=f"chosen_below_threshold: {scores}")
+        if rejected >= self.threshold:
+            return Verdict(gate=self.name, passed=False, score=chosen, reason=f"rejected_above_threshold: {scores}")
+        return Verdict(gate=self.name, passed=True, score=chosen, reason=f"{scores}; {why}")
+
+    def _group(self, record: Record) -> Verdict:
+        responses = record.responses or []
+        if record.reward_scores is None or len(record.reward_scores) != len(responses):
+            record.reward_scores = [self.score(record.instruction, record.input, r)[0] for r in responses]
+        best = max(record.reward_scores)
+        summary = f"best {best:g} of {len(responses)} responses"
+        if best < self.threshold:
+            return Verdict(gate=self.name, passed=False, score=best, reason=f"best_below_threshold: {summary}")
+        return Verdict(gate=self.name, passed=True, score=best, reason=summary)

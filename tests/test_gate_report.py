@@ -1,0 +1,145 @@
+"""The gate report: pass rates, reason grouping, adversarial_qa confusion matrix, files, CLI."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from synthdspy.gate_report import find_store, gate_report, reason_key, to_markdown, write_gate_report
+from synthdspy.records import Provenance, Record, Verdict
+from synthdspy.store import RecordStore
+
+
+def qa(i: int, injection: str | None, diagnosis: str | None, lm: str = "openai/x") -> Record:
+    verdict = Verdict(gate="hallucination", passed=diagnosis is None, diagnosis=diagnosis,
+                      reason=f"{diagnosis}: evidence {i}" if diagnosis else f"fine {i}")
+    return Record(id=f"q{i}", task="adversarial_qa", metadata={"injection_type": injection},
+                  provenance=Provenance(lm=lm), verdicts=[verdict])
+
+
+def pair(i: int, passed: bool, reason: str) -> Record:
+    return Record(id=f"p{i}", task="preference", chosen="c", rejected="r",
+                  verdicts=[Verdict(gate="reward", passed=passed, reason=reason)])
+
+
+@pytest.fixture()
+def run_dir(tmp_path):
+    records = [
+        qa(0, None, None), qa(1, None, None), qa(2, None, "GENERATOR_TEMPERATURE"),
+        qa(3, "parametric_drift", "GENERATOR_PARAMETRIC"), qa(4, "contradicts_source", None),
+        qa(5, "domain_mismatch", "GENERATOR_PARAMETRIC"),
+        pair(0, False, "rejected_above_threshold: chosen 8, rejected 7"),
+        pair(1, False, "rejected_above_threshold: chosen 9, rejected 9"),
+        pair(2, False, "chosen_below_threshold: chosen 3, rejected 2"), pair(3, True, "chosen 8, rejected 2"),
+    ]
+    with RecordStore(tmp_path / "run" / "generate" / "store") as store:
+        store.append_many(records)
+    return tmp_path / "run"
+
+
+def test_reason_key_groups_codes():
+    assert reason_key("rejected_above_threshold: chosen 8, rejected 7") == "rejected_above_threshold"
+    assert reason_key("GENERATOR_PARAMETRIC: uses outside facts") == "GENERATOR_PARAMETRIC"
+    assert reason_key("The answer invents a date.") == "The answer invents a date."
+    assert reason_key("") == "(no reason)"
+
+
+def test_report_counts_gates_and_reasons(run_dir):
+    report = gate_report(run_dir)
+    assert report.n_records == 10 and report.n_passed == 3 + 1 and not report.simulated
+    gates = {g.gate: g for g in report.gates}
+    assert (gates["hallucination"].n, gates["hallucination"].passed) == (6, 3)
+    assert gates["reward"].pass_rate == pytest.approx(0.25)
+    assert gates["reward"].failure_reasons == [("rejected_above_threshold", 2), ("chosen_below_threshold", 1)]
+    assert gates["hallucination"].diagnoses == {"GENERATOR_TEMPERATURE": 1, "GENERATOR_PARAMETRIC": 2}
+
+
+def test_confusion_matrix_of_injection_against_diagnosis(run_dir):
+    c = gate_report(run_dir).confusion
+    assert c.rows == ["none", "contradicts_source", "parametric_drift", "domain_mismatch"]
+    assert c.counts["none"] == {"GENERATOR_PARAMETRIC": 0, "GENERATOR_TEMPERATURE": 1, "DOMAIN_MISMATCH": 0,
+                                "INSTRUCTION_QUALITY": 0, "NONE": 2}
+    assert c.counts["contradicts_source"]["NONE"] == 1
+    assert c.counts["parametric_drift"]["GENERATOR_PARAMETRIC"] == 1
+    assert c.counts["domain_mismatch"]["GENERATOR_PARAMETRIC"] == 1
+    assert c.n == 6
+    assert c.agreement == pytest.approx(3 / 6)  # two clean NONE + parametric drift
+    assert c.detection_rate == pytest.approx(2 / 3) and c.false_alarm_rate == pytest.approx(1 / 3)
+
+
+def test_unjudged_records_get_their_own_column(tmp_path):
+    unjudged = Record(id="u", task="adversarial_qa", metadata={"injection_type": "instruction_quality"})
+    with RecordStore(tmp_path / "s") as store:
+        store.append_many([unjudged, qa(1, None, None)])
+    c = gate_report(tmp_path / "s").confusion
+    assert c.counts["instruction_quality"]["(not judged)"] == 1 and c.agreement == 1.0
+    assert c.detection_rate is None
+
+
+def test_files_written_next_to_the_store_and_markdown(run_dir):
+    report = gate_report(run_dir)
+    json_path, md_path = write_gate_report(report)
+    assert json_path.parent == run_dir / "generate"
+    blob = json.loads(json_path.read_text())
+    assert blob["confusion"]["counts"]["parametric_drift"]["GENERATOR_PARAMETRIC"] == 1
+    md = md_path.read_text()
+    assert "| reward | 4 | 1 | 25.0% |" in md and "- 2 x rejected_above_threshold" in md
+    assert "| parametric_drift | 1 | 0 | 0 | 0 | 0 |" in md
+    assert "Simulated LM" not in md
+
+
+def test_simulated_runs_are_labelled(tmp_path):
+    with RecordStore(tmp_path / "s") as store:
+        store.append(qa(0, None, None, lm="sim/default"))
+    assert "Simulated LM" in to_markdown(gate_report(tmp_path / "s"))
+
+
+def test_find_store_errors_on_a_directory_without_records(tmp_path):
+    with pytest.raises(FileNotFoundError, match="no record store"):
+        find_store(tmp_path)
+
+
+def test_cli_gate_report(run_dir, tmp_path):
+    from typer.testing import CliRunner
+
+    from synthdspy.cli import app
+
+    result = CliRunner().invoke(app, ["gate-report", str(run_dir)])
+    assert result.exit_code == 0, result.output
+    assert "| hallucination | 6 | 3 | 50.0% |" in result.stdout
+    assert (run_dir / "generate" / "gate_report.md").exists()
+    missing = CliRunner().invoke(app, ["gate-report", str(tmp_path / "nowhere")])
+    assert missing.exit_code == 2 and "no record" in " ".join(missing.output.split())
+
+
+ROOT = __import__("pathlib").Path(__file__).parent.parent
+SHARED = ROOT.parent / "shared" / "data"
+PEER_EXPERIMENTS = ["preference", "grpo", "multiturn", "evol", "adversarial_preference", "adversarial_qa"]
+
+
+@pytest.mark.skipif(not SHARED.exists(), reason="needs ../shared/data")
+@pytest.mark.parametrize("name", PEER_EXPERIMENTS)
+def test_shipped_experiments_validate(name, monkeypatch):
+    from synthdspy.config import load_experiment
+
+    monkeypatch.chdir(ROOT)
+    exp = load_experiment(ROOT / "experiments" / f"{name}.toml")
+    assert exp.task.name == name and exp.lm.generator.model.startswith("sim/")
+
+
+@pytest.mark.skipif(not SHARED.exists(), reason="needs ../shared/data")
+def test_adversarial_qa_run_then_report(tmp_path, monkeypatch):
+    from synthdspy.config import load_experiment
+    from synthdspy.pipeline import run_generate
+
+    monkeypatch.chdir(ROOT)
+    exp = load_experiment(ROOT / "experiments" / "adversarial_qa.toml",
+                          [f"output.dir={json.dumps(str(tmp_path / 'out'))}", "tracking.autolog=false",
+                           "task.injection_rate=0.8"])
+    run_generate(exp, n=4, show_progress=False)
+    report = gate_report(tmp_path / "out")
+    assert report.simulated and report.n_records >= 4
+    c = report.confusion
+    assert c is not None and c.n == report.n_records and len(c.rows) >= 2
+    assert sum(sum(row.values()) for row in c.counts.values()) == c.n
