@@ -76,6 +76,18 @@ class Record(BaseModel):
         return all(v.passed for v in self.verdicts)
 
     @property
+    def response(self) -> str:
+        """The generated answer a judge scores: ``chosen``, else the first of ``responses``, else the
+        conversation's turns, else ``output``."""
+        if self.chosen is not None:
+            return self.chosen
+        if self.responses:
+            return self.responses[0]
+        if self.turns:
+            return "\n".join(f"{t.get('role', '')}: {t.get('content', '')}" for t in self.turns)
+        return self.output
+
+    @property
     def text(self) -> str:
         """The record's generated text as one string (what diversity metrics and judges read)."""
         if self.turns:

@@ -10,6 +10,7 @@ from synthdspy.config import LMConfig, ObjectiveConfig
 from synthdspy.gates.hallucination import HallucinationGate, judged_pairs
 from synthdspy.gates.judged import RewardGate
 from synthdspy.lm import build_lms, roles_context
+from synthdspy.metrics.diversity.scorers import LexicalScorer
 from synthdspy.metrics.objective import Objective
 from synthdspy.program import GateChain
 from synthdspy.records import Record
@@ -145,6 +146,6 @@ def test_reward_gate_on_simulator_contrasts_faithful_with_unrelated(lms):
 def test_objective_reads_chosen_score_from_the_reward_verdict():
     gate = ScriptedReward({"good": 9, "weak": 2})
     chain = GateChain([gate])
-    objective = Objective(ObjectiveConfig(), chain)
+    objective = Objective(ObjectiveConfig(), chain, {"lexical": LexicalScorer()})
     record = chain(rec(chosen="good", rejected="weak"))
-    assert objective.record_quality(record) == 9
+    assert objective.record_quality(record)[0] == 9

@@ -94,7 +94,7 @@ class Objective:
                 return float(v.score), v.reason
         if self.quality_judge is None:  # a reward gate exists but gave no score (it errored)
             return 1.0, "the reward judge gave no score"
-        return self.quality_judge.score(record.instruction, record.input, record.output)
+        return self.quality_judge.score(record.instruction, record.input, record.response)
 
     def diversity(self, texts: Sequence[str]) -> tuple[float, dict[str, float], str]:
         """Weighted diversity of ``texts`` in [0, 1], each scorer's value, and the scorers' feedback."""
