@@ -1,7 +1,17 @@
 """Imports every task and gate module so that they register, and re-exports the registries."""
 
-from synthdspy.gates import judged, math_answer  # noqa: F401  (registration)
+from synthdspy.gates import cot_check, dimension, judged, math_answer  # noqa: F401  (registration)
 from synthdspy.registry import GATES, TASKS
-from synthdspy.tasks import cot, qa, textbook  # noqa: F401  (registration)
+from synthdspy.tasks import (  # noqa: F401  (registration)
+    cot,
+    mind,
+    pretraining,
+    qa,
+    rephrase,
+    self_instruct,
+    textbook,
+    tinystories,
+    variation,
+)
 
 __all__ = ["GATES", "TASKS"]
