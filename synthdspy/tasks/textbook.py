@@ -66,6 +66,14 @@ def candidate_topics(seed: Seed, task: str, topics: Any) -> list[TopicSeed]:
         raise ValueError(f"seed {seed.id}: 'topics' entries need topic, subtopics and keywords ({exc!r})") from None
 
 
+def chosen_topics(used: list[str], offered: list[TopicSeed]) -> list[str]:
+    """The offered topic names the LM says it combined (matched case-insensitively), in offered
+    order; all offered topics when it named none of them."""
+    named = {str(u).strip().lower() for u in used}
+    picked = [t.topic for t in offered if t.topic.lower() in named]
+    return picked or [t.topic for t in offered]
+
+
 @register_task("textbook", TextbookParams)
 class TextbookTask(Task):
     """A lesson of 3-5 passages of growing nuance plus one multiple-choice question per topic seed.
@@ -111,8 +119,8 @@ class TextbookTask(Task):
         persona = getattr(pred, "persona", None)
         style = inputs["style"].split(":")[0] if "style" in inputs else None
         if "topics" in inputs:
-            topics = list(pred.topics_used) or [t.topic for t in inputs["topics"]]
-            keywords = [k for t in inputs["topics"] for k in t.keywords]
+            topics = chosen_topics(pred.topics_used, inputs["topics"])
+            keywords = [k for t in inputs["topics"] if t.topic in topics for k in t.keywords]
         else:
             topics, keywords = [inputs["topic"]], inputs["keywords"]
         instruction = f"Write a {style or 'textbook'} lesson on {' and '.join(topics)}"
