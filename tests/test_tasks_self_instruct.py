@@ -64,26 +64,36 @@ def test_the_175_seed_tasks_load_as_a_pool():
 
 def test_pool_admits_novel_tasks_and_rejects_near_duplicates():
     pool = TaskPool([example(r["instruction"]) for r in POOL], threshold=0.7)
-    added, score, match = pool.admit(example("Give three tips for staying healthy!"))
-    assert not added and score == pytest.approx(1.0) and match == POOL[0]["instruction"]
-    added, score, _ = pool.admit(example("Explain how a rainbow forms in the sky."))
-    assert added and score < 0.7 and len(pool) == len(POOL) + 1
-    again, _, match = pool.admit(example("Explain how a rainbow forms in the sky"))
-    assert not again and match == "Explain how a rainbow forms in the sky."
-    assert pool.rejected == 2
+    batch = [example("Give three tips for staying healthy!"), example("Explain how a rainbow forms in the sky."),
+             example("Explain how a rainbow forms in the sky")]
+    (dup, dup_score, dup_match), (new, new_score, _), (again, _, again_match) = pool.admit_batch(batch, "u1")
+    assert not dup and dup_score == pytest.approx(1.0) and dup_match == POOL[0]["instruction"]
+    assert new and new_score < 0.7 and len(pool) == len(POOL) + 1
+    assert not again and again_match == "Explain how a rainbow forms in the sky.", "checked within the batch"
+    (other_unit,) = pool.admit_batch([example("Explain how a rainbow forms in the sky!")], "u2")
+    assert not other_unit[0] and pool.rejected == 3
 
 
-def test_concurrent_admits_of_one_task_keep_exactly_one():
+def test_a_unit_run_again_replaces_its_own_additions():
+    pool = TaskPool([example("Name a colour.")], threshold=0.7)
+    assert pool.admit_batch([example("Describe the water cycle in two sentences.")], "u1")[0][0]
+    assert pool.admit_batch([example("Describe the water cycle in two short sentences.")], "u1")[0][0]
+    assert [t.instruction for t in pool.tasks] == ["Name a colour.", "Describe the water cycle in two short sentences."]
+
+
+def test_concurrent_units_proposing_one_task_keep_exactly_one():
     pool = TaskPool([example(r["instruction"]) for r in POOL], threshold=0.7)
     with ThreadPoolExecutor(8) as ex:
-        results = list(ex.map(lambda _: pool.admit(example("Summarise the plot of a novel you like."))[0], range(16)))
+        results = list(ex.map(
+            lambda u: pool.admit_batch([example("Summarise the plot of a novel you like.")], f"u{u}")[0][0],
+            range(16)))
     assert sum(results) == 1 and len(pool) == len(POOL) + 1
 
 
 def test_deep_copies_have_their_own_pool():
     pool = TaskPool([example("Name a colour.")], threshold=0.7)
     twin = copy.deepcopy(pool)
-    twin.admit(example("Describe the water cycle in two sentences."))
+    twin.admit_batch([example("Describe the water cycle in two sentences.")], "u1")
     assert len(pool) == 1 and len(twin) == 2
 
 
@@ -109,7 +119,8 @@ def test_forward_keeps_only_novel_allowed_tasks_and_grows_the_pool(pool_file):
     assert seen["examples"][0].instruction == POOL[1]["instruction"] and len(seen["examples"]) == 2
     assert len({e.instruction for e in seen["examples"]}) == 2
     assert len(task.pool) == len(POOL) + 1
-    assert task(seed) == [], "the same proposals are no longer novel"
+    assert [r.id for r in task(seed)] == [r.id for r in records], "a unit run again is not its own duplicate"
+    assert task(seed, rollout=1) == [], "another unit's identical proposals are not novel"
 
 
 def test_in_context_sample_depends_on_seed_and_rollout_only(pool_file):

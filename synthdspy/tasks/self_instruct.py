@@ -7,9 +7,11 @@ instruction already in the pool stays below ``rouge_threshold`` (0.7 in the pape
 join the pool, so later calls both see them as examples and must differ from them.
 
 The pool lives in memory, one per task object: across concurrent units of one process it is
-shared under a lock (check-and-add is atomic), but which of two near-duplicate tasks is kept
-depends on which unit finished first; separate processes (a resumed run, compile's program copies)
-each start from the seed file, so novelty is checked best-effort, not globally.
+shared under a lock (check-and-add is atomic), but which of two near-duplicate tasks from
+different units is kept depends on which unit ran first; separate processes (a resumed run) and
+deep copies (compile's candidate programs) each grow their own pool from the seed file, so
+novelty is checked best-effort, not globally. A unit that runs again replaces its own earlier
+additions rather than being compared with them (see :class:`TaskPool`).
 """
 
 from __future__ import annotations
@@ -70,15 +72,19 @@ def load_pool(path: str | Path) -> list[TaskExample]:
 class TaskPool:
     """Thread-safe pool of tasks with the ROUGE-L novelty check of Wang et al. 2023, section 2.3.
 
-    ``admit`` compares a candidate instruction with every pool instruction (ROUGE-L F-measure,
-    ``rouge-score``'s default tokenizer, no stemming) and adds it when the maximum is below
-    ``threshold``. Deep copies get their own lock and a copy of the task list.
+    Each entry remembers the unit that added it (``origin``: seed id and rollout; ``""`` for the
+    seed file). :meth:`admit_batch` compares a unit's candidates (ROUGE-L F-measure of the
+    instructions, ``rouge-score``'s default tokenizer, no stemming) with every entry of the seed
+    file and of *other* units, and with the candidates it kept before them in the batch; a
+    candidate is kept when the maximum is below ``threshold``. Running a unit again (a retry, or
+    another program in compile) first drops what that unit added before, so a unit is never
+    rejected for repeating itself. Deep copies get their own lock and entry list.
     """
 
     def __init__(self, tasks: list[TaskExample], threshold: float) -> None:
         from rouge_score.rouge_scorer import RougeScorer
 
-        self.tasks = list(tasks)
+        self.entries: list[tuple[TaskExample, str]] = [(t, "") for t in tasks]
         self.threshold = threshold
         self.scorer = RougeScorer(["rougeL"], use_stemmer=False)
         self.rejected = 0
@@ -86,17 +92,22 @@ class TaskPool:
 
     def __deepcopy__(self, memo: dict) -> TaskPool:
         new = copy.copy(self)
-        new.tasks = list(self.tasks)
+        new.entries = list(self.entries)
         new._lock = threading.Lock()
         return new
 
     def __len__(self) -> int:
-        return len(self.tasks)
+        return len(self.entries)
+
+    @property
+    def tasks(self) -> list[TaskExample]:
+        """A snapshot of the pool's tasks, seed-file tasks first."""
+        with self._lock:
+            return [t for t, _ in self.entries]
 
     def sample(self, rng: random.Random, k: int, exclude: str = "") -> list[TaskExample]:
         """``k`` distinct tasks (fewer if the pool is smaller) whose instruction is not ``exclude``."""
-        with self._lock:
-            candidates = [t for t in self.tasks if t.instruction != exclude]
+        candidates = [t for t in self.tasks if t.instruction != exclude]
         return rng.sample(candidates, min(k, len(candidates)))
 
     def nearest(self, instruction: str, tasks: list[TaskExample]) -> tuple[float, str]:
@@ -108,16 +119,23 @@ class TaskPool:
                 best, match = score, t.instruction
         return best, match
 
-    def admit(self, task: TaskExample) -> tuple[bool, float, str]:
-        """Add ``task`` when it is novel; returns (added, max ROUGE-L, most similar pool instruction)."""
+    def admit_batch(self, tasks: list[TaskExample], origin: str) -> list[tuple[bool, float, str]]:
+        """Check a unit's candidates in order and add the novel ones under ``origin`` (non-empty);
+        returns (added, max ROUGE-L, most similar instruction) per candidate."""
         with self._lock:
-            score, match = self.nearest(task.instruction, self.tasks)
-            added = score < self.threshold
-            if added:
-                self.tasks.append(task)
-            else:
-                self.rejected += 1
-        return added, score, match
+            self.entries = [(t, o) for t, o in self.entries if o != origin]
+            against = [t for t, _ in self.entries]
+            results = []
+            for task in tasks:
+                score, match = self.nearest(task.instruction, against)
+                added = score < self.threshold
+                if added:
+                    against.append(task)
+                    self.entries.append((task, origin))
+                else:
+                    self.rejected += 1
+                results.append((added, score, match))
+        return results
 
 
 class SelfInstructParams(Params):
@@ -173,18 +191,20 @@ class SelfInstructTask(Task):
             rng, self.num_examples - (1 if own else 0), exclude=own.instruction if own else ""
         )
         pred = self.generate(examples=examples, num_tasks=self.num_tasks, config=sampling_config(rollout))
-        records = []
+        candidates = []
         for i, task in enumerate(pred.tasks[: self.num_tasks]):
             task = TaskExample(instruction=task.instruction.strip(),
                                input="" if task.input.strip() == NO_INPUT else task.input.strip(),
                                output=task.output.strip())
-            if not task.instruction or self.blocked_word(task.instruction):
-                continue
-            added, score, match = self.pool.admit(task)
-            if added:
-                records.append(self.record(
-                    seed, rollout, i, instruction=task.instruction, input=task.input, output=task.output,
-                    metadata={"rouge_l_max": round(score, 4), "most_similar": match,
-                              "examples": [e.instruction for e in examples]},
-                ))
-        return records
+            if task.instruction and not self.blocked_word(task.instruction):
+                candidates.append((i, task))
+        verdicts = self.pool.admit_batch([t for _, t in candidates], origin=f"{seed.id}#{rollout}")
+        return [
+            self.record(
+                seed, rollout, i, instruction=task.instruction, input=task.input, output=task.output,
+                metadata={"rouge_l_max": round(score, 4), "most_similar": match,
+                          "examples": [e.instruction for e in examples]},
+            )
+            for (i, task), (added, score, match) in zip(candidates, verdicts, strict=True)
+            if added
+        ]
