@@ -52,8 +52,8 @@ class ConfusionMatrix:
 def confusion_matrices(
     pairs: dict[str, Counter[tuple[str, str]]], labels: dict[str, list[str]] | None = None
 ) -> dict[str, ConfusionMatrix]:
-    """Confusion matrices from per-dimension counts of (target, predicted) pairs, computed with
-    ``sklearn.metrics.confusion_matrix``.
+    """Confusion matrices from per-dimension counts of (target, predicted) pairs (each Counter
+    non-empty), computed with ``sklearn.metrics.confusion_matrix``.
 
     ``labels`` gives each dimension's label order (the catalog's values); labels seen in ``pairs``
     but not listed are appended in sorted order.
@@ -67,7 +67,7 @@ def confusion_matrices(
         order += [x for x in seen if x not in order]
         keys = list(counts)
         m = confusion_matrix([t for t, _ in keys], [p for _, p in keys], labels=order,
-                             sample_weight=[counts[k] for k in keys]) if keys else [[0] * len(order)] * len(order)
+                             sample_weight=[counts[k] for k in keys])
         out[dim] = ConfusionMatrix(order, [[int(x) for x in row] for row in m])
     return out
 
