@@ -1,7 +1,22 @@
 """Imports every task and gate module so that they register, and re-exports the registries."""
 
-from synthdspy.gates import hallucination, judged, math_answer  # noqa: F401  (registration)
+from synthdspy.gates import cot_check, dimension, hallucination, judged, math_answer  # noqa: F401  (registration)
 from synthdspy.registry import GATES, TASKS
-from synthdspy.tasks import adversarial, cot, evol, grpo, multiturn, preference, qa, textbook  # noqa: F401
+from synthdspy.tasks import (  # noqa: F401  (registration)
+    adversarial,
+    cot,
+    evol,
+    grpo,
+    mind,
+    multiturn,
+    preference,
+    pretraining,
+    qa,
+    rephrase,
+    self_instruct,
+    textbook,
+    tinystories,
+    variation,
+)
 
 __all__ = ["GATES", "TASKS"]

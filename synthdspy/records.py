@@ -31,7 +31,9 @@ class Verdict(BaseModel):
     """A gate's decision on one record.
 
     ``score`` is the gate's own scale (a judge's 1-10, a similarity in [0, 1] ...) or None;
-    ``diagnosis`` names a failure class where the gate has one (for example GENERATOR_PARAMETRIC).
+    ``diagnosis`` names a failure class where the gate has one (for example GENERATOR_PARAMETRIC);
+    ``details`` holds a gate's structured findings (the ``dimension`` gate's predicted and target
+    labels per dimension), empty for gates that have none.
     """
 
     gate: str
@@ -39,6 +41,7 @@ class Verdict(BaseModel):
     score: float | None = None
     reason: str = ""
     diagnosis: str | None = None
+    details: dict[str, Any] = Field(default_factory=dict)
 
 
 class Record(BaseModel):

@@ -3,13 +3,37 @@
 from __future__ import annotations
 
 from synthdspy.config import SeedsConfig
-from synthdspy.records import Seed
+from synthdspy.records import Seed, content_hash
+
+BUILTINS = ("builtin:dimensions", "builtin:topics", "builtin:words")
+
+
+def dimension_seeds(cfg: SeedsConfig, n: int) -> list[Seed]:
+    """``n`` seeds for dimension-controlled generation: draw ``i`` joins the ``i``-th
+    :class:`~synthdspy.seeds.catalog.DimensionSampler` draw (shipped target shares) with the
+    ``i``-th :class:`~synthdspy.seeds.catalog.TopicSampler` draw, both seeded by ``cfg.sampling_seed``.
+
+    Seed ``data``: the topic draw's fields (``topic``, ``subtopics``, ``keywords``, ``topics``,
+    ``style``, ``personas``) plus ``dimensions`` ({dimension: value}) and ``dimension_details``
+    (one row per dimension: description, value, meaning, instructions, training goal).
+    """
+    from synthdspy.seeds.catalog import DimensionSampler, TopicSampler
+
+    dims = DimensionSampler(seed=cfg.sampling_seed)
+    topics = TopicSampler(seed=cfg.sampling_seed, n_topics=cfg.num_topics, n_personas=cfg.num_personas)
+    seeds = []
+    for i in range(n):
+        choice = dims.draw(i)
+        data = {**topics.draw(i).data, "dimensions": choice, "dimension_details": dims.details(choice)}
+        seeds.append(Seed(id=content_hash("dimensions", cfg.sampling_seed, i, data), data=data))
+    return seeds
 
 
 def experiment_seeds(cfg: SeedsConfig, n: int) -> list[Seed]:
     """``n`` seeds from ``cfg.source`` (fewer when a file has fewer rows or chunks).
 
-    ``builtin:topics`` draws topic/style/persona seeds, ``builtin:words`` TinyStories word draws;
+    ``builtin:topics`` draws topic/style/persona seeds, ``builtin:words`` TinyStories word draws,
+    ``builtin:dimensions`` dimension values joined with topic draws (:func:`dimension_seeds`);
     anything else is a file or hub id read by :func:`synthdspy.seeds.loading.load_seeds`, shuffled
     with ``cfg.sampling_seed`` and chunked when ``cfg.chunk_words`` > 0.
 
@@ -27,8 +51,10 @@ def experiment_seeds(cfg: SeedsConfig, n: int) -> list[Seed]:
         from synthdspy.seeds.catalog import WordSampler
 
         return WordSampler(seed=cfg.sampling_seed).sample(n)
+    if cfg.source == "builtin:dimensions":
+        return dimension_seeds(cfg, n)
     if cfg.source.startswith("builtin:"):
-        raise ConfigError(f"seeds.source: unknown built-in {cfg.source!r}; known: builtin:topics, builtin:words")
+        raise ConfigError(f"seeds.source: unknown built-in {cfg.source!r}; known: {', '.join(BUILTINS)}")
 
     from synthdspy.seeds.chunking import chunk_seeds
     from synthdspy.seeds.loading import load_seeds
