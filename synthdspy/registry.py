@@ -73,5 +73,6 @@ def describe(entry: Entry) -> list[tuple[str, str, Any]]:
     rows = []
     for fname, field in entry.params.model_fields.items():
         ann = getattr(field.annotation, "__name__", None) or str(field.annotation).replace("typing.", "")
-        rows.append((fname, ann, field.default if not field.is_required() else "(required)"))
+        default = field.get_default(call_default_factory=True) if not field.is_required() else "(required)"
+        rows.append((fname, ann, default))
     return rows
