@@ -626,11 +626,13 @@ def _phrase(item: str) -> str:
 
 def _lower_first(sentence: str) -> str:
     """`sentence` with its first letter lowered, unless it starts a name ("Newton's", "PhD",
-    "I", or a capitalised word followed by another: "Roman Empire")."""
+    "I", or a capitalised word other than a stopword followed by another: "Roman Empire")."""
     words = sentence.split()
     if not words:
         return sentence
     first = words[0]
+    if first.lower() in _STOPWORDS and first != "I":
+        return sentence[:1].lower() + sentence[1:]
     keep = (
         not first.isalpha()
         or first == "I"
@@ -638,6 +640,11 @@ def _lower_first(sentence: str) -> str:
         or (len(words) > 1 and words[1][:1].isupper())
     )
     return sentence if keep else sentence[:1].lower() + sentence[1:]
+
+
+def _stems(text: str) -> set[str]:
+    """Content words of `text` with a plural "s" dropped (bridges -> bridge), for word matching."""
+    return {w[:-1] if w.endswith("s") and len(w) > 3 else w for w in content_words(text)}
 
 
 def _cap(sentence: str) -> str:
@@ -748,6 +755,7 @@ _NUANCE = (
     "Under unusual conditions, {a} can even reverse what {k} normally suggests.",
     "The limits of {k} become clear only when {a2} enters the picture.",
 )
+_KEYWORD_FRAMES = tuple(t for t in _BASIC if "{k}" in t or "{K}" in t)
 _AUDIENCE = (
     "This {style}lesson on {t} is written for {r}.",
     "Imagine you are {r}: {t} touches your world more than it first seems.",
@@ -953,15 +961,16 @@ class _Writer:
         self.used.add(template)
         return template
 
-    def _fill(self, template: str, focus: str, kws: list[str], slot: int) -> tuple[str, str]:
-        """(sentence, keyword used) for `template` about `focus`, cycling through `kws`."""
+    def _fill(self, template: str, focus: str, kws: list[str], slot: int) -> tuple[str, str | None]:
+        """(sentence, keyword it names or None) for `template` about `focus`, cycling through `kws`."""
         others = [a for a in self.aspects if a != focus] or [self.topic]
         k = kws[slot % len(kws)] if kws else others[slot % len(others)]
         k2 = kws[(slot + 1) % len(kws)] if len(kws) > 1 else others[(slot + 1) % len(others)]
         topic = "the wider subject" if focus == self.topic else _mid(self.topic)
         values = {"a": _mid(focus), "A": _cap(focus), "a2": _mid(others[slot % len(others)]), "k": _mid(k),
                   "K": _cap(k), "k2": _mid(k2), "t": topic}
-        return _cap(template.format(**values)), k
+        named = k if k in kws and ("{k}" in template or "{K}" in template) else None
+        return _cap(template.format(**values)), named
 
     def _composed(self, focus: str, index: int, count: int, kws: list[str]) -> list[str]:
         """`count` sentences about `focus`: basic frames first, then `index` nuance frames (later
@@ -974,12 +983,12 @@ class _Writer:
                 continue
             pool = _NUANCE if slot >= count - nuance else _BASIC
             sentence, k = self._fill(self._template(pool, slot), focus, kws, slot)
-            if k in kws:
+            if k:
                 self.links.append((focus, k))
             out.append(sentence)
         missing = [k for k in kws if k.lower() not in " ".join(out).lower()]
         for k in missing:
-            sentence, _ = self._fill(self._template(_BASIC, len(out)), focus, [k], 0)
+            sentence, _ = self._fill(self._template(_KEYWORD_FRAMES, len(out)), focus, [k], 0)
             self.links.append((focus, k))
             out.append(sentence)
         if out:
@@ -999,10 +1008,10 @@ class _Writer:
             kws = self.keywords[index::total] or self.keywords[index % max(1, len(self.keywords)) :][:1]
         else:
             kws = self.keywords[:1] if index == 0 and self.rng.random() < 0.3 else []
-        count = 1 if short else self._length_for(name, 2) + index
+        reader = self.reader() if index == 0 and self.knobs["persona"] else ""
+        count = 1 if short else max(1, self._length_for(name, 2) + index - bool(reader))
         sentences = self._composed(focus, index, count, kws)
-        reader = self.reader()
-        if index == 0 and self.knobs["persona"] and reader:
+        if reader:
             frames = _AUDIENCE if self.knobs["diversity"] else _AUDIENCE[:1]
             frame = frames[self.rng.randrange(len(frames))]
             style = f"{self.style} " if self.style else ""
@@ -1037,7 +1046,8 @@ class _Writer:
     def pick(self, key: str, items: list[str], desc: str) -> str:
         """One item of list `key`, the same for the whole request. The quiz target when it is one
         of the items; when the instructions or descriptions ask for a suiting/fitting choice, the
-        item sharing most content words with the topic, items, keywords and style; else seeded."""
+        item sharing most content words (`_stems`) with the topic, items, keywords and style (ties
+        broken by the seeded RNG); else a seeded choice."""
         if key in self.picks and self.picks[key] in items:
             return self.picks[key]
         if self.target and self.target[1] in items:
@@ -1045,8 +1055,8 @@ class _Writer:
         else:
             spec = next((f.desc for f in self.prompt.inputs if f.name == key), "")
             if _SUIT_WORDS.search(" ".join((self.prompt.instructions, desc, spec))):
-                context = set(content_words(" ".join([self.topic, self.style, *self.aspects, *self.keywords])))
-                scores = [len(context & set(content_words(item))) for item in items]
+                context = _stems(" ".join([self.topic, self.style, *self.aspects, *self.keywords]))
+                scores = [len(context & _stems(item)) for item in items]
                 best = [item for item, s in zip(items, scores, strict=True) if s == max(scores)]
                 choice = best[self.rng.randrange(len(best))]
             else:
@@ -1062,7 +1072,7 @@ class _Writer:
         words = [] if enough else _frequent_words(self.source, 8)
         pool = target + self.keywords + self.aspects + words + [self.topic]
         seen: list[str] = []
-        for item in pool:
+        for item in map(_mid, pool):
             if item.lower() not in {s.lower() for s in seen}:
                 seen.append(item)
         head, rest = seen[: len(target)], seen[len(target) :]
@@ -1136,7 +1146,7 @@ class _Writer:
         if self.composed:
             links = self.links or [(a, k) for a in self.aspects[:1] for k in (self.keywords or self.aspects)[1:2]]
             focus, target = links[self.rng.randrange(len(links))] if links else (self.topic, self.topic)
-            self.target = (focus, target)
+            self.target = (focus, _mid(target))
             template = self.choose(_QUIZ_QUESTIONS) if self.knobs["diversity"] else _QUIZ_QUESTIONS[0]
             return _cap(template.format(a=_mid(focus), t=_mid(self.topic)))
         grounded = self.rng.random() < self.grounding_p
