@@ -37,11 +37,24 @@ How answers are written (an honest toy; see `compose_answer`)
     Quality knobs are keyword families in the instructions (`KNOBS`): grounding, step-by-step
     reasoning, keyword use, persona/style and diversity each change what is written in a
     measurable direction; grounded demos raise grounding and demo lengths are mimicked.
+    Field roles come from names and descriptions (`_field_kind`): numbered steps go only to
+    reasoning fields (reasoning, rationale, explanation, steps, solution, or a description asking
+    for steps), or to an answer-like main output when the signature has no reasoning field at
+    any depth; short fields (persona, question, option, title, label...) never get them. List
+    inputs are used item by item, never pasted as JSON: an output named as the singular of a
+    list input (persona <- personas), or described as "copied from <list>", copies one item
+    (seeded; the best word match with the topic and items when a fit is asked for). A request
+    with a topic or list items and no source text is "composed": passage i of n is about item
+    i, built from sentence frames with the keywords shared out, longer and more nuanced for
+    later items, repeating two frames unless the diversity knob asks for variety; quiz options
+    are distinct items and the answer is the item the passages linked to the question's focus.
+    Object properties are written in dependency order (text, lists, copies, reasoning last).
     Judge-like requests (numeric, bool or Literal outputs about a candidate input) are scored
-    by `judge_features`. Optimizer requests that rewrite an instruction (an output field named
-    like `new_instruction` next to an input holding the current one) return it with seeded
-    `KNOB_PHRASES` appended, more often those the feedback hints at, so instruction search has
-    something real to find.
+    by `judge_features` (overlap with a source, coverage of the instruction, repetition, JSON
+    debris, length, vocabulary, reasoning where asked). Optimizer requests that rewrite an
+    instruction (an output field named like `new_instruction` next to an input holding the
+    current one) return it with seeded `KNOB_PHRASES` appended, more often those the feedback
+    hints at, so instruction search has something real to find.
 
 Fault injection (`SimOptions`): fixed latency, rate limits, server errors and malformed answers
 (a truncated answer the adapter cannot parse). The decision for each attempt is a seeded draw on
