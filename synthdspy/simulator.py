@@ -1079,14 +1079,15 @@ class _Writer:
 
     def options(self, count: int) -> list[str]:
         """`count` distinct short options: the quiz target first, then keywords, items and frequent
-        source words, shuffled by the seeded RNG."""
+        source words (never the question's own focus), shuffled by the seeded RNG."""
         target = [self.target[1]] if self.target else []
         enough = self.composed and len(self.keywords) + len(self.aspects) >= count
-        words = [] if enough else _frequent_words(self.source, 8)
-        pool = target + self.keywords + self.aspects + words + [self.topic]
+        extra = [] if enough else [*_frequent_words(self.source, 8), self.topic]
+        pool = target + self.keywords + self.aspects + extra
         seen: list[str] = []
+        focus = _mid(self.target[0]).lower() if self.target else None
         for item in map(_mid, pool):
-            if item.lower() not in {s.lower() for s in seen}:
+            if item.lower() not in {s.lower() for s in seen} and item.lower() != focus:
                 seen.append(item)
         head, rest = seen[: len(target)], seen[len(target) :]
         self.rng.shuffle(rest)

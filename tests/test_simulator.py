@@ -466,6 +466,7 @@ def test_textbook_lesson_is_composed_from_the_inputs(adapter):
         assert quiz.answer in quiz.options and len(set(quiz.options)) == len(quiz.options) == 4
         assert all(len(o.split()) <= 6 and "Step" not in o for o in quiz.options)
         assert quiz.question.endswith("?") and "Step" not in quiz.question
+        assert not any(o.lower() in quiz.question.lower() for o in quiz.options)  # no option restates it
         assert quiz.explanation.startswith("1. ") and quiz.answer in quiz.explanation.splitlines()[-1]
 
 
