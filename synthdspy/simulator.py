@@ -1133,23 +1133,25 @@ class _Writer:
         """An optimizer's proposed instruction: the given one plus seeded `KNOB_PHRASES`.
 
         Each knob the base instruction lacks is added with probability 0.35, or 0.7 when the
-        other inputs (feedback, tips, demos) hint at it (`_KNOB_HINTS`), so proposals differ in
-        which quality knobs they switch on and an optimizer can select the useful ones. Fields
+        other inputs (feedback, tips, demos) hint at it (`_KNOB_HINTS`; for diversity, also an
+        input of 200+ words, such as example outputs, whose `repetition` is 0.3 or more), so
+        proposals differ in which quality knobs they switch on and an optimizer can select the
+        useful ones. Fields
         named like `shortened_instruction` get the base cut to its first sentences instead.
         """
         base = (self._base_instruction() or "").strip() or "Complete the task."
         if re.search(r"short|compress|concise", name.lower()):
             return " ".join(split_sentences(base)[:2]) or base
-        context = " ".join(
-            _as_text(v) for k, v in self.prompt.values.items() if "instruction" not in k.lower()
-        )
-        context = context.lower()
+        texts = [_as_text(v) for k, v in self.prompt.values.items() if "instruction" not in k.lower()]
+        context = " ".join(texts).lower()
+        repetitive = any(len(t.split()) >= 200 and repetition(t) >= 0.3 for t in texts)
         present = detect_knobs(base)
         added = []
         for knob, phrases in KNOB_PHRASES.items():
             if present[knob]:
                 continue
             hinted = any(word in context for word in KNOBS[knob] + _KNOB_HINTS[knob])
+            hinted = hinted or (knob == "diversity" and repetitive)
             if self.rng.random() < (0.7 if hinted else 0.35):
                 added.append(self.choose(phrases))
         return " ".join([base, *added])

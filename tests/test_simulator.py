@@ -382,6 +382,22 @@ def test_instruction_proposals_follow_feedback():
     assert grounding_share("Many answers were unsupported by the source.") > grounding_share("Fine.") + 0.15
 
 
+def test_repetitive_example_outputs_hint_at_diversity():
+    def diversity_share(examples: str) -> float:
+        with dspy.context(lm=SimLM(cache=False, temperature=1.0)):
+            program = dspy.Predict(Propose)
+            texts = [
+                program(current_instruction="Summarize.", examples_with_feedback=examples, config={"rollout_id": r})
+                for r in range(60)
+            ]
+        return statistics.mean(detect_knobs(t.new_instruction)["diversity"] for t in texts)
+
+    varied = " ".join(f"Example {i}: bees number {i * 7} found flower patch {i * 13} near hive {i}." for i in range(30))
+    repeated = " ".join(["Example: the bees found flowers near the hive again today."] * 30)
+    assert repetition(varied) < 0.3 <= repetition(repeated)
+    assert diversity_share(repeated) > diversity_share(varied) + 0.15
+
+
 def test_optimizer_gets_a_real_signal():
     passages = [
         SOURCE,
