@@ -37,11 +37,24 @@ How answers are written (an honest toy; see `compose_answer`)
     Quality knobs are keyword families in the instructions (`KNOBS`): grounding, step-by-step
     reasoning, keyword use, persona/style and diversity each change what is written in a
     measurable direction; grounded demos raise grounding and demo lengths are mimicked.
+    Field roles come from names and descriptions (`_field_kind`): numbered steps go only to
+    reasoning fields (reasoning, rationale, explanation, steps, solution, or a description asking
+    for steps), or to an answer-like main output when the signature has no reasoning field at
+    any depth; short fields (persona, question, option, title, label...) never get them. List
+    inputs are used item by item, never pasted as JSON: an output named as the singular of a
+    list input (persona <- personas), or described as "copied from <list>", copies one item
+    (seeded; the best word match with the topic and items when a fit is asked for). A request
+    with a topic or list items and no source text is "composed": passage i of n is about item
+    i, built from sentence frames with the keywords shared out, longer and more nuanced for
+    later items, repeating two frames unless the diversity knob asks for variety; quiz options
+    are distinct items and the answer is the item the passages linked to the question's focus.
+    Object properties are written in dependency order (text, lists, copies, reasoning last).
     Judge-like requests (numeric, bool or Literal outputs about a candidate input) are scored
-    by `judge_features`. Optimizer requests that rewrite an instruction (an output field named
-    like `new_instruction` next to an input holding the current one) return it with seeded
-    `KNOB_PHRASES` appended, more often those the feedback hints at, so instruction search has
-    something real to find.
+    by `judge_features` (overlap with a source, coverage of the instruction, repetition, JSON
+    debris, length, vocabulary, reasoning where asked). Optimizer requests that rewrite an
+    instruction (an output field named like `new_instruction` next to an input holding the
+    current one) return it with seeded `KNOB_PHRASES` appended, more often those the feedback
+    hints at, so instruction search has something real to find.
 
 Fault injection (`SimOptions`): fixed latency, rate limits, server errors and malformed answers
 (a truncated answer the adapter cannot parse). The decision for each attempt is a seeded draw on
@@ -326,6 +339,9 @@ _REASONING_MARKERS = re.compile(
     r"\b(because|therefore|thus|hence|since|so that|as a result|step \d+)\b|^\s*\d+[.)]\s",
     re.IGNORECASE | re.MULTILINE,
 )
+_DEBRIS = re.compile(r"\[\s*\"|\"\s*,\s*\"|\{\s*\"|\"\s*\]|\[\s*\]|\{\s*\}")
+_LINE_PREFIX = re.compile(r"^\s*(?:step \d+:|\d+[.)]|[a-h][.)]|[-*])\s*", re.IGNORECASE)
+SENSIBLE_WORDS = (20, 900)
 
 
 def content_words(text: str) -> list[str]:
@@ -353,36 +369,107 @@ def overlap(candidate: str, source: str) -> float:
     return sum(w in vocab for w in words) / len(words)
 
 
-def judge_features(candidate: str, source: str | None) -> dict[str, float]:
+def coverage(candidate: str, request: str) -> float:
+    """Share of the distinct content words of `request` found in `candidate`, in [0, 1]; 1 if the
+    request has none (nothing to cover)."""
+    wanted = set(content_words(request))
+    if not wanted:
+        return 1.0
+    return len(wanted & set(content_words(candidate))) / len(wanted)
+
+
+def repetition(text: str, n: int = 4) -> float:
+    """How repetitive `text` is, in [0, 1]: the larger of the duplicate-sentence share
+    (1 - distinct / all sentences, after dropping "Step N:"/numbering prefixes, case-folded) and
+    the repeated word n-gram share (1 - distinct / all word n-grams, n = 4 by default)."""
+    sentences = [_LINE_PREFIX.sub("", s).lower() for s in split_sentences(text)]
+    dup = 1.0 - len(set(sentences)) / len(sentences) if sentences else 0.0
+    words = re.findall(r"[a-z0-9']+", text.lower())
+    grams = [tuple(words[i : i + n]) for i in range(len(words) - n + 1)]
+    rep = 1.0 - len(set(grams)) / len(grams) if grams else 0.0
+    return max(dup, rep)
+
+
+def debris(text: str) -> float:
+    """Share of the non-empty lines of `text` holding JSON list/object debris (`["`, `", "`,
+    `{"`, `"]`, `[]`, `{}`) that a writer pasted instead of prose, in [0, 1]."""
+    lines = [line for line in text.splitlines() if line.strip()]
+    return sum(bool(_DEBRIS.search(line)) for line in lines) / len(lines) if lines else 0.0
+
+
+def richness(text: str, full: float = 0.8) -> float:
+    """Vocabulary richness in [0, 1]: the type-token ratio of the content words (distinct / all),
+    divided by `full` (a ratio of 0.8 or more counts as fully rich) and capped at 1; 0 if empty."""
+    words = content_words(text)
+    return min(1.0, len(set(words)) / len(words) / full) if words else 0.0
+
+
+def length_score(words: int, low: int = SENSIBLE_WORDS[0], high: int = SENSIBLE_WORDS[1]) -> float:
+    """1.0 for a word count inside [low, high]; words / low below it; high / words above it."""
+    if words < low:
+        return words / low
+    return 1.0 if words <= high else high / words
+
+
+def asks_for_reasoning(request: str) -> bool:
+    """True when an instruction or rubric asks for reasoning (the `KNOBS["reasoning"]` family)."""
+    return detect_knobs(request)["reasoning"]
+
+
+def judge_features(candidate: str, source: str | None, request: str = "", rubric: str = "") -> dict[str, float]:
     """Measured properties of a candidate record, and the quality score built from them.
 
-    overlap: `overlap(candidate, source)` (support of its words in the source).
-    reasoning: 1.0 if reasoning markers occur (because/therefore/thus/step N/numbered lines).
-    length: min(1, words / 30). quality (in [0, 1]) = 0.6 overlap + 0.25 reasoning + 0.15 length
-    when a source is given, else 0.6 length + 0.4 reasoning. The weights are this simulator's own
-    convention (no paper): support in the source dominates, as in faithfulness judges.
+    Inputs: the candidate text; the source it should be grounded in (None or "" for none); the
+    request it answers (instruction/question inputs, for coverage); the rubric (with the request,
+    decides whether reasoning is asked for).
+
+    Features, each in [0, 1] (`words` is a count):
+      overlap    `overlap(candidate, source)`, support of its words in the source (0 without one);
+      coverage   `coverage(candidate, request)`, share of the request's content words it takes up;
+      reasoning  1.0 if reasoning markers occur (because/therefore/thus/step N/numbered lines);
+      asked      1.0 if the request or rubric asks for reasoning (`asks_for_reasoning`);
+      length     `length_score(words)`, 1 inside `SENSIBLE_WORDS` = (20, 900) words;
+      richness   `richness(candidate)`, content-word type-token ratio / 0.8, capped at 1;
+      repetition `repetition(candidate)`, duplicate sentences or repeated word 4-grams;
+      debris     `debris(candidate)`, share of lines holding pasted JSON list/object syntax.
+
+    Quality, in [0, 1]:
+      content = mean(length, coverage, richness[, reasoning if asked])             (no source)
+      content = 0.6 overlap + 0.15 length + 0.25 (reasoning if asked else coverage) (with source)
+      quality = content * (1 - repetition) * (1 - debris)
+    The weights are this simulator's own convention (no paper): support in the source dominates,
+    as in faithfulness judges; repetition, pasted structure and a thin vocabulary are what rubric
+    judges punish in synthetic text, so they scale or lower the score; reasoning counts only
+    where the request or rubric asks for it.
     """
     words = len(candidate.split())
+    asked = asks_for_reasoning(request + "\n" + rubric)
     feats = {
         "overlap": overlap(candidate, source) if source else 0.0,
+        "coverage": coverage(candidate, request),
         "reasoning": 1.0 if _REASONING_MARKERS.search(candidate) else 0.0,
-        "length": min(1.0, words / 30.0),
+        "asked": 1.0 if asked else 0.0,
+        "length": length_score(words),
+        "richness": richness(candidate),
+        "repetition": repetition(candidate),
+        "debris": debris(candidate),
         "words": float(words),
     }
     if source:
-        quality = 0.6 * feats["overlap"] + 0.25 * feats["reasoning"] + 0.15 * feats["length"]
+        third = feats["reasoning"] if asked else feats["coverage"]
+        content = 0.6 * feats["overlap"] + 0.15 * feats["length"] + 0.25 * third
     else:
-        quality = 0.6 * feats["length"] + 0.4 * feats["reasoning"]
-    feats["quality"] = quality
+        parts = [feats["length"], feats["coverage"], feats["richness"]] + ([feats["reasoning"]] if asked else [])
+        content = sum(parts) / len(parts)
+    feats["quality"] = content * (1.0 - feats["repetition"]) * (1.0 - feats["debris"])
     return feats
-
 
 # --------------------------------------------------------------------------------------------
 # Instruction knobs and field roles
 # --------------------------------------------------------------------------------------------
 
 KNOBS: dict[str, tuple[str, ...]] = {
-    "grounding": ("source", "passage", "grounded", "faithful", "cite", "only from", "evidence"),
+    "grounding": ("source", "the passage", "grounded", "faithful", "cite", "only from", "evidence"),
     "reasoning": ("step by step", "step-by-step", "reason", "explain"),
     "keywords": ("keyword",),
     "persona": ("persona", "style", "voice", "audience", "tone"),
@@ -417,7 +504,10 @@ _CANDIDATE_WORDS = {
     "sample",
 }
 _KEYWORD_WORDS = {"keyword", "keywords", "terms", "entities", "concepts"}
-_PERSONA_WORDS = {"persona", "style", "voice", "audience", "tone", "role"}
+_VOICE_WORDS = {"persona", "voice", "role", "author", "speaker"}
+_STYLE_WORDS = {"style", "tone", "register"}
+_AUDIENCE_WORDS = {"audience", "reader", "readers", "personas", "audiences"}
+_SUIT_WORDS = re.compile(r"\b(suit|suits|suited|fit|fits|fitting|best|most appropriate|match)", re.IGNORECASE)
 _TOPIC_WORDS = {"topic", "subject", "theme", "domain", "category"}
 _COUNT_NAMES = {"n", "num", "count", "k", "number", "num_items", "n_items", "num_questions", "n_questions"}
 _REASON_KINDS = {
@@ -433,7 +523,12 @@ _REASON_KINDS = {
     "reason",
     "reasons",
     "steps",
+    "solution",
+    "solutions",
+    "derivation",
+    "proof",
 }
+_OPTION_KINDS = {"option", "options", "choice", "choices", "alternative", "alternatives", "distractor"}
 _QUESTION_KINDS = {
     "question",
     "questions",
@@ -461,7 +556,18 @@ _TITLE_KINDS = {
     "entities",
     "term",
     "terms",
+    "concept",
+    "concepts",
+    "persona",
+    "style",
+    "reader",
+    "audience",
+    "voice",
+    "tone",
+    "role",
 }
+_RUBRIC_WORDS = {"rubric", "criteria", "criterion", "guidelines", "requirements"}
+_STEPS_DESC = re.compile(r"step[- ]by[- ]step|\bsteps\b|\breasoning\b", re.IGNORECASE)
 
 
 def _name_words(name: str) -> set[str]:
@@ -478,14 +584,21 @@ def detect_knobs(instructions: str) -> dict[str, bool]:
     return {knob: any(word in text for word in words) for knob, words in KNOBS.items()}
 
 
-def _field_kind(name: str) -> str:
+def _field_kind(name: str, desc: str = "") -> str:
+    """Role of an output field: "reasoning", "option", "question", "title" (short labels, names,
+    concepts, personas) or "passage" (free text). Names decide first; a description asking for
+    steps makes an otherwise free-text field a reasoning field. Short roles never get steps."""
     words = _name_words(name)
     if words & _REASON_KINDS:
         return "reasoning"
+    if words & _OPTION_KINDS:
+        return "option"
     if words & _QUESTION_KINDS:
         return "question"
     if words & _TITLE_KINDS:
         return "title"
+    if _STEPS_DESC.search(desc):
+        return "reasoning"
     return "passage"
 
 
@@ -496,10 +609,63 @@ def _as_text(value: Any) -> str:
 
 
 def _as_list(value: Any) -> list[str]:
+    """Items of a list input as strings (dict items by their values); a string splits at , ; and
+    line breaks."""
     if isinstance(value, list):
-        return [_as_text(v) for v in value if _as_text(v).strip()]
+        items = [" ".join(map(_as_text, v.values())) if isinstance(v, dict) else _as_text(v) for v in value]
+        return [item.strip() for item in items if item.strip()]
     text = _as_text(value)
     return [p.strip() for p in re.split(r"[,;\n]", text) if p.strip()]
+
+
+def _mid(item: str) -> str:
+    """`item` as written mid-sentence: a leading capital is lowered only for plain common-noun
+    phrases ("Building foundations" -> "building foundations"; "Newton's laws", "Roman Empire" and
+    "PhD" stay)."""
+    words = item.split()
+    if not words or "'" in words[0] or not words[0].isalpha() or words[0][1:] != words[0][1:].lower():
+        return item
+    if any(w[:1].isupper() for w in words[1:]):
+        return item
+    return item[:1].lower() + item[1:]
+
+
+def _phrase(item: str) -> str:
+    """A persona sentence ("A nurse in Manila.") as a noun phrase ("a nurse in Manila")."""
+    text = item.strip().rstrip(".!")
+    first = text.split(" ", 1)[0]
+    return text[:1].lower() + text[1:] if first in ("A", "An", "The") else text
+
+
+def _lower_first(sentence: str) -> str:
+    """`sentence` with its first letter lowered, unless it starts a name ("Newton's", "PhD",
+    "I", or a capitalised word other than a stopword followed by another: "Roman Empire")."""
+    words = sentence.split()
+    if not words:
+        return sentence
+    first = words[0]
+    if first.lower() in _STOPWORDS and first != "I":
+        return sentence[:1].lower() + sentence[1:]
+    keep = (
+        not first.isalpha()
+        or first == "I"
+        or first[1:] != first[1:].lower()
+        or (len(words) > 1 and words[1][:1].isupper())
+    )
+    return sentence if keep else sentence[:1].lower() + sentence[1:]
+
+
+def _stems(text: str) -> set[str]:
+    """Content words of `text` with a plural "s" dropped (bridges -> bridge), for word matching."""
+    return {w[:-1] if w.endswith("s") and len(w) > 3 else w for w in content_words(text)}
+
+
+def _cap(sentence: str) -> str:
+    return sentence[:1].upper() + sentence[1:]
+
+
+def _singular(name: str) -> str:
+    return name[:-1] if name.endswith("s") else name
 
 
 # --------------------------------------------------------------------------------------------
@@ -572,9 +738,78 @@ _DIVERSE_QUESTIONS = (
 )
 
 
+# Composed sentences about a topic, for requests with no source text (a topic, its subtopics and
+# keywords). {a}/{A}: the passage's focus item (mid-sentence / sentence start); {a2}: another
+# item; {k}/{K}, {k2}: keywords (other items when keywords are not asked for); {t}: the topic.
+# With the diversity knob off only the first two of each pool are used, so texts repeat.
+_BASIC = (
+    "{A} is a central part of {t}.",
+    "Most questions about {a} come back to {k}.",
+    "{A} is easiest to grasp through {k}.",
+    "In {t}, {a} is usually the first thing to understand, because it sets the terms for {k}.",
+    "A simple example shows how {k} works within {a}.",
+    "{K} describes one concrete way in which {a} is carried out.",
+    "Students of {t} meet {a} early and return to it often.",
+    "The idea of {k} gives {a} a precise meaning.",
+    "Anyone who works with {a} soon learns to watch {k} closely.",
+    "One way to picture {a} is to follow {k} from start to finish.",
+    "Take {k} away and {a} becomes hard to explain at all.",
+    "Early accounts of {a} already mentioned {k}, though only in passing.",
+)
+_NUANCE = (
+    "However, {k} behaves differently once {a} grows in scale, so the simple picture needs refinement.",
+    "The trade-off between {k} and {k2} shapes many decisions about {a}.",
+    "An exception arises where {a} meets {a2}: {k} no longer tells the whole story.",
+    "Specialists still debate how much weight {k} deserves next to {a2}.",
+    "Because {a} depends on {k}, a change in one soon shows up in the other.",
+    "Seen together, {a} and {a2} show why {t} cannot be reduced to a single rule.",
+    "A common mistake is to treat {k} as fixed, when in practice it varies with {a}.",
+    "Therefore, judging {a} well means checking how {k} and {k2} interact.",
+    "Under unusual conditions, {a} can even reverse what {k} normally suggests.",
+    "The limits of {k} become clear only when {a2} enters the picture.",
+)
+_KEYWORD_FRAMES = tuple(t for t in _BASIC if "{k}" in t or "{K}" in t)
+_AUDIENCE = (
+    "This {style}lesson on {t} is written for {r}.",
+    "Imagine you are {r}: {t} touches your world more than it first seems.",
+    "For {r}, the best way into {t} is through {a}.",
+    "If you are {r}, start with one question: what holds {a} together?",
+)
+_QUIZ_QUESTIONS = (
+    "Which idea does the lesson link most closely to {a}?",
+    "In {t}, which term belongs with {a}?",
+    "According to the lesson, what helps explain {a}?",
+    "Which concept would you check first when studying {a}?",
+)
+_MAIN_WORDS = {"answer", "response", "output", "completion", "text", "result"}
+_COPY_DESC = re.compile(r"\b(?:copied|copy|chosen|taken|picked|one of)\b[^.;]*?\bfrom\s+(?:the\s+)?`?(\w+)")
+_NUMBER_WORDS = {"one": 1, "two": 2, "three": 3, "four": 4, "five": 5, "six": 6, "seven": 7, "eight": 8}
+
+
+def _schema_fields(schema: dict, defs: dict, depth: int = 0) -> list[tuple[str, str]]:
+    """(name, description) of every property nested in `schema` (arrays, objects, $refs)."""
+    schema = _resolve(schema, defs)
+    if depth > 6:
+        return []
+    found: list[tuple[str, str]] = []
+    if schema.get("type") == "array":
+        found += _schema_fields(schema.get("items", {}), defs, depth + 1)
+    for key, sub in schema.get("properties", {}).items():
+        found.append((key, sub.get("description", "")))
+        found += _schema_fields(sub, defs, depth + 1)
+    return found
+
+
 @dataclass
 class _Writer:
-    """Composes field values for one request from its inputs, knobs and a seeded RNG."""
+    """Composes field values for one request from its inputs, knobs and a seeded RNG.
+
+    Inputs are sorted by name: source texts (`_SOURCE_WORDS`), keyword lists, the voice to write
+    as (a str persona), the style, audience candidates (a list of personas/readers), the topic,
+    other list inputs (`aspects`, e.g. subtopics) and other texts. A request with a topic or
+    list items but no source text is "composed": passages are sentences built from `_BASIC` and
+    `_NUANCE` templates about its items; otherwise sentences are drawn from the source.
+    """
 
     prompt: ParsedPrompt
     rng: random.Random
@@ -584,21 +819,44 @@ class _Writer:
     sentences: list[str] = field(default_factory=list)
     keywords: list[str] = field(default_factory=list)
     persona: str = ""
+    style: str = ""
+    audience: str = ""
     topic: str = "the subject"
+    aspects: list[str] = field(default_factory=list)
+    lists: dict[str, list[str]] = field(default_factory=dict)
+    composed: bool = False
     demo_grounding: float = 0.0
     candidates: dict[str, str] = field(default_factory=dict)
+    reasoning_field: bool = False
+    position: tuple[int, int] = (0, 1)
+    siblings: dict[str, Any] = field(default_factory=dict)
+    picks: dict[str, str] = field(default_factory=dict)
+    used: set[str] = field(default_factory=set)
+    introduced: list[str] = field(default_factory=list)
+    links: list[tuple[str, str]] = field(default_factory=list)
+    target: tuple[str, str] | None = None
+    shift: int | None = None
 
     @classmethod
     def build(cls, prompt: ParsedPrompt, rng: random.Random, temperature: float) -> _Writer:
+        """Sort the request's inputs into the writer's roles (see the class docstring)."""
         writer = cls(prompt, rng, temperature, detect_knobs(prompt.instructions))
-        values = prompt.values
         sources, others = [], []
-        for name, value in values.items():
+        for name, value in prompt.values.items():
             words = _name_words(name)
+            if isinstance(value, list):
+                writer.lists[name] = _as_list(value)
             if words & _KEYWORD_WORDS:
                 writer.keywords = _as_list(value)
-            elif words & _PERSONA_WORDS:
+            elif words & _AUDIENCE_WORDS:
+                if not isinstance(value, list):
+                    writer.audience = _phrase(_as_text(value))
+            elif words & _VOICE_WORDS and not isinstance(value, list):
                 writer.persona = (writer.persona + " " + _as_text(value)).strip()
+            elif words & _STYLE_WORDS and not isinstance(value, list):
+                writer.style = _as_text(value).split(":", 1)[0].strip()
+            elif isinstance(value, list):
+                writer.aspects += [item for item in _as_list(value) if item not in writer.aspects]
             elif words & _SOURCE_WORDS:
                 sources.append(_as_text(value))
             elif words & _CANDIDATE_WORDS:
@@ -610,10 +868,15 @@ class _Writer:
                 others.append(_as_text(value))
         writer.source = "\n".join(sources) if sources else "\n".join(others)
         writer.sentences = split_sentences(writer.source) or [s for s in [writer.source.strip()] if s]
+        writer.composed = not sources and (writer.topic != "the subject" or bool(writer.aspects))
         if writer.topic == "the subject":
             frequent = _frequent_words(writer.source, 1)
-            writer.topic = (frequent or writer.keywords or ["the subject"])[0]
+            writer.topic = (frequent or writer.aspects or writer.keywords or ["the subject"])[0]
         writer.demo_grounding = _demo_grounding(prompt)
+        fields = [(o.name, o.desc) for o in prompt.outputs]
+        for o in prompt.outputs:
+            fields += _schema_fields(o.schema, o.schema.get("$defs", {}))
+        writer.reasoning_field = any(_field_kind(n, d) == "reasoning" for n, d in fields)
         return writer
 
     # ---- randomness -----------------------------------------------------------------------
@@ -628,9 +891,13 @@ class _Writer:
     # ---- text pieces ----------------------------------------------------------------------
     @property
     def grounding_p(self) -> float:
-        """Probability that a sentence slot is filled from the source (the grounding knob)."""
-        p = 0.35 + (0.5 if self.knobs["grounding"] else 0.0) + (0.1 if self.demo_grounding >= 0.5 else 0.0)
-        return min(0.95, p)
+        """Probability that a sentence slot is filled from the source (the grounding knob); for a
+        composed request, that it is a composed sentence rather than generic filler (raised by
+        the grounding and keyword knobs)."""
+        bonus = 0.1 if self.demo_grounding >= 0.5 else 0.0
+        if self.composed:
+            return min(0.95, 0.7 + (0.25 if self.knobs["grounding"] or self.knobs["keywords"] else 0.0) + bonus)
+        return min(0.95, 0.35 + (0.5 if self.knobs["grounding"] else 0.0) + bonus)
 
     def _source_sentence(self, used: set[str]) -> str | None:
         pool = self.sentences if self.knobs["diversity"] else self.sentences[:2]
@@ -647,10 +914,13 @@ class _Writer:
         opening = self.choose(_DIVERSE_OPENINGS if self.knobs["diversity"] else _PLAIN_OPENINGS)
         if not opening:
             return sentence
-        return opening + sentence[:1].lower() + sentence[1:]
+        return opening + _lower_first(sentence)
 
     def sentences_for(self, count: int) -> list[str]:
-        """`count` sentences, each from the source with probability `grounding_p`, else filler."""
+        """`count` sentences, each from the source with probability `grounding_p`, else filler
+        (composed sentences about the first item for a composed request)."""
+        if self.composed:
+            return self._composed(self.aspects[0] if self.aspects else self.topic, 0, count, [])
         out: list[str] = []
         used: set[str] = set()
         for _ in range(count):
@@ -677,7 +947,7 @@ class _Writer:
         if not (self.knobs["persona"] and self.persona and sentences):
             return sentences
         first = sentences[0]
-        sentences[0] = f"Speaking as {self.persona}: {first[:1].lower()}{first[1:]}"
+        sentences[0] = f"Speaking as {self.persona}: {_lower_first(first)}"
         return sentences
 
     def _steps(self, sentences: list[str]) -> str:
@@ -693,26 +963,166 @@ class _Writer:
             return max(1, min(8, round(statistics.median(lengths))))
         return default + (self.rng.randrange(2) if self.temperature > 0 else 0)
 
+    # ---- composed text (no source) ------------------------------------------------------------
+    def _template(self, pool: tuple[str, ...], slot: int) -> str:
+        """A template: with diversity, a seeded one not used yet in this request; else one of
+        the pool's first two, by slot (so plain texts repeat the same frames)."""
+        if not self.knobs["diversity"]:
+            return pool[slot % 2]
+        fresh = [t for t in pool if t not in self.used] or list(pool)
+        template = fresh[self.rng.randrange(len(fresh))]
+        self.used.add(template)
+        return template
+
+    def _fill(self, template: str, focus: str, kws: list[str], slot: int) -> tuple[str, str | None]:
+        """(sentence, keyword it names or None) for `template` about `focus`, cycling through `kws`."""
+        others = [a for a in self.aspects if a != focus] or [self.topic]
+        k = kws[slot % len(kws)] if kws else others[slot % len(others)]
+        k2 = kws[(slot + 1) % len(kws)] if len(kws) > 1 else others[(slot + 1) % len(others)]
+        topic = "the wider subject" if focus == self.topic else _mid(self.topic)
+        values = {"a": _mid(focus), "A": _cap(focus), "a2": _mid(others[slot % len(others)]), "k": _mid(k),
+                  "K": _cap(k), "k2": _mid(k2), "t": topic}
+        named = k if k in kws and ("{k}" in template or "{K}" in template) else None
+        return _cap(template.format(**values)), named
+
+    def _composed(self, focus: str, index: int, count: int, kws: list[str]) -> list[str]:
+        """`count` sentences about `focus`: basic frames first, then `index` nuance frames (later
+        passages are more nuanced); each slot is generic filler with probability 1 - grounding_p."""
+        out: list[str] = []
+        nuance = min(index, count - 1)
+        for slot in range(count):
+            if self.rng.random() >= self.grounding_p:
+                out.append(self._filler())
+                continue
+            pool = _NUANCE if slot >= count - nuance else _BASIC
+            sentence, k = self._fill(self._template(pool, slot), focus, kws, slot)
+            if k:
+                self.links.append((focus, k))
+            out.append(sentence)
+        missing = [k for k in kws if k.lower() not in " ".join(out).lower()]
+        for k in missing:
+            sentence, _ = self._fill(self._template(_KEYWORD_FRAMES, len(out)), focus, [k], 0)
+            self.links.append((focus, k))
+            out.append(sentence)
+        if out:
+            out[0] = self._opening(out[0])
+        return out
+
+    def passage(self, name: str, short: bool) -> str:
+        """Passage `i` of `n` (from `position`) about item `i`, longer and more nuanced for later
+        items; keywords are shared out across passages when the keyword knob is on; with the
+        persona knob the first passage addresses the chosen reader (and voice, if any)."""
+        index, total = self.position
+        items = self.aspects or self.keywords or [self.topic]
+        shift = self.rng.randrange(len(items)) if self.knobs["diversity"] and index == 0 else 0
+        self.shift = shift if self.shift is None else self.shift
+        focus = items[(index + self.shift) % len(items)]
+        if self.knobs["keywords"]:
+            kws = self.keywords[index::total] or self.keywords[index % max(1, len(self.keywords)) :][:1]
+        else:
+            kws = self.keywords[:1] if index == 0 and self.rng.random() < 0.3 else []
+        reader = self.reader() if index == 0 and self.knobs["persona"] else ""
+        count = 1 if short else max(1, self._length_for(name, 2) + index - bool(reader))
+        sentences = self._composed(focus, index, count, kws)
+        if reader:
+            frames = _AUDIENCE if self.knobs["diversity"] else _AUDIENCE[:1]
+            frame = frames[self.rng.randrange(len(frames))]
+            style = f"{self.style} " if self.style else ""
+            sentences.insert(0, _cap(frame.format(style=style, t=_mid(self.topic), r=reader, a=_mid(focus))))
+        self.introduced = [focus] + [k for k in kws if k != focus]
+        return " ".join(self._add_persona(sentences))
+
+    def reader(self) -> str:
+        """The audience: a str audience input, else the item picked from a list of readers."""
+        if self.audience:
+            return self.audience
+        name = next((n for n in self.lists if _name_words(n) & _AUDIENCE_WORDS), None)
+        return _phrase(self.pick(name, self.lists[name], "")) if name else ""
+
+    # ---- copied values -------------------------------------------------------------------------
+    def copy_source(self, name: str, desc: str) -> tuple[str, list[str]] | None:
+        """(list name, items) an output must copy one item of: a sibling or input list named in the
+        description ("copied exactly from options"), or the list input whose name is this field's
+        plural (persona <- personas). None when neither applies."""
+        match = _COPY_DESC.search(desc)
+        if match:
+            key = match.group(1)
+            for pool in (self.siblings, self.prompt.values):
+                for candidate in (key, key + "s"):
+                    if isinstance(pool.get(candidate), list) and pool[candidate]:
+                        return candidate, _as_list(pool[candidate])
+        for key, items in self.lists.items():
+            if items and _singular(key) == name and key != name:
+                return key, items
+        return None
+
+    def pick(self, key: str, items: list[str], desc: str) -> str:
+        """One item of list `key`, the same for the whole request. The quiz target when it is one
+        of the items; when the instructions or descriptions ask for a suiting/fitting choice, the
+        item sharing most content words (`_stems`) with the topic, items, keywords and style (ties
+        broken by the seeded RNG); else a seeded choice."""
+        if key in self.picks and self.picks[key] in items:
+            return self.picks[key]
+        if self.target and self.target[1] in items:
+            choice = self.target[1]
+        else:
+            spec = next((f.desc for f in self.prompt.inputs if f.name == key), "")
+            if _SUIT_WORDS.search(" ".join((self.prompt.instructions, desc, spec))):
+                context = _stems(" ".join([self.topic, self.style, *self.aspects, *self.keywords]))
+                scores = [len(context & _stems(item)) for item in items]
+                best = [item for item, s in zip(items, scores, strict=True) if s == max(scores)]
+                choice = best[self.rng.randrange(len(best))]
+            else:
+                choice = items[self.rng.randrange(len(items))]
+        self.picks[key] = choice
+        return choice
+
+    def options(self, count: int) -> list[str]:
+        """`count` distinct short options: the quiz target first, then keywords, items and frequent
+        source words (never the question's own focus), shuffled by the seeded RNG."""
+        target = [self.target[1]] if self.target else []
+        enough = self.composed and len(self.keywords) + len(self.aspects) >= count
+        extra = [] if enough else [*_frequent_words(self.source, 8), self.topic]
+        pool = target + self.keywords + self.aspects + extra
+        seen: list[str] = []
+        focus = _mid(self.target[0]).lower() if self.target else None
+        for item in map(_mid, pool):
+            if item.lower() not in {s.lower() for s in seen} and item.lower() != focus:
+                seen.append(item)
+        head, rest = seen[: len(target)], seen[len(target) :]
+        self.rng.shuffle(rest)
+        chosen = (head + rest)[:count]
+        self.rng.shuffle(chosen)
+        return chosen + [f"none of {_mid(self.topic)} ({i})" for i in range(count - len(chosen))]
+
     # ---- values by kind ---------------------------------------------------------------------
     def text(self, name: str, desc: str) -> str:
-        """A string value for field `name`, shaped by its kind (reasoning/question/title/passage)."""
-        kind = _field_kind(name)
+        """A string value for field `name`: an optimizer's rewritten instruction, a copied list
+        item, an option, a question, a title, a math solution, reasoning or a passage."""
+        kind = _field_kind(name, desc)
         short = bool(re.search(r"\b(short|brief|one sentence|single sentence)\b", desc.lower()))
         if "instruction" in name.lower() and self._base_instruction() is not None:
             return self.rewrite_instruction(name)
+        copied = self.copy_source(name, desc)
+        if copied:
+            return self.pick(copied[0], copied[1], desc)
+        if kind == "option":
+            return self.options(1)[0]
         if kind == "question":
             return self.question()
         if kind == "title":
             return self.title()
-        if kind == "reasoning":
-            return self.reasoning()
         if "####" in desc:
             result, steps = self.math()
             body = self._steps(steps) if self.knobs["reasoning"] else f"The answer is {result}."
             return f"{body}\n#### {result}"
+        if kind == "reasoning":
+            return self.reasoning()
+        if self.composed:
+            return self.passage(name, short)
         sentences = self.sentences_for(1 if short else self._length_for(name, 2))
         sentences = self._add_persona(self._add_keywords(sentences))
-        if self.knobs["reasoning"] and not self._has_reasoning_field():
+        if self.knobs["reasoning"] and not self.reasoning_field and _name_words(name) & _MAIN_WORDS:
             return self._steps(sentences)
         return " ".join(sentences)
 
@@ -723,31 +1133,38 @@ class _Writer:
         """An optimizer's proposed instruction: the given one plus seeded `KNOB_PHRASES`.
 
         Each knob the base instruction lacks is added with probability 0.35, or 0.7 when the
-        other inputs (feedback, tips, demos) hint at it (`_KNOB_HINTS`), so proposals differ in
-        which quality knobs they switch on and an optimizer can select the useful ones. Fields
+        other inputs (feedback, tips, demos) hint at it (`_KNOB_HINTS`; for diversity, also an
+        input of 200+ words, such as example outputs, whose `repetition` is 0.3 or more), so
+        proposals differ in which quality knobs they switch on and an optimizer can select the
+        useful ones. Fields
         named like `shortened_instruction` get the base cut to its first sentences instead.
         """
         base = (self._base_instruction() or "").strip() or "Complete the task."
         if re.search(r"short|compress|concise", name.lower()):
             return " ".join(split_sentences(base)[:2]) or base
-        context = " ".join(
-            _as_text(v) for k, v in self.prompt.values.items() if "instruction" not in k.lower()
-        )
-        context = context.lower()
+        texts = [_as_text(v) for k, v in self.prompt.values.items() if "instruction" not in k.lower()]
+        context = " ".join(texts).lower()
+        repetitive = any(len(t.split()) >= 200 and repetition(t) >= 0.3 for t in texts)
         present = detect_knobs(base)
         added = []
         for knob, phrases in KNOB_PHRASES.items():
             if present[knob]:
                 continue
             hinted = any(word in context for word in KNOBS[knob] + _KNOB_HINTS[knob])
+            hinted = hinted or (knob == "diversity" and repetitive)
             if self.rng.random() < (0.7 if hinted else 0.35):
                 added.append(self.choose(phrases))
         return " ".join([base, *added])
 
-    def _has_reasoning_field(self) -> bool:
-        return any(_field_kind(o.name) == "reasoning" for o in self.prompt.outputs)
-
     def question(self) -> str:
+        """A question: for a composed request, about an item the passages linked to a keyword
+        (which becomes the quiz target); else about a frequent source word or keyword."""
+        if self.composed:
+            links = self.links or [(a, k) for a in self.aspects[:1] for k in (self.keywords or self.aspects)[1:2]]
+            focus, target = links[self.rng.randrange(len(links))] if links else (self.topic, self.topic)
+            self.target = (focus, _mid(target))
+            template = self.choose(_QUIZ_QUESTIONS) if self.knobs["diversity"] else _QUIZ_QUESTIONS[0]
+            return _cap(template.format(a=_mid(focus), t=_mid(self.topic)))
         grounded = self.rng.random() < self.grounding_p
         pool_words = _frequent_words(" ".join(self.sentences), 8) if grounded else []
         if self.knobs["keywords"] and self.keywords:
@@ -762,18 +1179,49 @@ class _Writer:
         return question
 
     def title(self) -> str:
+        """A short label: a composed request's most recently introduced item (or its topic),
+        else two to four frequent source words."""
+        if self.composed:
+            return self.introduced[0] if self.introduced else self.topic
         words = _frequent_words(self.source, 6)
         if self.knobs["diversity"] and words:
             self.rng.shuffle(words)
         picked = words[: 2 + (self.rng.randrange(3) if self.temperature > 0 else 1)] or [self.topic]
         return " ".join(picked).capitalize()
 
+    def concepts(self, count: int) -> list[str]:
+        """What the last composed passage introduced (its focus item and keywords), at most
+        `count`; falls back to titles when nothing was introduced yet."""
+        if self.introduced:
+            return self.introduced[: max(1, count)]
+        return [self.title()]
+
     def reasoning(self) -> str:
+        """Numbered steps ending in "Therefore" with the reasoning knob, else one terse line. After
+        a quiz (a target and a sibling answer), the steps explain why that answer is right."""
+        answer = next((v for k, v in self.siblings.items() if _name_words(k) & {"answer"}), None)
+        if self.target and isinstance(answer, str):
+            return self._explain(answer)
         if self.knobs["reasoning"]:
             count = max(3, self._length_for("reasoning", 3))
             steps = [f"{i}. {s}" for i, s in enumerate(self.sentences_for(count), 1)]
             return "\n".join(steps + [f"{count + 1}. Therefore, the answer follows from these points."])
         return "The answer follows from the input."
+
+    def _explain(self, answer: str) -> str:
+        focus = _mid(self.target[0]) if self.target else _mid(self.topic)
+        if not self.knobs["reasoning"]:
+            return f"{_cap(answer)} is correct because the lesson links it to {focus}."
+        pool = next((v for v in self.siblings.values() if isinstance(v, list) and answer in v), [])
+        options = [o for o in pool if isinstance(o, str) and o != answer]
+        others = ", ".join(_mid(o) for o in options) or "the other options"
+        steps = [
+            f"The question asks which idea belongs with {focus}.",
+            f"The lesson ties {focus} to {_mid(answer)} when it explains how {focus} works.",
+            f"The other options ({others}) belong to different parts of {_mid(self.topic)}.",
+            f"Therefore, the correct option is {answer}.",
+        ]
+        return "\n".join(f"{i}. {s}" for i, s in enumerate(steps, 1))
 
     def math(self) -> tuple[int | float, list[str]]:
         """(result, worked steps): the input's first numbers combined by seeded +, -, *.
@@ -898,17 +1346,24 @@ def score_range(desc: str, schema: dict, integer: bool) -> tuple[float, float]:
 
 @dataclass
 class _Judge:
-    """Scores candidate inputs by `judge_features` against the source inputs."""
+    """Scores candidate inputs by `judge_features` against the source inputs, the request
+    (instruction/question inputs) and the rubric inputs."""
 
     candidates: dict[str, str]
     source: str
     rng: random.Random
     temperature: float
+    request: str = ""
+    rubric: str = ""
+
+    def measure(self, candidate: str) -> dict[str, float]:
+        """`judge_features` of one candidate text in this request's context."""
+        return judge_features(candidate, self.source or None, self.request, self.rubric)
 
     def features(self, name: str) -> dict[str, float]:
         words = _name_words(name)
         pick = next((c for c in self.candidates if _name_words(c) & words), next(iter(self.candidates)))
-        return judge_features(self.candidates[pick], self.source or None)
+        return self.measure(self.candidates[pick])
 
     def noise(self) -> float:
         return self.rng.gauss(0.0, 0.03 * min(1.0, self.temperature))
@@ -933,7 +1388,7 @@ class _Judge:
         if len(options) == len(names) >= 2:
             best = max(
                 range(len(names)),
-                key=lambda i: judge_features(self.candidates[names[i]], self.source)["quality"],
+                key=lambda i: self.measure(self.candidates[names[i]])["quality"],
             )
             return options[best]
         pos = [o for o, low in zip(options, lowered, strict=True) if low in _POSITIVE]
@@ -944,11 +1399,19 @@ class _Judge:
         return options[index]
 
     def reason(self) -> str:
+        """The measured features behind the score, as one or two sentences."""
         name = next(iter(self.candidates))
-        f = judge_features(self.candidates[name], self.source or None)
+        f = self.measure(self.candidates[name])
+        support = (
+            f"{f['overlap']:.2f} of its content words occur in the source"
+            if self.source
+            else "no source to check against"
+        )
+        asked = "asked for" if f["asked"] else "not asked for"
         return (
-            f"Measured on `{name}`: {f['overlap']:.2f} of its content words occur in the source; "
-            f"reasoning markers {'present' if f['reasoning'] else 'absent'}; {int(f['words'])} words "
+            f"Measured on `{name}`: {support}; it covers {f['coverage']:.2f} of the request's words; "
+            f"repetition {f['repetition']:.2f}, JSON debris {f['debris']:.2f}; reasoning markers "
+            f"{'present' if f['reasoning'] else 'absent'} ({asked}); {int(f['words'])} words "
             f"(length score {f['length']:.2f}); quality {f['quality']:.2f}."
         )
 
@@ -972,14 +1435,35 @@ def _is_judge(prompt: ParsedPrompt, writer: _Writer) -> bool:
     return scalar and bool(writer.candidates)
 
 
-def _count_hint(writer: _Writer, name: str) -> int:
+def _count_hint(writer: _Writer, name: str, desc: str = "") -> int:
+    """Items for a list field: a count input (n, num_items...), else the demos' median length,
+    else a range ("3 to 5": seeded within it) or number word ("four") in the description, else 3."""
     for key, value in writer.prompt.values.items():
         if key.lower() in _COUNT_NAMES and isinstance(value, int) and not isinstance(value, bool):
             return max(1, min(20, value))
     lengths = [len(out[name]) for _, out in writer.prompt.demos if isinstance(out.get(name), list)]
     if lengths:
         return max(1, min(20, round(statistics.median(lengths))))
-    return 3
+    match = _RANGE.search(desc)
+    if match:
+        lo, hi = sorted(int(float(x)) for x in match.groups())
+        return max(1, min(20, writer.choose(list(range(lo, hi + 1)))))
+    word = next((_NUMBER_WORDS[w] for w in re.findall(r"[a-z]+", desc.lower()) if w in _NUMBER_WORDS), None)
+    return word or 3
+
+
+def _order(props: dict) -> list[str]:
+    """Order to write an object's properties in: free text first, then lists and labels, then
+    values copied from a sibling ("copied from options"), reasoning last (it explains the rest)."""
+
+    def rank(key: str) -> int:
+        desc = props[key].get("description", "") if isinstance(props[key], dict) else ""
+        if _COPY_DESC.search(desc):
+            return 2
+        kind = _field_kind(key, desc)
+        return 3 if kind == "reasoning" else 0 if kind in ("passage", "question") else 1
+
+    return sorted(props, key=rank)
 
 
 def value_for(schema: dict, name: str, desc: str, writer: _Writer, judge: _Judge | None, defs: dict) -> Any:
@@ -1006,15 +1490,23 @@ def value_for(schema: dict, name: str, desc: str, writer: _Writer, judge: _Judge
         return judge.flag(name) if judge else writer.rng.random() < 0.5
     if kind == "array":
         item = schema.get("items", {})
-        count = _count_hint(writer, name)
+        count = _count_hint(writer, name, desc)
         count = max(schema.get("minItems", 0), min(schema.get("maxItems", count), count))
-        singular = name[:-1] if name.endswith("s") else name
+        singular = _singular(name)
+        if _resolve(item, defs).get("type", "string") == "string" and not judge:
+            if _field_kind(name) == "option":
+                return writer.options(count)
+            if _field_kind(name) == "title" and writer.composed:
+                return writer.concepts(count)
         items: list[Any] = []
-        for _ in range(count):
+        outer = writer.position
+        for index in range(count):
+            writer.position = (index, count)
             value = value_for(item, singular, "", writer, judge, defs)
             if isinstance(value, str) and value in items and writer.knobs["diversity"]:
                 value = value_for(item, singular, "", writer, judge, defs)
             items.append(value)
+        writer.position = outer
         return items
     if kind == "object":
         props = schema.get("properties", {})
@@ -1022,11 +1514,13 @@ def value_for(schema: dict, name: str, desc: str, writer: _Writer, judge: _Judge
         if not props and isinstance(extra, dict):
             keys = _frequent_words(writer.source, 2) or ["item"]
             return {key: value_for(extra, key, "", writer, judge, defs) for key in keys}
-        return {
-            key: value_for(sub, key, sub.get("description", ""), writer, judge, defs)
-            for key, sub in props.items()
-        }
-    if judge and _field_kind(name) == "reasoning":
+        outer_siblings, writer.siblings = writer.siblings, {}
+        for key in _order(props):
+            sub = props[key]
+            writer.siblings[key] = value_for(sub, key, sub.get("description", ""), writer, judge, defs)
+        values, writer.siblings = writer.siblings, outer_siblings
+        return {key: values[key] for key in props}
+    if judge and _field_kind(name, desc) == "reasoning":
         return judge.reason()
     text = writer.text(name, desc)
     return text[: schema["maxLength"]] if "maxLength" in schema else text
@@ -1042,14 +1536,21 @@ def compose_answer(prompt: ParsedPrompt, rng: random.Random, temperature: float)
     writer = _Writer.build(prompt, rng, temperature)
     judge = None
     if prompt.mode != "text" and _is_judge(prompt, writer):
-        source = "\n".join(_as_text(v) for k, v in prompt.values.items() if _name_words(k) & _SOURCE_WORDS)
-        judge = _Judge(writer.candidates, source, rng, temperature)
+
+        def joined(words: set[str]) -> str:
+            return "\n".join(_as_text(v) for k, v in prompt.values.items() if _name_words(k) & words)
+
+        judge = _Judge(
+            writer.candidates, joined(_SOURCE_WORDS), rng, temperature,
+            request=joined(_QUESTION_KINDS), rubric=joined(_RUBRIC_WORDS),
+        )
     if prompt.mode == "text":
         return {"text": writer.text("text", "")}
-    return {
-        o.name: value_for(o.schema, o.name, o.desc, writer, judge, o.schema.get("$defs", {}))
-        for o in prompt.outputs
-    }
+    specs = {o.name: o for o in prompt.outputs}
+    for name in _order({o.name: {"description": o.desc} for o in prompt.outputs}):
+        o = specs[name]
+        writer.siblings[name] = value_for(o.schema, o.name, o.desc, writer, judge, o.schema.get("$defs", {}))
+    return {o.name: writer.siblings[o.name] for o in prompt.outputs}
 
 
 def render(prompt: ParsedPrompt, values: dict[str, Any], malformed: bool = False) -> str:
