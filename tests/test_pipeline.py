@@ -142,3 +142,27 @@ def test_user_error_is_one_line_not_a_traceback(tmp_path):
                        capture_output=True, text=True)
     assert r.returncode == 2
     assert "seeds.train_sise: unknown key" in r.stderr and "Traceback" not in r.stderr
+
+
+@pytest.mark.skipif(not PASSAGES.exists(), reason="needs ../shared/data")
+def test_gepa_compile_uses_feedback_and_stays_within_budget(tmp_path):
+    from synthdspy.pipeline import run_compile
+
+    exp = quick(tmp_path, "compile.optimizer=gepa", "compile.budget.metric_calls=12", name="grounded_qa.toml",
+                seeds=str(PASSAGES))
+    out = run_compile(exp)
+    budget = out.summary["budget"]
+    assert budget["within_budget"] and 0 < budget["used"]["metric_calls"] <= 12
+    assert out.summary["optimization"].get("reflection.calls", 0) >= 1  # reflection read the feedback
+
+
+def test_recompile_with_same_config_and_cache_pays_nothing_and_gives_same_program(tmp_path):
+    from synthdspy.pipeline import run_compile
+
+    first = run_compile(quick(tmp_path, "compile.optimizer=mipro", "compile.auto=\"light\""))
+    second = run_compile(quick(tmp_path, "compile.optimizer=mipro", "compile.auto=\"light\""))
+    assert first.summary["optimization"]["total.tokens"] > 0
+    assert second.summary["optimization"]["total.tokens"] == 0
+    assert second.summary["baseline"]["total.tokens"] == 0 and second.summary["compiled"]["total.tokens"] == 0
+    assert first.summary["program_hash"] == second.summary["program_hash"]
+    assert first.program_path == second.program_path  # same config, same variant name
