@@ -569,7 +569,7 @@ NEAR_DUPLICATES = [
         strict=True,
     )
 ]
-DIVERSE = [
+DIVERSE_TEXTS = [
     "Honeybees tell nestmates where flowers are by dancing; the angle of the waggle run points the way.",
     "The Treaty of Westphalia in 1648 ended the Thirty Years' War and reshaped European borders.",
     "def mean(xs):\n    return sum(xs) / len(xs)\n\nprint(mean([1, 2, 3]))",
@@ -599,18 +599,18 @@ def cluster(samples: dict[int, str], adapter, rollout_id: int = 0):
 
 def test_similarity_sees_topics_templates_and_form():
     assert similarity(NEAR_DUPLICATES[0], NEAR_DUPLICATES[1]) >= 0.5
-    unrelated = [similarity(a, b) for n, a in enumerate(DIVERSE) for b in DIVERSE[n + 1 :]]
+    unrelated = [similarity(a, b) for n, a in enumerate(DIVERSE_TEXTS) for b in DIVERSE_TEXTS[n + 1 :]]
     assert max(unrelated) < 0.3
     io_a = "Sure.\nInput: a cat\nOutput: un chat\nInput: a dog\nOutput: un chien"
     io_b = "Here you go.\nInput: the sea\nOutput: la mer"
-    assert similarity(io_a, io_b) >= 0.3 > similarity(io_a, DIVERSE[0])
-    assert similarity("", "") == 1.0 and similarity("", DIVERSE[0]) == 0.0
+    assert similarity(io_a, io_b) >= 0.3 > similarity(io_a, DIVERSE_TEXTS[0])
+    assert similarity("", "") == 1.0 and similarity("", DIVERSE_TEXTS[0]) == 0.0
 
 
 @pytest.mark.parametrize("adapter", ADAPTERS, ids=["chat", "json"])
 def test_clustering_partitions_samples_by_similarity(adapter):
     counts = {}
-    for label, texts in (("dup", NEAR_DUPLICATES), ("diverse", DIVERSE)):
+    for label, texts in (("dup", NEAR_DUPLICATES), ("diverse", DIVERSE_TEXTS)):
         clusters = cluster(indexed(texts), adapter)
         members = sorted(i for c in clusters for i in c.sample_indices)
         assert members == list(range(1, 11)), f"{label}: not a partition of 1..10: {members}"
@@ -638,7 +638,7 @@ def test_clustering_length_scores_follow_the_texts():
 
 @pytest.mark.parametrize("adapter", ADAPTERS, ids=["chat", "json"])
 def test_verification_rejects_a_wrong_merge(adapter):
-    samples = indexed(NEAR_DUPLICATES[:5] + DIVERSE[:5])
+    samples = indexed(NEAR_DUPLICATES[:5] + DIVERSE_TEXTS[:5])
     proposed = [
         ProposedCluster(cluster_id=1, sample_indices=[1, 2, 3], uniqueness_reasoning="order notes"),
         ProposedCluster(cluster_id=2, sample_indices=[6, 7, 9], uniqueness_reasoning="all history"),
@@ -656,7 +656,7 @@ def test_verification_rejects_a_wrong_merge(adapter):
 @pytest.mark.parametrize("adapter", ADAPTERS, ids=["chat", "json"])
 def test_criteria_are_proposed_merged_to_k_and_condensed(adapter):
     with dspy.context(lm=SimLM(), adapter=adapter):
-        proposed = dspy.Predict(ProposeCriteria)(samples=indexed(DIVERSE[:5]))
+        proposed = dspy.Predict(ProposeCriteria)(samples=indexed(DIVERSE_TEXTS[:5]))
         proposals = {"topic": ["a", "b", "c"], "subject_area": ["d"], "tone": ["e"], "novelty": ["f", "g"]}
         meta = dspy.Predict(MergeMetadata)(proposals=proposals, k=4).merged
         few = dspy.Predict(MergeMetadata)(proposals={"topic": ["a"]}, k=3).merged
