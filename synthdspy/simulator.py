@@ -1970,7 +1970,7 @@ class _Grouping:
         parts = []
         profiles = [self.profiles[i] for i in members]
         if not any(p.opening for p in profiles):
-            parts.append("all are empty")
+            parts.append("are all empty")
         opening = []
         for words in zip(*(p.opening for p in profiles), strict=False):
             if len(set(words)) > 1:
