@@ -55,6 +55,21 @@ How answers are written (an honest toy; see `compose_answer`)
     instruction (an output field named like `new_instruction` next to an input holding the
     current one) return it with seeded `KNOB_PHRASES` appended, more often those the feedback
     hints at, so instruction search has something real to find.
+    Grouping requests (`_Grouping`; the LLM cluster-agent's steps) are recognised by structure,
+    never by signature name, and answered by measuring the samples, an input mapping 1-based
+    integers to texts. An output that is a list of objects with an integer-list property is a
+    clustering: the samples are partitioned (each index exactly once) by average-linkage
+    clustering on `similarity` (content words, word 3-gram shingles, line labels such as
+    "Input:", shared opening) at `CLUSTER_THRESHOLD`, nudged by seeded noise that grows with
+    temperature, so near-duplicate or same-template texts share a cluster and unrelated ones
+    stand alone; each cluster states what its members share, metadata values and 1-5 scores
+    measured for the criteria named in a numbered-criteria input. A list of objects with a
+    boolean property next to an input list of clusters is a verification: a multi-sample cluster
+    whose mean pairwise similarity is below `VERIFY_THRESHOLD` (or that names a missing sample)
+    is invalid, with the similarity as the reason. Lists of objects with name and definition
+    properties are criteria: proposed from the samples (the properties that vary most among
+    them: topic, format, purpose, tone, length, repetitiveness...), merged to exactly `k` from a
+    name -> definitions input, or condensed to one sentence per named input item, names kept.
 
 Fault injection (`SimOptions`): fixed latency, rate limits, server errors and malformed answers
 (a truncated answer the adapter cannot parse). The decision for each attempt is a seeded draw on
@@ -71,6 +86,7 @@ import asyncio
 import contextvars
 import hashlib
 import json
+import math
 import random
 import re
 import statistics
@@ -1526,6 +1542,728 @@ def value_for(schema: dict, name: str, desc: str, writer: _Writer, judge: _Judge
     return text[: schema["maxLength"]] if "maxLength" in schema else text
 
 
+# --------------------------------------------------------------------------------------------
+# Grouping requests: cluster indexed samples, verify clusters, propose/merge/condense criteria
+# --------------------------------------------------------------------------------------------
+
+CLUSTER_THRESHOLD = 0.3  # average-linkage clustering merges groups at least this similar
+VERIFY_THRESHOLD = 0.25  # a multi-sample cluster less cohesive than this is judged invalid
+_LINE_LABEL = re.compile(r"^[ \t]*([A-Za-z][A-Za-z ]{0,24}?)[ \t]*:", re.MULTILINE)
+_CODE_LINE = re.compile(
+    r"^\s*(?:def |class |import |from \w+ import|for .+:\s*$|if .+:\s*$|return\b|#include|function\b)"
+    r"|[;{}]\s*$",
+    re.MULTILINE,
+)
+_NUMBERED_LINE = re.compile(r"^\s*\d+[.)]\s", re.MULTILINE)
+_BULLET_LINE = re.compile(r"^\s*[-*\u2022]\s", re.MULTILINE)
+_INFORMAL = re.compile(
+    r"n't\b|'(?:m|re|ll|ve|d)\b|!|\b(?:hi|hey|guys|lol|gonna|wanna|awesome|cool)\b", re.IGNORECASE
+)
+_GREETING = re.compile(r"^\s*(?:hi|hello|hey|dear|greetings)\b", re.IGNORECASE)
+_SCALE_WORDS = re.compile(r"metric|scor|scale|rating|\b1\s*(?:-|to)\s*5\b", re.IGNORECASE)
+_NAME_KEYS = {"name", "title", "label", "criterion", "metric", "attribute"}
+_DEFINITION_KEYS = {"definition", "description", "meaning", "explanation", "rule", "desc"}
+_KIND_KEYS = {"kind", "type", "category"}
+
+
+@dataclass(frozen=True)
+class TextProfile:
+    """What `similarity` compares in a text: its content-word stems (`_stems`), its word 3-gram
+    shingles, its line labels (a word or two and a colon at a line start: "Input:", "Subject:",
+    lower-cased, without the colon) and its first three words (lower-cased)."""
+
+    stems: frozenset[str]
+    shingles: frozenset[tuple[str, ...]]
+    labels: frozenset[str]
+    opening: tuple[str, ...]
+
+    @classmethod
+    def of(cls, text: str) -> TextProfile:
+        """Profile of `text`."""
+        words = re.findall(r"[a-z0-9']+", text.lower())
+        return cls(
+            frozenset(_stems(text)),
+            frozenset(zip(words, words[1:], words[2:], strict=False)),
+            frozenset(m.strip().lower() for m in _LINE_LABEL.findall(text)),
+            tuple(words[:3]),
+        )
+
+
+def _jaccard(a: frozenset, b: frozenset) -> float:
+    union = len(a | b)
+    return len(a & b) / union if union else 0.0
+
+
+def similarity(a: str | TextProfile, b: str | TextProfile) -> float:
+    """Surface similarity of two texts in [0, 1]: the simulator's stand-in for a judge's sense that
+    two texts share a topic or a template.
+
+    The largest of three Jaccard similarities: of the content-word stems (same topic), of the
+    word 3-gram shingles (near-duplicates; Broder 1997, "On the resemblance and containment of
+    documents"), and 0.8 x that of the line labels (same form, e.g. "Input:"/"Output:" pairs);
+    plus 0.2, capped at 1, when both open with the same three words. Two empty texts count as
+    identical (1.0), an empty and a non-empty one as unrelated (0.0). The weights, and
+    `CLUSTER_THRESHOLD` = 0.3 they are read against, are this simulator's own, set by hand so
+    that unrelated real responses (the self-instruct predictions, news passages) stay apart
+    and same-template ones group (no paper).
+    """
+    p = a if isinstance(a, TextProfile) else TextProfile.of(a)
+    q = b if isinstance(b, TextProfile) else TextProfile.of(b)
+    if not p.opening or not q.opening:
+        return 1.0 if p.opening == q.opening else 0.0
+    score = max(
+        _jaccard(p.stems, q.stems), _jaccard(p.shingles, q.shingles), 0.8 * _jaccard(p.labels, q.labels)
+    )
+    if len(p.opening) == 3 and p.opening == q.opening:
+        score += 0.2
+    return min(1.0, score)
+
+
+def _majority(labels: list[str]) -> str:
+    """Most common label (ties: first seen)."""
+    return Counter(labels).most_common(1)[0][0] if labels else ""
+
+
+def _format_label(text: str) -> str:
+    """Form of one text: empty, code, numbered/bulleted list, labelled lines, short phrase, prose."""
+    lines = [line for line in text.splitlines() if line.strip()]
+    if not lines:
+        return "empty"
+    if len(_CODE_LINE.findall(text)) >= 2:
+        return "code"
+    if len(_NUMBERED_LINE.findall(text)) >= 2:
+        return "numbered list"
+    if len(_BULLET_LINE.findall(text)) >= 2:
+        return "bulleted list"
+    labels = [m.strip() for m in _LINE_LABEL.findall(text)]
+    if len(labels) >= 2:
+        common = [label for label, _ in Counter(labels).most_common(2)]
+        return f"labelled lines ({', '.join(label + ':' for label in common)})"
+    if len(lines) == 1 and len(text.split()) <= 12:
+        return "short phrase"
+    return "multi-line prose" if len(lines) >= 3 else "prose"
+
+
+def _purpose_label(text: str) -> str:
+    """What one text does: nothing, a message, questions, a list, code or statements."""
+    form = _format_label(text)
+    first = (split_sentences(text) or [text.strip()])[0]
+    if form == "empty":
+        return "no content"
+    if _GREETING.match(text):
+        return "message to someone"
+    if first.rstrip().endswith("?") or text.count("?") >= 2:
+        return "questions"
+    if form in ("code", "numbered list", "bulleted list"):
+        return form if form == "code" else "list of items"
+    return "statement or answer"
+
+
+def _informality(text: str) -> float:
+    """Informal markers (contractions, exclamation marks, chatty words) per word, scaled so that
+    one marker in 20 words counts as fully informal; in [0, 1]."""
+    words = len(text.split())
+    return min(1.0, len(_INFORMAL.findall(text)) / (0.05 * words)) if words else 0.0
+
+
+def _tone_label(text: str) -> str:
+    """"formal" (no informal marker), "neutral", "informal" (`_informality` >= 0.5) or "no content"."""
+    level = _informality(text)
+    return (
+        "no content" if not text.strip() else "informal" if level >= 0.5 else "neutral" if level else "formal"
+    )
+
+
+def _specificity(text: str) -> float:
+    """Share of words that are numbers, 9+ letters long, or capitalised names (a capital not at a
+    sentence, line or label start), divided by 0.3 and capped at 1 (this simulator's own scale)."""
+    words = list(re.finditer(r"[A-Za-z0-9']+", text))
+    if not words:
+        return 0.0
+    specific, end = 0, 0
+    for match in words:
+        word, gap = match.group(), text[end : match.start()]
+        end = match.end()
+        name = word[:1].isupper() and match.start() > 0 and not re.search(r"[.!?:\n]", gap)
+        specific += word.isdigit() or len(word) >= 9 or name
+    return min(1.0, specific / len(words) / 0.3)
+
+
+def _structure(text: str) -> float:
+    """Share of non-empty lines that are list items or labelled lines; 0 for one unbroken block."""
+    lines = [line for line in text.splitlines() if line.strip()]
+    if len(lines) < 2:
+        return 0.0
+    marked = (
+        len(_NUMBERED_LINE.findall(text)) + len(_BULLET_LINE.findall(text)) + len(_LINE_LABEL.findall(text))
+    )
+    return min(1.0, marked / len(lines))
+
+
+def _length_level(text: str) -> float:
+    """log10(1 + words) / 3, capped at 1: 10 words ~ 0.35, 100 ~ 0.67, 1000 or more = 1."""
+    return min(1.0, math.log10(1 + len(text.split())) / 3)
+
+
+def _topic_value(texts: list[str]) -> str:
+    """The two most frequent content words of the texts, "a / b"."""
+    words = _frequent_words(" ".join(texts), 2)
+    return " / ".join(words) if words else "none (no content words)"
+
+
+@dataclass(frozen=True)
+class _Aspect:
+    """A property a grouping criterion can name. Categorical aspects have `value` (texts -> a
+    label); scales have `measure` (one text -> [0, 1]) and `scale` (what low and high mean)."""
+
+    key: str
+    names: tuple[str, ...]
+    pattern: str
+    definition: str
+    value: Any = None
+    measure: Any = None
+    scale: str = ""
+
+    def matches(self, text: str) -> bool:
+        """Whether a criterion name (or text) refers to this aspect."""
+        return re.search(self.pattern, text.lower().replace("_", " ")) is not None
+
+    def describe(self) -> str:
+        """The definition, followed by the scale for a scale aspect."""
+        return f"{self.definition} {self.scale}".strip()
+
+
+_CATEGORIES = (
+    _Aspect(
+        "topic",
+        ("topic", "subject_area", "domain"),
+        r"topic|subject|domain|theme|content|field",
+        "The subject the text is about.",
+        value=_topic_value,
+    ),
+    _Aspect(
+        "format",
+        ("format", "text_format", "genre"),
+        r"format|genre|\bform\b|layout|text type",
+        "The form of the text: prose, a list, labelled lines, code, a short phrase.",
+        value=lambda ts: _majority([_format_label(t) for t in ts]),
+    ),
+    _Aspect(
+        "purpose",
+        ("purpose", "communicative_intent", "task_type"),
+        r"purpose|intent|task|function|goal",
+        "What the text does: answers, asks, lists, addresses someone or gives code.",
+        value=lambda ts: _majority([_purpose_label(t) for t in ts]),
+    ),
+    _Aspect(
+        "tone",
+        ("tone", "register", "style"),
+        r"tone|style|register|voice|mood|sentiment",
+        "The tone of the writing: formal, neutral or informal.",
+        value=lambda ts: _majority([_tone_label(t) for t in ts]),
+    ),
+    _Aspect(
+        "audience",
+        ("audience", "target_reader"),
+        r"audience|reader",
+        "Who the text is written for: general readers or specialists.",
+        value=lambda ts: (
+            "specialists" if statistics.mean(map(_specificity, ts)) >= 0.5 else "general readers"
+        ),
+    ),
+)
+_SCALES = (
+    _Aspect(
+        "length",
+        ("length", "verbosity"),
+        r"length|long|verbos|word count|brevity",
+        "How long the text is.",
+        measure=_length_level,
+        scale="1 = a few words, 3 = about a paragraph, 5 = several hundred words.",
+    ),
+    _Aspect(
+        "repetitiveness",
+        ("repetitiveness", "redundancy"),
+        r"repet|redundan|degenera|loop",
+        "How much the text repeats itself.",
+        measure=repetition,
+        scale="1 = no repeated phrase, 3 = some repeated phrases, 5 = mostly the same lines again and again.",
+    ),
+    _Aspect(
+        "specificity",
+        ("specificity", "level_of_detail"),
+        r"specific|detail|concrete|technical|precis|informat",
+        "How concrete the wording is: names, numbers and technical terms.",
+        measure=_specificity,
+        scale="1 = generic wording, 3 = some concrete details, 5 = names, numbers and terms throughout.",
+    ),
+    _Aspect(
+        "structure",
+        ("structure", "organization"),
+        r"structur|organi[sz]|itemi[sz]|\blist",
+        "How much the text is broken into items or labelled parts.",
+        measure=_structure,
+        scale="1 = one unbroken block, 3 = partly itemised, 5 = every line an item or a labelled part.",
+    ),
+    _Aspect(
+        "formality",
+        ("formality", "formal_register"),
+        r"formal|polite|professional",
+        "How formal the register is.",
+        measure=lambda t: 1.0 - _informality(t) if t.strip() else 0.0,
+        scale="1 = chatty and informal, 3 = neutral, 5 = formal throughout.",
+    ),
+)
+
+
+def _aspect_for(name: str, scale: bool) -> _Aspect | None:
+    """The known aspect (categorical or scale, per `scale`) a criterion name refers to, if any."""
+    return next((a for a in (_SCALES if scale else _CATEGORIES) if a.matches(name)), None)
+
+
+def _scale_range(desc: str, schema: dict) -> tuple[int, int]:
+    """(low, high) integer scores of a score field: schema bounds, else the smallest and largest
+    numbers in its description ("1 (lowest) to 5 (highest)"), else 1-5."""
+    numbers = [int(n) for n in re.findall(r"-?\d+", desc)]
+    lo = schema.get("minimum", min(numbers) if len(numbers) >= 2 else 1)
+    hi = schema.get("maximum", max(numbers) if len(numbers) >= 2 else 5)
+    return int(lo), max(int(lo), int(hi))
+
+
+def _props(schema: dict, defs: dict) -> dict[str, dict]:
+    """Properties of an array-of-objects schema's items (resolved), or {} for anything else."""
+    schema = _resolve(schema, defs)
+    if schema.get("type") != "array":
+        return {}
+    return {
+        k: _resolve(v, defs) for k, v in _resolve(schema.get("items", {}), defs).get("properties", {}).items()
+    }
+
+
+def _prop_of(props: dict[str, dict], words: set[str], kind: str | None = None) -> str | None:
+    """First property named with one of `words` (and of JSON type `kind`, if given)."""
+    return next(
+        (k for k, v in props.items() if _name_words(k) & words and kind in (None, v.get("type"))), None
+    )
+
+
+def _int_list_prop(props: dict[str, dict]) -> str | None:
+    """The first property that is an array of integers (a cluster's member indices)."""
+    return next(
+        (
+            k
+            for k, v in props.items()
+            if v.get("type") == "array" and v.get("items", {}).get("type") == "integer"
+        ),
+        None,
+    )
+
+
+def _indexed_texts(value: Any) -> dict[int, str] | None:
+    """A dict input mapping integer keys (JSON strings "1", "2"...) to texts, as ints -> str."""
+    if not isinstance(value, dict) or not value:
+        return None
+    try:
+        texts = {int(k): v for k, v in value.items() if isinstance(v, str)}
+    except (TypeError, ValueError):
+        return None
+    return texts if len(texts) == len(value) else None
+
+
+def _parse_criteria(text: str) -> list[tuple[str, bool]]:
+    """(name, is_scale) of each numbered criterion line ("2. length (metric): ...")."""
+    found = []
+    for match in re.finditer(r"^\s*\d+[.)]\s*([^():\n]+?)\s*(?:\(([^)]*)\))?\s*:", text, re.MULTILINE):
+        name, kind = match.group(1).strip(), match.group(2) or ""
+        scale = bool(_SCALE_WORDS.search(kind)) if kind else _aspect_for(name, True) is not None
+        found.append((name, scale))
+    return found
+
+
+@dataclass
+class _Grouping:
+    """Answers grouping requests by measuring the samples (see the module docstring).
+
+    Recognised by structure, never by signature name: an input mapping 1-based integers to
+    texts (the samples); outputs that are lists of objects with an integer-list property
+    (clusters), with a boolean property next to an input list of such clusters (verdicts), or
+    with name and definition properties (criteria: proposed from samples, merged from a
+    name -> definitions input to `k` items, or condensed one per input item).
+    """
+
+    prompt: ParsedPrompt
+    writer: _Writer
+    rng: random.Random
+    temperature: float
+    texts: dict[int, str] = field(default_factory=dict)
+    profiles: dict[int, TextProfile] = field(default_factory=dict)
+    _sims: dict[tuple[int, int], float] = field(default_factory=dict)
+
+    @classmethod
+    def build(
+        cls, prompt: ParsedPrompt, writer: _Writer, rng: random.Random, temperature: float
+    ) -> _Grouping:
+        """The request's samples: the first input mapping integer keys to texts (none: {})."""
+        grouping = cls(prompt, writer, rng, temperature)
+        for value in prompt.values.values():
+            texts = _indexed_texts(value)
+            if texts:
+                grouping.texts = dict(sorted(texts.items()))
+                break
+        grouping.profiles = {i: TextProfile.of(t) for i, t in grouping.texts.items()}
+        return grouping
+
+    # ---- measuring ----------------------------------------------------------------------------
+    def sim(self, i: int, j: int) -> float:
+        """`similarity` of samples `i` and `j` (cached)."""
+        key = (min(i, j), max(i, j))
+        if key not in self._sims:
+            self._sims[key] = 1.0 if i == j else similarity(self.profiles[i], self.profiles[j])
+        return self._sims[key]
+
+    def cohesion(self, members: list[int]) -> float:
+        """Mean pairwise `similarity` of the members (1.0 for fewer than two)."""
+        pairs = [(a, b) for n, a in enumerate(members) for b in members[n + 1 :]]
+        return statistics.mean(self.sim(a, b) for a, b in pairs) if pairs else 1.0
+
+    def partition(self) -> list[list[int]]:
+        """Average-linkage clusters (scipy) of the samples, merged while the mean similarity
+        between two groups is at least the threshold: `CLUSTER_THRESHOLD` plus seeded noise
+        (sd 0.02 x temperature, capped at 1; kept within 0.2-0.4). Samples are shuffled by the
+        seeded RNG first, so ties break by seed. Clusters are ordered by their smallest index."""
+        import numpy as np
+        from scipy.cluster.hierarchy import fcluster, linkage
+
+        order = list(self.texts)
+        self.rng.shuffle(order)
+        if len(order) < 2:
+            return [order]
+        noise = self.rng.gauss(0.0, 0.02 * min(1.0, self.temperature))
+        threshold = min(0.4, max(0.2, CLUSTER_THRESHOLD + noise))
+        dist = [1.0 - self.sim(a, b) for n, a in enumerate(order) for b in order[n + 1 :]]
+        labels = fcluster(linkage(np.array(dist), "average"), t=1.0 - threshold, criterion="distance")
+        groups: dict[int, list[int]] = {}
+        for index, label in zip(order, labels, strict=True):
+            groups.setdefault(int(label), []).append(index)
+        return sorted((sorted(g) for g in groups.values()), key=lambda g: g[0])
+
+    def shared_words(self, members: list[int], k: int = 5) -> list[str]:
+        """Up to `k` content words found in most members (at least two), commonest first (ties:
+        in order of first appearance)."""
+        words = [dict.fromkeys(content_words(self.texts[i])) for i in members]
+        counts = Counter(w for seen in words for w in seen)
+        need = max(2, math.ceil(len(members) / 2))
+        return [w for w, c in sorted(counts.items(), key=lambda wc: -wc[1]) if c >= need][:k]
+
+    def describe(self, members: list[int]) -> str:
+        """What the members share (opening, line labels, words) and their cohesion; for a single
+        sample, what it is about and how close its nearest neighbour is."""
+        texts = [self.texts[i] for i in members]
+        if len(members) == 1:
+            i = members[0]
+            near = max((self.sim(i, j) for j in self.texts if j != i), default=0.0)
+            about = ", ".join(_frequent_words(texts[0], 3)) or "nothing (it has no content words)"
+            return (
+                f"Sample {i} stands apart: it is about {about}; "
+                f"its nearest other sample has similarity {near:.2f}."
+            )
+        parts = []
+        profiles = [self.profiles[i] for i in members]
+        if not any(p.opening for p in profiles):
+            parts.append("are all empty")
+        opening = []
+        for words in zip(*(p.opening for p in profiles), strict=False):
+            if len(set(words)) > 1:
+                break
+            opening.append(words[0])
+        if len(opening) >= 2:
+            parts.append(f"all open with '{' '.join(opening)}'")
+        labels = sorted(frozenset.intersection(*(p.labels for p in profiles)))
+        if labels:
+            parts.append(
+                "all have lines labelled " + ", ".join(label.capitalize() + ":" for label in labels[:3])
+            )
+        shared = self.shared_words(members)
+        if shared:
+            parts.append("share words: " + ", ".join(shared))
+        listed = ", ".join(map(str, members))
+        what = " and ".join(parts) or "overlap a little"
+        return f"Samples {listed} {what} (mean pairwise similarity {self.cohesion(members):.2f})."
+
+    # ---- answers --------------------------------------------------------------------------------
+    def answers(self) -> dict[str, Any]:
+        """Values for the outputs this class recognises (name -> value); others are left out."""
+        out: dict[str, Any] = {}
+        checked = next((v for v in self.prompt.values.values() if _cluster_list(v)), None)
+        for o in self.prompt.outputs:
+            defs = o.schema.get("$defs", {})
+            props = _props(o.schema, defs)
+            flags = [k for k, v in props.items() if v.get("type") == "boolean"]
+            if not props:
+                continue
+            if flags and checked is not None and self.texts:
+                out[o.name] = self.verdicts(checked, props, flags[0], defs)
+            elif not flags and _int_list_prop(props) and self.texts:
+                out[o.name] = self.clusters(props, defs)
+            elif _prop_of(props, _NAME_KEYS) and _prop_of(props, _DEFINITION_KEYS):
+                items = self.criteria(o)
+                if items is not None:
+                    out[o.name] = [self.criterion_item(props, defs, *item) for item in items]
+        return out
+
+    def _fill(self, props: dict[str, dict], defs: dict, known: dict[str, Any]) -> dict[str, Any]:
+        """An object with the `known` values and the other properties written by the generic writer."""
+        item = {}
+        for key in props:
+            sub = props[key]
+            item[key] = (
+                known[key]
+                if key in known
+                else value_for(sub, key, sub.get("description", ""), self.writer, None, defs)
+            )
+        return item
+
+    def clusters(self, props: dict[str, dict], defs: dict) -> list[dict[str, Any]]:
+        """One object per cluster of `partition`: members, id (1, 2, ...), a description of what
+        they share (string properties), metadata values (a string map) and metric scores (a
+        list of objects) for the criteria named in a numbered-criteria input."""
+        criteria = next(
+            (c for v in self.prompt.values.values() if isinstance(v, str) and (c := _parse_criteria(v))), []
+        )
+        index_key = _int_list_prop(props)
+        id_key = next((k for k, v in props.items() if v.get("type") == "integer"), None)
+        items = []
+        for cid, members in enumerate(self.partition(), 1):
+            known: dict[str, Any] = {index_key: members}
+            if id_key:
+                known[id_key] = cid
+            for key, sub in props.items():
+                if key in known:
+                    continue
+                if sub.get("type") == "string":
+                    known[key] = self.describe(members)
+                elif sub.get("type") == "object" and isinstance(sub.get("additionalProperties"), dict):
+                    known[key] = self.metadata(members, [n for n, scale in criteria if not scale])
+                elif _props(sub, defs):
+                    names = [n for n, scale in criteria if scale]
+                    known[key] = [
+                        self._fill(_props(sub, defs), defs, s)
+                        for s in self.scores(members, names, _props(sub, defs))
+                    ]
+            items.append(self._fill(props, defs, known))
+        return items
+
+    def metadata(self, members: list[int], names: list[str]) -> dict[str, str]:
+        """Value of each categorical criterion (default: topic and format) for the members: the
+        aspect's label (`_CATEGORIES`), or the members' commonest words for an unknown name."""
+        texts = [self.texts[i] for i in members]
+        names = names or [a.key for a in _CATEGORIES[:2]]
+        return {n: (a.value(texts) if (a := _aspect_for(n, False)) else _topic_value(texts)) for n in names}
+
+    def scores(self, members: list[int], names: list[str], props: dict[str, dict]) -> list[dict[str, Any]]:
+        """Known values of one score object per scale criterion (default: length and
+        repetitiveness): its name, the members' mean measure (`_SCALES`; `judge_features`
+        quality for an unknown name) mapped onto the score range, and how it was measured."""
+        texts = [self.texts[i] for i in members]
+        name_key = _prop_of(props, _NAME_KEYS, "string")
+        out = []
+        for name in names or [a.key for a in _SCALES[:2]]:
+            aspect = _aspect_for(name, True)
+            measure = aspect.measure if aspect else (lambda t: judge_features(t, None)["quality"])
+            level = statistics.mean(measure(t) for t in texts)
+            known: dict[str, Any] = {name_key: name} if name_key else {}
+            for key, sub in props.items():
+                if key in known:
+                    continue
+                lo, hi = _scale_range(sub.get("description", ""), sub)
+                if sub.get("type") == "integer":
+                    known[key] = lo + round(level * (hi - lo))
+                elif sub.get("type") == "number":
+                    known[key] = round(lo + level * (hi - lo), 2)
+                elif sub.get("type") == "string":
+                    what = aspect.key if aspect else "quality"
+                    known[key] = f"Mean {what} measure {level:.2f} (0-1) over {len(texts)} sample(s)."
+            out.append(known)
+        return out
+
+    def verdicts(
+        self, clusters: list[dict], props: dict[str, dict], flag: str, defs: dict
+    ) -> list[dict[str, Any]]:
+        """One verdict per input cluster: invalid when it names a sample that does not exist or
+        when its members' mean pairwise similarity is below `VERIFY_THRESHOLD`; singletons valid."""
+        id_key = next((k for k, v in props.items() if v.get("type") == "integer"), None)
+        text_keys = [k for k, v in props.items() if v.get("type") == "string"]
+        out = []
+        for n, cluster in enumerate(clusters, 1):
+            members = sorted({i for v in cluster.values() if _int_list(v) for i in v})
+            ints = [(k, v) for k, v in cluster.items() if isinstance(v, int) and not isinstance(v, bool)]
+            cid = next((v for k, v in ints if "id" in _name_words(k)), ints[0][1] if ints else n)
+            missing = [i for i in members if i not in self.texts]
+            listed = ", ".join(map(str, members))
+            if missing:
+                valid, why = False, f"Invalid: sample {missing[0]} is not among the samples."
+            elif len(members) < 2:
+                valid, why = True, "Valid: a cluster of one sample always stands."
+            else:
+                level = self.cohesion(members)
+                valid = level >= VERIFY_THRESHOLD
+                if valid:
+                    why = f"Valid: {self.describe(members)}"
+                else:
+                    shared = ", ".join(self.shared_words(members)) or "none"
+                    why = (
+                        f"Invalid: samples {listed} have mean pairwise similarity {level:.2f}, below "
+                        f"{VERIFY_THRESHOLD:.2f}; they share no template and few words ({shared})."
+                    )
+            known: dict[str, Any] = {flag: valid, **{k: why for k in text_keys}}
+            if id_key:
+                known[id_key] = cid
+            out.append(self._fill(props, defs, known))
+        return out
+
+    # ---- criteria -------------------------------------------------------------------------------
+    def criteria(self, output: FieldSpec) -> list[tuple[str, str, str]] | None:
+        """(name, definition, kind) items for a criteria output: condensed one per item of list
+        inputs holding named items; merged to `k` from a name -> definitions input; proposed
+        from the samples. None when the request has none of these inputs."""
+        values = self.prompt.values
+        scale = bool(_SCALE_WORDS.search(f"{output.name} {output.desc}"))
+        named = {k: v for k, v in values.items() if isinstance(v, list) and v and all(_named(x) for x in v)}
+        if named:
+            return [item for key, items in named.items() for item in self.condense(key, items)]
+        proposals = next(
+            (
+                v
+                for k, v in values.items()
+                if isinstance(v, dict)
+                and v
+                and _indexed_texts(v) is None
+                and all(isinstance(d, (list, str)) for d in v.values())
+            ),
+            None,
+        )
+        count = _count_hint(self.writer, output.name, output.desc)
+        if proposals is not None:
+            return self.merge(proposals, count, scale)
+        if self.texts:
+            return self.propose(count, scale)
+        return None
+
+    def propose(self, count: int, scale: bool) -> list[tuple[str, str, str]]:
+        """`count` aspects (at most the pool) ranked by how much they vary across the samples
+        (distinct labels, or spread of the measure); ties broken by seed; names drawn among each
+        aspect's synonyms; categorical definitions list the labels seen."""
+        texts = list(self.texts.values())
+        pool = list(_SCALES if scale else _CATEGORIES)
+        self.rng.shuffle(pool)
+
+        def spread(aspect: _Aspect) -> float:
+            if aspect.measure:
+                return statistics.pstdev([aspect.measure(t) for t in texts])
+            return len({aspect.value([t]) for t in texts})
+
+        ranked = sorted(pool, key=spread, reverse=True)[:count]
+        kind = "metric" if scale else "metadata"
+        items = []
+        for aspect in ranked:
+            definition = aspect.describe()
+            if aspect.value:
+                seen = list(dict.fromkeys(aspect.value([t]) for t in texts))[:3]
+                definition += f" Seen here: {'; '.join(seen)}."
+            items.append((self.writer.choose(aspect.names), definition, kind))
+        return items
+
+    def merge(self, proposals: dict, k: int, scale: bool) -> list[tuple[str, str, str]]:
+        """Exactly `k` criteria: proposal names grouped by the aspect they refer to (unknown
+        names each their own group), groups ranked by how many definitions they got, each named
+        by its most proposed name; topped up with unproposed aspects, then numbered placeholders."""
+        groups: dict[str, list[tuple[str, list[str]]]] = {}
+        for name, defs in proposals.items():
+            aspect = _aspect_for(str(name), scale)
+            groups.setdefault(aspect.key if aspect else str(name), []).append((str(name), _as_list(defs)))
+        ranked = sorted(groups.items(), key=lambda kv: -sum(len(d) for _, d in kv[1]))
+        kind = "metric" if scale else "metadata"
+        items = []
+        for key, members in ranked[:k]:
+            name, defs = max(members, key=lambda m: len(m[1]))
+            aspect = _aspect_for(key, scale)
+            items.append((name, aspect.describe() if aspect else (defs[0] if defs else name), kind))
+        for aspect in _SCALES if scale else _CATEGORIES:
+            if len(items) < k and aspect.key not in groups:
+                items.append((aspect.names[0], aspect.describe(), kind))
+        items += [
+            (f"{kind}_{i}", f"Another {kind} criterion ({i}).", kind) for i in range(len(items) + 1, k + 1)
+        ]
+        return items
+
+    def condense(self, key: str, items: list[dict]) -> list[tuple[str, str, str]]:
+        """One (name, one-sentence definition, kind) per named item of input `key`; the kind is
+        the singular of `key` ("metrics" -> "metric")."""
+        spec = next((f for f in self.prompt.inputs if f.name == key), None)
+        scale = bool(_SCALE_WORDS.search(f"{key} {spec.desc if spec else ''}"))
+        out = []
+        for item in items:
+            name = _named(item)
+            text = next((_as_text(v) for k, v in item.items() if _name_words(k) & _DEFINITION_KEYS), "")
+            aspect = _aspect_for(name, scale)
+            words = name.replace("_", " ").strip()
+            if aspect and scale:
+                sentence = f"Group texts that score alike on {words} ({aspect.scale.rstrip('.')})."
+            else:
+                fallback = text.strip() or (aspect.definition if aspect else words)
+                first = (split_sentences(text) or [fallback])[0]
+                sentence = f"Group texts by {words}: {_lower_first(first).rstrip('.')}."
+            out.append((name, sentence, _singular(key)))
+        return out
+
+    def criterion_item(
+        self, props: dict[str, dict], defs: dict, name: str, definition: str, kind: str
+    ) -> dict:
+        """An object for one criterion: name, definition and kind properties filled, the rest generic.
+        A kind property whose description quotes its options ("'metadata' or 'metric'") gets
+        the option matching `kind` (or, failing that, whether it is a scale)."""
+        known: dict[str, Any] = {}
+        name_key = _prop_of(props, _NAME_KEYS, "string")
+        def_key = _prop_of(props, _DEFINITION_KEYS)
+        kind_key = _prop_of(props, _KIND_KEYS)
+        if name_key:
+            known[name_key] = name
+        if def_key:
+            known[def_key] = definition
+        if kind_key and kind_key not in known:
+            sub = props[kind_key]
+            options = re.findall(r"'([^']+)'", sub.get("description", "")) or list(sub.get("enum", []))
+            scale = bool(_SCALE_WORDS.search(kind))
+            known[kind_key] = next((o for o in options if o == kind), None) or next(
+                (o for o in options if bool(_SCALE_WORDS.search(str(o))) == scale), kind
+            )
+        return self._fill(props, defs, known)
+
+
+def _int_list(value: Any) -> bool:
+    return (
+        isinstance(value, list)
+        and bool(value)
+        and all(isinstance(i, int) and not isinstance(i, bool) for i in value)
+    )
+
+
+def _cluster_list(value: Any) -> bool:
+    """A list of objects, at least one of them holding a list of integers (proposed clusters)."""
+    return (
+        isinstance(value, list)
+        and all(isinstance(c, dict) for c in value)
+        and any(_int_list(v) for c in value for v in c.values())
+    )
+
+
+def _named(item: Any) -> str:
+    """The name of a dict item (its first name-like string value), "" if none."""
+    if not isinstance(item, dict):
+        return ""
+    return next((v for k, v in item.items() if _name_words(k) & _NAME_KEYS and isinstance(v, str) and v), "")
+
+
 def compose_answer(prompt: ParsedPrompt, rng: random.Random, temperature: float) -> dict[str, Any]:
     """Values for every output field of `prompt`, as a dict name -> JSON-able value.
 
@@ -1546,9 +2284,13 @@ def compose_answer(prompt: ParsedPrompt, rng: random.Random, temperature: float)
         )
     if prompt.mode == "text":
         return {"text": writer.text("text", "")}
+    answered = _Grouping.build(prompt, writer, rng, temperature).answers()
     specs = {o.name: o for o in prompt.outputs}
     for name in _order({o.name: {"description": o.desc} for o in prompt.outputs}):
         o = specs[name]
+        if name in answered:
+            writer.siblings[name] = answered[name]
+            continue
         writer.siblings[name] = value_for(o.schema, o.name, o.desc, writer, judge, o.schema.get("$defs", {}))
     return {o.name: writer.siblings[o.name] for o in prompt.outputs}
 
