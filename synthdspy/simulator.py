@@ -1330,6 +1330,8 @@ _NEGATIVE = {
     "rejected",
 }
 _GROUNDING_FLAGS = {"supported", "grounded", "faithful", "factual", "consistent", "entailed", "attributable"}
+# A yes/no output about reasoning (step_by_step, shows_reasoning, ...) follows the reasoning markers.
+_REASONING_FLAGS = {"step", "steps", "stepwise", "reasoning", "chain"}
 
 
 def score_range(desc: str, schema: dict, integer: bool) -> tuple[float, float]:
@@ -1392,9 +1394,13 @@ class _Judge:
 
     def flag(self, name: str) -> bool:
         feats = self.features(name)
-        measure = (
-            feats["overlap"] if (_name_words(name) & _GROUNDING_FLAGS and self.source) else feats["quality"]
-        )
+        words = _name_words(name)
+        if words & _REASONING_FLAGS:
+            measure = feats["reasoning"]
+        elif words & _GROUNDING_FLAGS and self.source:
+            measure = feats["overlap"]
+        else:
+            measure = feats["quality"]
         return measure + self.noise() >= 0.5
 
     def label(self, name: str, options: list) -> Any:
