@@ -139,7 +139,9 @@ class ObjectiveConfig(Strict):
     """Weights of the compile objective (normalised by their sum).
 
     ``diversity_metrics`` mixes set-level diversity scorers by weight: ``lexical``, ``embedding``,
-    ``cluster_agent`` (see :mod:`synthdspy.metrics.diversity.scorers`).
+    ``cluster_agent`` (see :mod:`synthdspy.metrics.diversity.scorers`). ``diversity_field``:
+    ``text`` (instruction and response, for tasks that generate both, like QA) or ``response``
+    (for tasks whose instruction is a fixed template, like textbook lessons).
     """
 
     quality: float = Field(1.0, ge=0)
@@ -149,6 +151,9 @@ class ObjectiveConfig(Strict):
         default_factory=lambda: {"lexical": 1.0}
     )
     cluster_agent: ClusterAgentObjective = Field(default_factory=ClusterAgentObjective)
+    diversity_field: Literal["text", "response"] = Field(
+        "text", description="what diversity reads: instruction + response, or the response alone"
+    )
 
     @model_validator(mode="after")
     def _some_weight(self) -> ObjectiveConfig:

@@ -166,3 +166,22 @@ def test_recompile_with_same_config_and_cache_pays_nothing_and_gives_same_progra
     assert second.summary["baseline"]["total.tokens"] == 0 and second.summary["compiled"]["total.tokens"] == 0
     assert first.summary["program_hash"] == second.summary["program_hash"]
     assert first.program_path == second.program_path  # same config, same variant name
+
+
+@pytest.mark.skipif(not PASSAGES.exists(), reason="needs ../shared/data")
+def test_cluster_agent_objective_compiles_a_more_diverse_variant(tmp_path):
+    """Issue 7's acceptance check, on the simulator: with diversity weight > 0 on the cluster-agent,
+    the compiled variant's held-out cluster-agent score beats the baseline's, and compare lists both."""
+    from synthdspy.compare import load_variants
+    from synthdspy.pipeline import run_compile
+
+    exp = load_experiment(ROOT / "experiments" / "grounded_qa.toml", [
+        f"output.dir={json.dumps(str(tmp_path / 'out'))}", "tracking.autolog=false", "objective.diversity=1.0",
+        "objective.diversity_metrics={cluster_agent = 1.0}", "compile.optimizer=gepa",
+        "compile.budget.metric_calls=40"], seeds=str(PASSAGES))
+    out = run_compile(exp)
+    base, comp = out.summary["baseline"], out.summary["compiled"]
+    assert comp["diversity.cluster_agent"] > base["diversity.cluster_agent"]
+    assert (out.program_path.parent / "criteria.json").exists()
+    rows = load_variants(out.tracking_uri)
+    assert {r.optimizer for r in rows} == {"none", "gepa"}

@@ -118,7 +118,8 @@ class Objective:
         judged = [self.record_quality(r) for r in gated]
         quality = sum((s - 1.0) / 9.0 for s, _ in judged) / len(gated)
         pass_rate = sum(r.passed for r in gated) / len(gated)
-        diversity, parts, diversity_notes = self.diversity([r.text for r in gated])
+        field = self.cfg.diversity_field
+        diversity, parts, diversity_notes = self.diversity([getattr(r, field) for r in gated])
         c = self.cfg
         total = c.quality + c.pass_rate + c.diversity
         score = (c.quality * quality + c.pass_rate * pass_rate + c.diversity * diversity) / total

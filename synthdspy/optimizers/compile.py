@@ -172,7 +172,8 @@ def freeze_criteria(exp: Experiment, lms: LMs, student: BatchGenerator, train_ex
     cfg = exp.objective.cluster_agent
     if cfg.criteria:
         return DiversityCriteria.load(cfg.criteria)
-    texts = [r.text for ex in train_ex for r in student(seeds=ex.seeds).records]
+    field = exp.objective.diversity_field
+    texts = [getattr(r, field) for ex in train_ex for r in student(seeds=ex.seeds).records]
     config = ClusterAgentConfig(criteria_samples=min(cfg.criteria_samples, len(texts)),
                                 criteria_rounds=cfg.criteria_rounds, n_criteria=cfg.n_criteria,
                                 seed=exp.compile.seed, num_threads=lms.concurrency)
