@@ -82,9 +82,9 @@ a malformed answer like any other: retry a parse failure with a new `rollout_id`
 from __future__ import annotations
 
 import ast
-import dataclasses
 import asyncio
 import contextvars
+import dataclasses
 import hashlib
 import json
 import math
