@@ -34,3 +34,38 @@ def user_errors(fn: F) -> F:
             raise typer.Exit(2) from None
 
     return wrapper  # type: ignore[return-value]
+
+
+@app.command()
+@user_errors
+def train(
+    config: str = typer.Argument(..., help="Training config (TOML), e.g. experiments/train_mixture.toml."),
+    set_: list[str] = typer.Option([], "--set", help=SET_HELP),  # noqa: B008
+    output: str = typer.Option("", "--output", help="Output directory (default: runs/train/<name>)."),
+    resume: bool = typer.Option(False, "--resume", help="Continue from OUTPUT/checkpoint.pt."),
+) -> None:
+    """Train one proxy GPT on a data mixture and print the final loss of every validation split."""
+    from rich.table import Table
+
+    from synthdspy.training import load_train_config
+    from synthdspy.training import train as run_training
+
+    cfg = load_train_config(config, set_)
+    if output:
+        cfg = cfg.model_copy(update={"output_dir": output})
+    console.print(f"training [bold]{cfg.name}[/]: {cfg.total_steps} steps x {cfg.tokens_per_step} tokens")
+    result = run_training(cfg, resume=resume)
+    table = Table(title=f"{result.name}: {result.steps} steps, {result.tokens:,} tokens, {result.device}")
+    table.add_column("split")
+    table.add_column("loss (nats/token)", justify="right")
+    table.add_column("bits/byte", justify="right")
+    for name, loss in result.losses.items():
+        table.add_row(name, f"{loss.nats_per_token:.4f}", f"{loss.bits_per_byte:.4f}")
+    Console().print(table)
+    mfu = f", MFU {result.mfu:.1%}" if result.mfu is not None else ""
+    speed = f"{result.tokens_per_s:,.0f} tokens/s{mfu}, {result.elapsed_s:.0f} s"
+    console.print(f"{speed}; output in {result.output_dir}")
+    if result.tracking_uri:
+        from synthdspy.tracking import ui_command
+
+        console.print(f"MLflow run {result.run_id}: {ui_command(result.tracking_uri)}")
