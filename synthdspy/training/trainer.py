@@ -197,7 +197,7 @@ class Trainer:
             for e in loop["history"]
         ]
         loop["train_losses"] = [tuple(t) for t in loop["train_losses"]]
-        self.state = LoopState(**loop)
+        self.state = LoopState(**{**loop, "stopped": False})
 
     # -- loop --------------------------------------------------------------------------------
     def _evaluate(self, reason: str) -> None:
