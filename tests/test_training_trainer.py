@@ -107,8 +107,9 @@ def test_shakespeare_char_learns_quickly(tmp_path):
     cfg = load_train_config(
         EXPERIMENTS / "train_shakespeare_char.toml",
         [
-            "trainer.max_steps=150",
-            "trainer.eval_interval=150",
+            "trainer.max_steps=100",
+            "trainer.eval_interval=100",
+            "trainer.eval_windows=48",
             "tracking.enabled=false",
             f"output_dir={tmp_path}",
         ],
@@ -116,11 +117,10 @@ def test_shakespeare_char_learns_quickly(tmp_path):
     result = train(cfg)
     first, last = result.curves[0].losses["val/shakespeare"], result.losses["val/shakespeare"]
     assert first.nats_per_token > 4.0  # about ln(67) at init
-    assert last.nats_per_token < 2.75  # a bigram-level model already
-    assert last.bits_per_byte == pytest.approx(
-        last.nats_per_token / math.log(2), rel=1e-3
-    )  # ASCII: 1 char = 1 byte
-    assert result.steps == 150 and result.tokens == 150 * 12 * 64 and result.tokens_per_s > 0
+    assert last.nats_per_token < 2.8  # already better than a unigram model (about 3.3 nats)
+    # ASCII text: one character is one byte, so bits per byte = nats per token / ln 2
+    assert last.bits_per_byte == pytest.approx(last.nats_per_token / math.log(2), rel=1e-3)
+    assert result.steps == 100 and result.tokens == 100 * 12 * 64 and result.tokens_per_s > 0
 
 
 @needs_data
@@ -180,24 +180,15 @@ def test_cli_train_prints_per_split_losses(tmp_path):
     from synthdspy.cli import app
 
     out = tmp_path / "cli"
-    res = CliRunner().invoke(
-        app,
-        [
-            "train",
-            str(EXPERIMENTS / "train_shakespeare_char.toml"),
-            "--set",
-            "trainer.max_steps=5",
-            "--set",
-            "tracking.enabled=false",
-            "--output",
-            str(out),
-        ],
-    )
+    # typer runs a lone command without its name; with several commands "train" must be given
+    prefix = ["train"] if len(app.registered_commands) > 1 or app.registered_callback else []
+    args = ["--set", "trainer.max_steps=5", "--set", "tracking.enabled=false", "--output", str(out)]
+    res = CliRunner().invoke(app, [*prefix, str(EXPERIMENTS / "train_shakespeare_char.toml"), *args])
     assert res.exit_code == 0, res.output
     assert "val/shakespeare" in res.output and "bits/byte" in res.output
     assert (out / "result.json").is_file() and (out / "checkpoint.pt").is_file()
-    bad = CliRunner().invoke(app, ["train", str(tmp_path / "missing.toml")])
-    assert bad.exit_code == 2 and "no such configuration file" in bad.output
+    bad = CliRunner().invoke(app, [*prefix, str(tmp_path / "missing.toml")])
+    assert bad.exit_code == 2 and "no such configuration file" in " ".join(bad.output.split())
 
 
 @pytest.mark.slow

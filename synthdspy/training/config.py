@@ -47,7 +47,8 @@ class TrainerSpec(_Strict):
     Exactly one of ``token_budget`` (stop after B tokens; steps = ceil(B / tokens per step)) and
     ``max_steps``. Tokens per step = ``batch_size * grad_accum_steps * block_size``.
     ``eval_windows`` windows of ``block_size`` tokens per validation split (nanoGPT: eval_iters x
-    batch_size). ``checkpoint_interval = 0`` checkpoints only at the end (and when stopped).
+    batch_size). ``checkpoint_interval`` N checkpoints every N steps; 0 (default) at every evaluation. A
+    checkpoint is also written at the end and when a callback stops training.
     ``device``: ``auto`` (CUDA when present), ``cpu`` or ``cuda``; ``compile`` and ``dtype``
     ``auto`` mean torch.compile + bfloat16 autocast on CUDA, eager float32 on CPU. ``threads``
     sets CPU threads (default: all cores). ``peak_flops`` is the accelerator's dense bf16 peak

@@ -247,7 +247,9 @@ class Trainer:
         self.model.train()
         while True:
             done_here = bool(st.history) and st.history[-1].step == st.step
+            evaluated = False
             if not done_here and (st.step in self.eval_steps or st.step in self.transitions):
+                evaluated = True
                 reason = (
                     "final"
                     if st.step == self.total
@@ -261,7 +263,8 @@ class Trainer:
                     return st
             if st.step >= self.total:
                 break
-            if tcfg.checkpoint_interval and st.step and st.step % tcfg.checkpoint_interval == 0:
+            every = tcfg.checkpoint_interval
+            if st.step and ((every == 0 and evaluated) or (every and st.step % every == 0)):
                 self.save()
             t0 = time.perf_counter()
             try:
