@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import math
 import zlib
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
@@ -131,7 +131,7 @@ def stages_by_quantiles(scores: Sequence[float], n_stages: int) -> list[int]:
 class Schedule:
     """Maps a training step to one sampling weight per stage (weights sum to 1).
 
-    Subclasses implement :meth:`raw` for the fraction of training ``t`` in [0, 1].
+    Subclasses implement :meth:`weights`; :meth:`normalise` turns raw non-negative weights into one.
     """
 
     def __init__(self, n_stages: int, total_steps: int) -> None:
@@ -140,17 +140,24 @@ class Schedule:
         self.n_stages = n_stages
         self.total_steps = total_steps
 
-    def raw(self, t: float) -> list[float]:
-        """Unnormalised non-negative weights at training fraction ``t``."""
-        raise NotImplementedError
+    def fraction(self, step: int) -> float:
+        """Training fraction ``t = step / total_steps`` clipped to [0, 1]."""
+        return min(max(step / self.total_steps, 0.0), 1.0)
 
-    def weights(self, step: int) -> list[float]:
-        """Stage weights at optimizer ``step`` (0-based), normalised to sum to 1."""
-        w = self.raw(min(max(step / self.total_steps, 0.0), 1.0))
-        total = sum(w)
+    def normalise(self, raw: Sequence[float], step: int) -> list[float]:
+        """``raw`` scaled to sum to 1.
+
+        Raises:
+            ValueError: when every weight is zero.
+        """
+        total = sum(raw)
         if total <= 0:
             raise ValueError(f"{type(self).__name__}: all stage weights are zero at step {step}")
-        return [x / total for x in w]
+        return [x / total for x in raw]
+
+    def weights(self, step: int) -> list[float]:
+        """Stage weights at optimizer ``step`` (0-based): ``n_stages`` floats summing to 1."""
+        raise NotImplementedError
 
     def transitions(self) -> list[int]:
         """Steps (after 0) at which a stage first gets a positive weight: where to log per-stage losses."""
@@ -170,8 +177,8 @@ class UniformSchedule(Schedule):
         super().__init__(len(sizes), total_steps)
         self.sizes = list(sizes)
 
-    def raw(self, t: float) -> list[float]:
-        return list(self.sizes)
+    def weights(self, step: int) -> list[float]:
+        return self.normalise(self.sizes, step)
 
 
 class StrictSchedule(Schedule):
@@ -197,9 +204,6 @@ class StrictSchedule(Schedule):
         k = self.stage_at(step)
         return [1.0 if i == k else 0.0 for i in range(self.n_stages)]
 
-    def raw(self, t: float) -> list[float]:
-        return self.weights(round(t * self.total_steps))
-
 
 class GradualSchedule(Schedule):
     """Gradual mixing: stage k ramps in linearly from ``starts[k]`` over ``ramp`` of training.
@@ -217,11 +221,13 @@ class GradualSchedule(Schedule):
             raise ValueError(f"gradual schedule needs ramp > 0 and 0 <= keep < 1, got {ramp}, {keep}")
         self.starts, self.ramp, self.keep = list(starts), ramp, keep
 
-    def raw(self, t: float) -> list[float]:
+    def weights(self, step: int) -> list[float]:
+        t = self.fraction(step)
         a = [1.0 if k == 0 else min(max((t - s) / self.ramp, 0.0), 1.0) for k, s in enumerate(self.starts)]
         a.append(0.0)
         w = [a[k] - a[k + 1] for k in range(self.n_stages)]
-        return [max(w[k], self.keep) if a[k + 1] > 0 else w[k] for k in range(self.n_stages)]
+        kept = [max(w[k], self.keep) if a[k + 1] > 0 else w[k] for k in range(self.n_stages)]
+        return self.normalise(kept, step)
 
 
 def pacing_linear(t_step: float, c0: float, T: float) -> float:
@@ -248,7 +254,13 @@ class CompetenceSchedule(Schedule):
     ``pacing(step) -> c`` takes the step in optimizer steps.
     """
 
-    def __init__(self, sizes: Sequence[float], total_steps: int, pacing, name: str = "competence") -> None:
+    def __init__(
+        self,
+        sizes: Sequence[float],
+        total_steps: int,
+        pacing: Callable[[float], float],
+        name: str = "competence",
+    ) -> None:
         super().__init__(len(sizes), total_steps)
         total = float(sum(sizes))
         if total <= 0:
@@ -267,11 +279,7 @@ class CompetenceSchedule(Schedule):
         w = [max(0.0, min(c, hi) - low) for low, hi in zip(lo, self.cdf, strict=True)]
         if sum(w) <= 0:  # c below the first stage's share: the easiest stage alone
             w[0] = 1.0
-        total = sum(w)
-        return [x / total for x in w]
-
-    def raw(self, t: float) -> list[float]:
-        return self.weights(round(t * self.total_steps))
+        return self.normalise(w, step)
 
 
 class StrictSpec(_Strict):

@@ -26,7 +26,7 @@ import torch
 from synthdspy import tracking
 from synthdspy.training.config import TrainConfig
 from synthdspy.training.data import prepare
-from synthdspy.training.device import resolve_runtime
+from synthdspy.training.device import mfu, resolve_runtime
 from synthdspy.training.model import GPT
 from synthdspy.training.trainer import EvalEvent, SplitLoss, Trainer
 
@@ -133,7 +133,7 @@ def train(
             curves=state.history,
             train_losses=state.train_losses,
             tokens_per_s=tps,
-            mfu=None if runtime.device.type == "cpu" else tps * model.flops_per_token() / t.peak_flops,
+            mfu=None if runtime.device.type == "cpu" else mfu(model.flops_per_token(), tps, t.peak_flops),
             elapsed_s=time.perf_counter() - start,
             n_params=model.num_params(),
             device=runtime.describe(),
