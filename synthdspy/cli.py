@@ -40,7 +40,7 @@ def user_errors(fn: F) -> F:
 @user_errors
 def train(
     config: str = typer.Argument(..., help="Training config (TOML), e.g. experiments/train_mixture.toml."),
-    set_: list[str] = typer.Option([], "--set", help=SET_HELP),  # noqa: B008
+    set_: list[str] = typer.Option([], "--set", help=SET_HELP),  # noqa: B008 - typer idiom
     output: str = typer.Option("", "--output", help="Output directory (default: runs/train/<name>)."),
     resume: bool = typer.Option(False, "--resume", help="Continue from OUTPUT/checkpoint.pt."),
 ) -> None:
