@@ -39,7 +39,7 @@ BOILERPLATE_PATTERNS = [
 # Function words ignored when finding an answer's key span; answer-bearing words such as numbers
 # and negations ("two", "no", "not") are deliberately absent.
 _FUNCTION_WORDS_TEXT = """
-a an the this that these those it its it's he she they them their his her him we us our you your i me my
+a an the this that these those it its s he she they them their his her him we us our you your i me my
 is are was were be been being am do does did has have had will would shall should can could may might must
 of in on at to for from by with about as into onto over under than then so and or but if because while
 which who whom whose what when where why how there here also just very
