@@ -33,6 +33,7 @@ from datasketch import LeanMinHash, MinHash, MinHashLSH
 
 Encoder = Callable[[list[str]], np.ndarray]
 _WORD = re.compile(r"\w+")
+_LOAD_LOCK = threading.Lock()
 
 
 def normalize(text: str) -> str:
@@ -49,10 +50,14 @@ def shingles(normalized: str, size: int) -> set[str]:
 
 
 def encode_texts(texts: list[str]) -> np.ndarray:
-    """Unit-length all-MiniLM-L6-v2 embeddings of ``texts``, shape (len(texts), 384), float32."""
+    """Unit-length all-MiniLM-L6-v2 embeddings of ``texts``, shape (len(texts), 384), float32.
+
+    The encoder is loaded once per process, under a lock so that concurrent gates share one copy.
+    """
     from synthdspy.embeddings import load_sentence_encoder
 
-    encoder = load_sentence_encoder()
+    with _LOAD_LOCK:
+        encoder = load_sentence_encoder()
     return np.asarray(encoder.encode(texts, batch_size=64, normalize_embeddings=True, convert_to_numpy=True,
                                      show_progress_bar=False), dtype=np.float32)
 
