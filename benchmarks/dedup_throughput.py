@@ -1,10 +1,10 @@
 """Throughput of exact, MinHash LSH and embedding dedup on the 3,730 real passages.
 
-Prints records per second of :func:`synthdspy.dedup.find_duplicates` with one method at a time
-(and all three together), each as a ratio against the exact-hash baseline measured in the same
-run, plus how many duplicates each method finds (the passages repeat articles under several
-prompt templates, so there are real near-duplicates). Embedding time includes encoding with
-all-MiniLM-L6-v2 but not loading it (it is loaded before the clock starts).
+Prints records per second of :func:`synthdspy.dedup.find_duplicates` with one method at a time,
+each as a ratio against the exact-hash baseline measured in the same run, plus how many
+duplicates each method finds (the passages repeat articles under several prompt templates, so
+there are real near-duplicates). Embedding time includes encoding with all-MiniLM-L6-v2 but not
+loading it (it is loaded before the clock starts).
 
 Run: python benchmarks/dedup_throughput.py [--limit N] [--repeats 3]
 """
@@ -24,7 +24,6 @@ METHODS = {
     "exact": dict(exact=True, minhash=False, embedding=False),
     "minhash_lsh": dict(exact=False, minhash=True, embedding=False),
     "embedding": dict(exact=False, minhash=False, embedding=True),
-    "all_three": dict(exact=True, minhash=True, embedding=True),
 }
 
 
