@@ -24,7 +24,7 @@ import hashlib
 import re
 import threading
 import unicodedata
-from collections.abc import Callable, Hashable, Sequence
+from collections.abc import Callable, Hashable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -76,7 +76,11 @@ class DuplicateHit:
 
 
 @dataclass
-class _Prepared:
+class Prepared:
+    """What the index compares for one text: SHA-256 hex ``digest`` of its normalised form, its
+    ``minhash`` (None when minhash is off or the text has no words) and its unit-length embedding
+    ``vector`` (None when embeddings are off)."""
+
     digest: str
     minhash: LeanMinHash | None
     vector: np.ndarray | None
@@ -113,7 +117,7 @@ class DedupIndex:
         self._vectors = np.zeros((0, 0), dtype=np.float32)
         self._rows: dict[Hashable, int] = {}
         self._row_keys: list[Hashable] = []
-        self._entries: dict[Hashable, _Prepared] = {}
+        self._entries: dict[Hashable, Prepared] = {}
         self._reference: set[Hashable] = set()
 
     def __getstate__(self) -> dict[str, Any]:
@@ -128,7 +132,7 @@ class DedupIndex:
     def __len__(self) -> int:
         return len(self._entries)
 
-    def prepare(self, texts: Sequence[str]) -> list[_Prepared]:
+    def prepare(self, texts: Sequence[str]) -> list[Prepared]:
         """Hashes, MinHashes and embeddings of ``texts`` (the expensive part, done outside the lock;
         embeddings are computed in one batch)."""
         normalized = [normalize(t) for t in texts]
@@ -144,7 +148,7 @@ class DedupIndex:
         vectors: Sequence[np.ndarray | None] = [None] * len(texts)
         if self.embedding and texts:
             vectors = list(self.encoder(list(texts)))
-        return [_Prepared(d, m, v) for d, m, v in zip(digests, minhashes, vectors, strict=True)]
+        return [Prepared(d, m, v) for d, m, v in zip(digests, minhashes, vectors, strict=True)]
 
     def add_reference(self, texts: Sequence[str], keys: Sequence[Hashable]) -> None:
         """Add reference texts under ``keys`` (every one kept, duplicates among them included)."""
@@ -156,12 +160,13 @@ class DedupIndex:
                 self._reference.add(key)
 
     def check(self, key: Hashable, text: str, *, add: bool = True,
-              prepared: _Prepared | None = None) -> DuplicateHit | None:
+              prepared: Prepared | None = None) -> DuplicateHit | None:
         """The hit for ``text`` (stored under ``key``) against the kept texts, or None when it is new.
 
         A new text is kept when ``add``; a duplicate never is. When several kept texts match, a
         reference text wins over a run text, then the earliest method (exact, minhash, embedding),
-        then the highest similarity.
+        then the highest similarity. ``prepared`` is ``text``'s :meth:`prepare` result when it was
+        already computed (in a batch).
         """
         prepared = prepared or self.prepare([text])[0]
         with self._lock:
@@ -172,7 +177,7 @@ class DedupIndex:
                 self._insert(key, prepared)
             return hit
 
-    def _find(self, key: Hashable, p: _Prepared) -> DuplicateHit | None:
+    def _find(self, key: Hashable, p: Prepared) -> DuplicateHit | None:
         first: DuplicateHit | None = None
         for method, matches in self._matches(p):
             if not matches:
@@ -187,7 +192,7 @@ class DedupIndex:
                 break
         return first
 
-    def _matches(self, p: _Prepared):
+    def _matches(self, p: Prepared) -> Iterator[tuple[str, list[tuple[Hashable, float]]]]:
         if self.exact:
             of = self._hashes.get(p.digest)
             yield "exact", [(of, 1.0)] if of is not None else []
@@ -200,7 +205,7 @@ class DedupIndex:
             yield "embedding", [(self._row_keys[r], float(sims[r])) for r in rows
                                 if self._row_keys[r] is not None]
 
-    def _insert(self, key: Hashable, p: _Prepared) -> None:
+    def _insert(self, key: Hashable, p: Prepared) -> None:
         self._entries[key] = p
         if self.exact:
             self._hashes.setdefault(p.digest, key)
