@@ -47,8 +47,9 @@ class CodeTestsParams(Params):
 
 @register_gate("code_tests", CodeTestsParams)
 class CodeTestsGate(Gate):
-    """Run the record's code and its tests (``metadata[tests_key]``) in a sandboxed subprocess.
+    """Run the record's code against its tests in a sandboxed subprocess.
 
+    The code is the record's ``code_field``; the tests are ``metadata[tests_key]``.
     Passes when the code ran to the end without tripping the sandbox and at least
     ``min_pass_fraction`` of the tests passed. Score: the fraction of tests passed. The reason names
     the blocked operation (``blocked: network (...)``), the timeout, or the first failing test.

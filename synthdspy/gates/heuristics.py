@@ -101,14 +101,16 @@ class HeuristicsParams(Params):
     max_duplicate_line_share: float = Field(0.3, ge=0, le=1, description="Gopher: 0.30")
     max_duplicate_ngram_share: float = Field(0.15, ge=0, le=1, description="Gopher: 0.15 for 5-grams")
     ngram_n: int = Field(5, ge=2, le=20, description="n of the duplicate n-gram rule")
-    refusal_patterns: list[str] = Field(default_factory=lambda: list(REFUSAL_PATTERNS))
-    boilerplate_patterns: list[str] = Field(default_factory=lambda: list(BOILERPLATE_PATTERNS))
+    refusal_patterns: list[str] | None = Field(
+        None, description="regexes (case-insensitive) replacing the built-in REFUSAL_PATTERNS")
+    boilerplate_patterns: list[str] | None = Field(
+        None, description="regexes (case-insensitive) replacing the built-in BOILERPLATE_PATTERNS")
     check_leakage: bool = Field(True, description="fail when the answer is given away by the question")
 
     @field_validator("refusal_patterns", "boilerplate_patterns")
     @classmethod
-    def _valid_regex(cls, patterns: list[str]) -> list[str]:
-        for p in patterns:
+    def _valid_regex(cls, patterns: list[str] | None) -> list[str] | None:
+        for p in patterns or []:
             try:
                 re.compile(p)
             except re.error as exc:
@@ -124,10 +126,10 @@ class HeuristicsParams(Params):
 
 @register_gate("heuristics", HeuristicsParams)
 class HeuristicsGate(Gate):
-    """Cheap text rules: word-count bounds, repeated lines and n-grams, refusal and boilerplate
-    phrases, and answer-in-question leakage.
+    """Rule-based text checks: length, repetition, refusals, boilerplate, answer leakage.
 
-    Passes when no rule fails. Score: the share of rules that passed. The reason names every
+    The rules: word-count bounds, repeated lines and n-grams, refusal and boilerplate phrases, and
+    answer-in-question leakage. Passes when no rule fails. Score: the share of rules that passed. The reason names every
     failed rule (``too_short``, ``too_long``, ``repeated_lines``, ``repeated_ngrams``, ``refusal``,
     ``boilerplate``, ``answer_in_question``) with the measured value or the matched text.
     """
