@@ -1,6 +1,15 @@
 """Imports every task and gate module so that they register, and re-exports the registries."""
 
-from synthdspy.gates import cot_check, dimension, hallucination, judged, math_answer  # noqa: F401  (registration)
+from synthdspy.gates import (  # noqa: F401  (registration)
+    code_tests,
+    cot_check,
+    dedup,
+    dimension,
+    hallucination,
+    heuristics,
+    judged,
+    math_answer,
+)
 from synthdspy.registry import GATES, TASKS
 from synthdspy.tasks import (  # noqa: F401  (registration)
     adversarial,
