@@ -57,6 +57,23 @@ def autolog_traces(enabled: bool) -> Iterator[None]:
         mlflow.dspy.autolog(disable=True, silent=True)
 
 
+def log_candidates(candidates: list) -> None:
+    """One nested MLflow run per candidate the optimizer evaluated: its score, each predictor's
+    instructions and demo count as params, and its predictors as a readable artifact."""
+    import mlflow
+
+    from synthdspy.report import predictors_markdown
+
+    for rank, (score, program) in enumerate(candidates):
+        params = {"rank": rank}
+        for name, predictor in program.named_predictors():
+            params[f"{name}.instructions"] = predictor.signature.instructions
+            params[f"{name}.demos"] = len(predictor.demos)
+        with tracking.run(f"candidate-{rank}", params=params, tags={"kind": "candidate"}, nested=True):
+            tracking.log_metrics({"candidate.score": float(score)})
+            mlflow.log_text(predictors_markdown(program), "predictors.md")
+
+
 def config_hash(exp: Experiment) -> str:
     """Content hash of everything that shapes a compile (output and tracking settings excluded)."""
     return content_hash(exp.model_dump(mode="json", exclude={"output", "tracking"}), length=10)
@@ -109,6 +126,7 @@ def run_compile(exp: Experiment) -> CompileOutputs:
         tracking.log_metrics({"optimize.seconds": result.optimize_seconds,
                               **{f"budget.used.{k}": v for k, v in used.items()}})
         mlflow.set_tag("stopped_by_budget", str(result.budget["stopped_by_budget"] or ""))
+        log_candidates(result.candidates)
         for p in [program_path, *paths.values(), out / "criteria.json"]:
             if p.exists():
                 mlflow.log_artifact(str(p))

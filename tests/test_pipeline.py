@@ -48,6 +48,10 @@ def test_compile_writes_program_reports_and_mlflow_run(tmp_path, monkeypatch):
     assert run.data.tags["simulated"] == "True"
     everything = out.program_path.read_text() + out.paths["report_json"].read_text() + json.dumps(run.data.params)
     assert "sk-test-secret-value" not in everything
+    client = mlflow.MlflowClient(out.tracking_uri)
+    nested = client.search_runs([run.info.experiment_id], f"tags.mlflow.parentRunId = '{out.run_id}'")
+    assert nested and all("candidate.score" in r.data.metrics for r in nested)
+    assert any(k.endswith(".instructions") for k in nested[0].data.params)
 
 
 def test_compiled_program_round_trips_demos(tmp_path):

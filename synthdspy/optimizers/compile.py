@@ -198,6 +198,18 @@ def build_scorers(exp: Experiment, lms: LMs, criteria: Any) -> dict[str, Diversi
     return scorers
 
 
+def evaluated_candidates(compiled: dspy.Module, limit: int = 30) -> list[tuple[float, dspy.Module]]:
+    """(score on the optimizer's validation batches, program) of the candidates the optimizer
+    evaluated, best first: GEPA's ``detailed_results`` (with ``track_stats``), or the
+    ``candidate_programs`` that MIPROv2, BootstrapFewShotWithRandomSearch and SIMBA attach."""
+    details = getattr(compiled, "detailed_results", None)
+    if details is not None:
+        pairs = list(zip(details.val_aggregate_scores, details.candidates, strict=False))
+    else:
+        pairs = [(c["score"], c["program"]) for c in getattr(compiled, "candidate_programs", None) or []]
+    return sorted(pairs, key=lambda p: p[0], reverse=True)[:limit]
+
+
 @dataclass
 class CompileResult:
     """What a compile produced: the compiled program, both held-out evaluations, and the budget."""
@@ -210,6 +222,7 @@ class CompileResult:
     budget: dict[str, Any]
     criteria: Any = None
     notes: list[str] = field(default_factory=list)
+    candidates: list[tuple[float, dspy.Module]] = field(default_factory=list)
 
 
 def compile_program(exp: Experiment, lms: LMs, train: list[Seed], dev: list[Seed],
@@ -260,4 +273,4 @@ def compile_program(exp: Experiment, lms: LMs, train: list[Seed], dev: list[Seed
     program.task = compiled_student.task
     program.refresh_hash()
     return CompileResult(program, baseline, compiled, optimize_usage, optimize_seconds, guard.report(), criteria,
-                         notes)
+                         notes, evaluated_candidates(compiled_student))
