@@ -95,6 +95,9 @@ def generate_cmd(
         f"passed {s.passed}, rejected {s.rejected} (kept with reasons), failed units {s.failed_units}; "
         f"{s.units_run} units run, {s.units_skipped} resumed from an earlier run"
     )
+    if s.passed < n:
+        console.print(f"[yellow]warning:[/] only {s.passed} of {n} records passed the gates after every rollout "
+                      f"was spent; see `synthdspy gate-report {exp.output.dir}` for the reasons")
     console.print(f"dataset:    {out.dataset_dir}  (datasets.load_from_disk)")
     console.print(f"store:      {out.store_dir}")
     console.print(f"MLflow run: {out.run_id}  ->  {ui_command(out.tracking_uri)}")
