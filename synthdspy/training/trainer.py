@@ -1,0 +1,295 @@
+"""The training loop: AdamW, warmup + cosine decay, clipping, token budget, evaluation, checkpoints.
+
+The loop follows nanoGPT's ``train.py``: at step ``s`` it first evaluates (when ``s`` is an
+evaluation step), then takes one optimizer step on ``grad_accum_steps`` micro-batches. Evaluation
+steps are every ``eval_interval`` steps, the curriculum's stage transitions, and the last step.
+A checkpoint holds model, optimizer, sampler and RNG states, so a resumed run continues exactly.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import torch
+
+from synthdspy.configio import ConfigError
+from synthdspy.training.config import TrainConfig
+from synthdspy.training.device import Runtime, mfu
+from synthdspy.training.model import GPT, param_groups
+from synthdspy.training.streams import EvalSet, MixtureStream, StreamExhausted
+
+METRIC_NAME = re.compile(r"[^A-Za-z0-9_\-. /]")
+
+
+@dataclass
+class SplitLoss:
+    """Loss on one split: nats per token, and bits per byte (comparable across tokenizers)."""
+
+    nats_per_token: float
+    bits_per_byte: float
+
+
+@dataclass
+class EvalEvent:
+    """One evaluation: after ``step`` optimizer steps and ``tokens`` training tokens.
+
+    ``reason`` is ``interval``, ``transition`` (a curriculum stage change) or ``final``.
+    """
+
+    step: int
+    tokens: int
+    losses: dict[str, SplitLoss]
+    reason: str
+
+
+class StopTraining(Exception):  # noqa: N818 - a control-flow signal, not an error
+    """Raise from an ``on_eval`` callback to stop cleanly; a checkpoint is written so training can resume."""
+
+
+def lr_at(step: int, peak: float, floor: float, warmup: int, decay_steps: int) -> float:
+    """Learning rate at ``step``: linear warmup ``peak (step+1)/(warmup+1)``, then cosine decay to ``floor``.
+
+    Cosine decay (Loshchilov & Hutter 2017, SGDR, without restarts) over ``[warmup, decay_steps]``;
+    ``floor`` afterwards. Matches nanoGPT's ``get_lr``.
+    """
+    if step < warmup:
+        return peak * (step + 1) / (warmup + 1)
+    if step > decay_steps:
+        return floor
+    ratio = (step - warmup) / max(decay_steps - warmup, 1)
+    return floor + 0.5 * (1.0 + math.cos(math.pi * ratio)) * (peak - floor)
+
+
+@torch.no_grad()
+def evaluate(
+    model: GPT, eval_sets: Sequence[EvalSet], runtime: Runtime, batch_size: int
+) -> dict[str, SplitLoss]:
+    """Mean loss over every window of each split (model left in eval mode only during the call)."""
+    was_training = model.training
+    model.eval()
+    out = {}
+    for es in eval_sets:
+        total, count = 0.0, 0
+        for i in range(0, len(es.x), batch_size):
+            x = es.x[i : i + batch_size].to(runtime.device, non_blocking=True)
+            y = es.y[i : i + batch_size].to(runtime.device, non_blocking=True)
+            with runtime.autocast():
+                _, loss = model(x, y)
+            total += loss.item() * y.numel()
+            count += y.numel()
+        nats = total / count
+        out[es.name] = SplitLoss(nats, nats * es.tokens_per_byte / math.log(2))
+    model.train(was_training)
+    return out
+
+
+def metric_name(text: str) -> str:
+    """``text`` with characters MLflow rejects in metric names replaced by ``_``."""
+    return METRIC_NAME.sub("_", text)
+
+
+@dataclass
+class LoopState:
+    """Progress that a checkpoint carries: step, tokens, curves and timing."""
+
+    step: int = 0
+    tokens: int = 0
+    history: list[EvalEvent] = field(default_factory=list)
+    train_losses: list[tuple[int, float]] = field(default_factory=list)
+    timed_s: float = 0.0
+    timed_tokens: int = 0
+    stopped: bool = False
+    exhausted: bool = False
+
+
+class Trainer:
+    """Runs one proxy training over a :class:`MixtureStream` and evaluates on named splits.
+
+    Args:
+        config: the training config (optimizer, trainer settings, budget).
+        model: the GPT (uncompiled; compiled here when ``runtime.compile``).
+        stream: the training sampler.
+        eval_sets: fixed evaluation windows per split.
+        runtime: device, autocast dtype, compile flag.
+        transitions: steps of curriculum stage changes (extra evaluations).
+        log: ``log(metrics, step)`` sink (MLflow or a no-op).
+        on_eval: called with each :class:`EvalEvent`; may raise :class:`StopTraining`.
+        checkpoint: the checkpoint file.
+    """
+
+    def __init__(
+        self,
+        config: TrainConfig,
+        model: GPT,
+        stream: MixtureStream,
+        eval_sets: Sequence[EvalSet],
+        runtime: Runtime,
+        transitions: Sequence[int],
+        log: Callable[[Mapping[str, float], int], None],
+        on_eval: Callable[[EvalEvent], None] | None,
+        checkpoint: Path,
+    ) -> None:
+        self.cfg, self.model, self.stream, self.eval_sets = (
+            config,
+            model.to(runtime.device),
+            stream,
+            eval_sets,
+        )
+        self.runtime, self.log, self.on_eval, self.checkpoint = runtime, log, on_eval, checkpoint
+        self.total = config.total_steps
+        self.eval_steps = {s for s in range(0, self.total + 1, config.trainer.eval_interval)} | {self.total}
+        self.transitions = set(transitions)
+        o = config.optim
+        fused = runtime.device.type == "cuda"
+        self.opt = torch.optim.AdamW(
+            param_groups(self.model, o.weight_decay),
+            lr=o.learning_rate,
+            betas=(o.beta1, o.beta2),
+            fused=fused,
+        )
+        self.forward = torch.compile(self.model) if runtime.compile else self.model
+        self.state = LoopState()
+
+    # -- checkpoints -------------------------------------------------------------------------
+    def save(self) -> None:
+        """Write model, optimizer, sampler, RNG and loop state to ``self.checkpoint`` (atomically)."""
+        self.checkpoint.parent.mkdir(parents=True, exist_ok=True)
+        state = {
+            "model": self.model.state_dict(),
+            "model_config": self.cfg.model.model_dump(),
+            "optimizer": self.opt.state_dict(),
+            "stream": self.stream.state_dict(),
+            "torch_rng": torch.get_rng_state(),
+            "cuda_rng": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else None,
+            "loop": asdict(self.state),
+        }
+        tmp = self.checkpoint.with_suffix(".tmp")
+        torch.save(state, tmp)
+        tmp.replace(self.checkpoint)
+
+    def load(self) -> None:
+        """Restore :meth:`save`'s state.
+
+        Raises:
+            ConfigError: when the checkpoint was written for a different model configuration.
+        """
+        state = torch.load(self.checkpoint, map_location=self.runtime.device, weights_only=False)
+        if state["model_config"] != self.cfg.model.model_dump():
+            raise ConfigError(
+                f"{self.checkpoint}: written for model {state['model_config']}, not this config"
+            )
+        self.model.load_state_dict(state["model"])
+        self.opt.load_state_dict(state["optimizer"])
+        self.stream.load_state_dict(state["stream"])
+        torch.set_rng_state(state["torch_rng"])
+        if state["cuda_rng"] is not None and torch.cuda.is_available():
+            torch.cuda.set_rng_state_all(state["cuda_rng"])
+        loop = state["loop"]
+        loop["history"] = [
+            EvalEvent(
+                e["step"], e["tokens"], {k: SplitLoss(**v) for k, v in e["losses"].items()}, e["reason"]
+            )
+            for e in loop["history"]
+        ]
+        loop["train_losses"] = [tuple(t) for t in loop["train_losses"]]
+        self.state = LoopState(**{**loop, "stopped": False})
+
+    # -- loop --------------------------------------------------------------------------------
+    def _evaluate(self, reason: str) -> None:
+        st = self.state
+        losses = evaluate(self.model, self.eval_sets, self.runtime, self.cfg.trainer.eval_batch_size)
+        event = EvalEvent(st.step, st.tokens, losses, reason)
+        st.history.append(event)
+        metrics = {}
+        for name, loss in losses.items():
+            metrics[metric_name(f"{name}/loss")] = loss.nats_per_token
+            metrics[metric_name(f"{name}/bpb")] = loss.bits_per_byte
+        self.log(metrics, st.step)
+        if self.on_eval is not None:
+            self.on_eval(event)
+
+    def _train_step(self) -> float:
+        st, cfg = self.state, self.cfg
+        lr = lr_at(
+            st.step,
+            cfg.optim.learning_rate,
+            cfg.optim.min_lr,
+            cfg.optim.warmup_steps,
+            cfg.optim.lr_decay_steps or self.total,
+        )
+        for group in self.opt.param_groups:
+            group["lr"] = lr
+        accum = cfg.trainer.grad_accum_steps
+        total = 0.0
+        for _ in range(accum):
+            x, y = self.stream.batch(st.step)
+            x = x.to(self.runtime.device, non_blocking=True)
+            y = y.to(self.runtime.device, non_blocking=True)
+            with self.runtime.autocast():
+                _, loss = self.forward(x, y)
+            (loss / accum).backward()
+            total += loss.item() / accum
+        if cfg.optim.grad_clip > 0:
+            torch.nn.utils.clip_grad_norm_(self.model.parameters(), cfg.optim.grad_clip)
+        self.opt.step()
+        self.opt.zero_grad(set_to_none=True)
+        return total
+
+    def run(self) -> LoopState:
+        """Train to the budget (or until stopped / exhausted); returns the loop state with the curves."""
+        st, tcfg = self.state, self.cfg.trainer
+        warm_skip = min(10, self.total // 10)  # leave compile / warm-up steps out of throughput
+        self.model.train()
+        while True:
+            done_here = bool(st.history) and st.history[-1].step == st.step
+            evaluated = False
+            if not done_here and (st.step in self.eval_steps or st.step in self.transitions):
+                evaluated = True
+                reason = (
+                    "final"
+                    if st.step == self.total
+                    else ("transition" if st.step in self.transitions else "interval")
+                )
+                try:
+                    self._evaluate(reason)
+                except StopTraining:
+                    st.stopped = True
+                    self.save()
+                    return st
+            if st.step >= self.total:
+                break
+            every = tcfg.checkpoint_interval
+            if st.step and ((every == 0 and evaluated) or (every and st.step % every == 0)):
+                self.save()
+            t0 = time.perf_counter()
+            try:
+                loss = self._train_step()
+            except StreamExhausted:
+                st.exhausted = True
+                self._evaluate("final")
+                break
+            if self.runtime.device.type == "cuda":
+                torch.cuda.synchronize()
+            dt = time.perf_counter() - t0
+            st.tokens += self.cfg.tokens_per_step
+            if st.step >= warm_skip:
+                st.timed_s += dt
+                st.timed_tokens += self.cfg.tokens_per_step
+            st.step += 1
+            if st.step % tcfg.log_interval == 0 or st.step == self.total:
+                st.train_losses.append((st.step, loss))
+                metrics = {"train/loss": loss, "lr": self.opt.param_groups[0]["lr"], "tokens": st.tokens}
+                if st.timed_s > 0:
+                    metrics["tokens_per_s"] = st.timed_tokens / st.timed_s
+                    if self.runtime.device.type == "cuda":
+                        metrics["mfu"] = mfu(
+                            self.model.flops_per_token(), metrics["tokens_per_s"], tcfg.peak_flops
+                        )
+                self.log(metrics, st.step)
+        self.save()
+        return st
