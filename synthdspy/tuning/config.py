@@ -137,6 +137,12 @@ class BaselineSpec(_Strict):
     random_trials: int | None = Field(None, ge=0)
 
 
+class TuneTrackingSpec(TrackingSpec):
+    """``[tracking]``: MLflow for the study (default: SQLite in the output directory)."""
+
+    experiment: str = "synthdspy-tune"
+
+
 class TuneConfig(_Strict):
     """A tuning experiment. ``output_dir`` (default ``runs/tune/<name>``) holds storage, trials,
     MLflow and the report. ``seed`` seeds the samplers (worker k adds k). ``[tracking]``: one MLflow
@@ -149,7 +155,7 @@ class TuneConfig(_Strict):
     search: SearchSpec
     objective: ObjectiveSpec = Field(default_factory=ObjectiveSpec)
     baselines: BaselineSpec = Field(default_factory=BaselineSpec)
-    tracking: TrackingSpec = Field(default_factory=lambda: TrackingSpec(experiment="synthdspy-tune"))
+    tracking: TuneTrackingSpec = Field(default_factory=TuneTrackingSpec)
     train: TrainConfig
 
     @model_validator(mode="after")

@@ -6,7 +6,7 @@ score to Optuna's pruner; a pruned trial raises :class:`optuna.TrialPruned` from
 callback, which aborts the proxy training.
 
 Each trial records, as Optuna user attributes: ``weights``, ``schedule``, ``losses`` (final loss
-per split), ``target``, ``worst``, ``steps``, ``tokens``, ``elapsed_s``, and its intermediate
+per split), ``target``, ``worst``, ``worker``, ``steps``, ``tokens``, ``elapsed_s``, and its intermediate
 ``curve`` (step, target) pairs; and, when tracking is on, a nested MLflow run under the study's
 parent run with the parameters, per-split curves and final losses.
 """
@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import contextlib
 import fnmatch
+import re
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -28,6 +29,14 @@ from synthdspy.training.config import TrackingSpec
 from synthdspy.training.trainer import EvalEvent, SplitLoss
 from synthdspy.tuning.config import ObjectiveSpec, TuneConfig
 from synthdspy.tuning.space import TrialPlan, apply_plan, suggest_plan
+
+MLFLOW_KEY = re.compile(r"[^A-Za-z0-9_\-. /:]")
+
+
+def mlflow_params(params: Mapping[str, Any]) -> dict[str, str]:
+    """Flatten ``params`` for MLflow: keys with characters MLflow rejects (``*`` of split patterns)
+    get ``_`` instead, values are cut at MLflow's 6000 characters."""
+    return {MLFLOW_KEY.sub("_", k): str(v)[:6000] for k, v in tracking.flatten(params).items()}
 
 
 def split_weights(patterns: Mapping[str, float], names: Sequence[str]) -> dict[str, float]:
@@ -79,11 +88,13 @@ class TrialContext:
     """What a worker needs to run trials of one study.
 
     ``kind``: ``tuned``, ``random`` or ``baselines`` (fixed weights from the trial's user
-    attributes). ``parent_run_id``: the MLflow parent run (None: no tracking).
+    attributes). ``worker``: the worker's index (recorded on each trial). ``parent_run_id``: the
+    MLflow parent run (None: no tracking).
     """
 
     config: TuneConfig
     kind: str
+    worker: int = 0
     parent_run_id: str | None = None
     tracking_uri: str | None = None
 
@@ -115,8 +126,7 @@ def _trial_run(trial: optuna.Trial, ctx: TrialContext, plan: TrialPlan) -> Itera
     name = f"{ctx.kind}-{trial.number:04d}"
     with mlflow.start_run(run_name=name, parent_run_id=ctx.parent_run_id, tags=tags) as active:
         params = {"weights": plan.weights, "schedule": plan.schedule, "optuna": trial.params}
-        flat = {k: str(v)[:6000] for k, v in tracking.flatten(params).items()}
-        mlflow.log_params(flat)
+        mlflow.log_params(mlflow_params(params))
         yield active
 
 
@@ -133,6 +143,7 @@ def run_trial(trial: optuna.Trial, ctx: TrialContext) -> float | tuple[float, fl
     plan = plan_of(trial, ctx)
     trial.set_user_attr("weights", plan.weights)
     trial.set_user_attr("schedule", plan.schedule)
+    trial.set_user_attr("worker", ctx.worker)
     out = Path(cfg.out_dir) / "trials" / ctx.kind / f"{trial.number:04d}"
     train_cfg = apply_plan(cfg.train, plan).model_copy(
         update={

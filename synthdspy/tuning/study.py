@@ -28,7 +28,7 @@ from optuna.trial import TrialState
 from synthdspy import tracking
 from synthdspy.configio import ConfigError
 from synthdspy.tuning.config import TuneConfig
-from synthdspy.tuning.objective import TrialContext, run_trial, split_weights, worst_splits
+from synthdspy.tuning.objective import TrialContext, mlflow_params, run_trial, split_weights, worst_splits
 from synthdspy.tuning.space import natural_weights, uniform_weights
 from synthdspy.tuning.storage import (
     KINDS,
@@ -101,7 +101,7 @@ def run_worker(config: TuneConfig, url: str, worker: int, parent_run_id: str | N
     ran = 0
     for kind in KINDS:
         study = open_study(config, storage, kind, worker)
-        ctx = TrialContext(config, kind, parent_run_id, tracking_uri)
+        ctx = TrialContext(config, kind, worker, parent_run_id, tracking_uri)
         while (trial := claim(study, storage)) is not None:
             try:
                 value = run_trial(trial, ctx)
@@ -177,9 +177,9 @@ def _parent_run(config: TuneConfig, study: optuna.Study, join: bool) -> tuple[st
     uri = tracking.configure(config.tracking.uri, config.tracking.experiment, config.out_dir)
     run_id = study.user_attrs.get(PARENT_RUN_ATTR)
     if run_id is None and not join:
-        params = {"study": config.study, "search": config.search, "objective": config.objective}
-        with tracking.run(config.name, params=json.loads(json.dumps(params, default=lambda m: m.model_dump())),
-                          tags={"kind": "tune"}) as active:
+        params = {k: getattr(config, k).model_dump(mode="json") for k in ("study", "search", "objective", "baselines")}
+        params["train"] = config.train.model_dump(mode="json")
+        with tracking.run(config.name, params=mlflow_params(params), tags={"kind": "tune"}) as active:
             run_id = active.info.run_id
         study.set_user_attr(PARENT_RUN_ATTR, run_id)
     return run_id, uri
