@@ -168,3 +168,23 @@ def test_killed_study_resumes_without_losing_or_repeating_trials(tmp_path):
     assert all(after[n].state == TrialState.FAIL for n in zombies)
     assert sum(t.state == TrialState.COMPLETE for t in after) == 6
     assert len(after) == 6 + len(zombies)
+
+
+def test_gp_sampler_runs_a_study(tmp_path):
+    cfg = tiny(tmp_path, "study.sampler=gp", "study.n_trials=3", "study.n_startup_trials=2", 'search.schedules=[]')
+    summary = tune(cfg, poll_s=0.2)
+    assert summary.counts["tuned"]["complete"] + summary.counts["tuned"]["pruned"] == 3
+
+
+def test_cmaes_without_its_package_is_a_config_error(tmp_path):
+    try:
+        import cmaes  # noqa: F401
+    except ImportError:
+        from synthdspy.configio import ConfigError
+        from synthdspy.tuning.storage import make_sampler
+
+        with pytest.raises(ConfigError, match="cmaes package"):
+            make_sampler(tiny(tmp_path, "study.sampler=cmaes"), "tuned")
+    else:
+        summary = tune(tiny(tmp_path, "study.sampler=cmaes", "study.n_trials=3", 'search.schedules=[]'), poll_s=0.2)
+        assert summary.counts["tuned"]["complete"] + summary.counts["tuned"]["pruned"] == 3
