@@ -96,10 +96,8 @@ class SearchSpec(_Strict):
                 raise ValueError("synthetic_share needs at least one real and one synthetic group")
             if not 0 <= self.synthetic_share.low <= self.synthetic_share.high <= 1:
                 raise ValueError("synthetic_share must lie within [0, 1]")
-        for name in ("keep",):
-            r = getattr(self, name)
-            if not 0 <= r.low <= r.high < 1:
-                raise ValueError(f"{name} must lie within [0, 1)")
+        if not 0 <= self.keep.low <= self.keep.high < 1:
+            raise ValueError("keep must lie within [0, 1)")
         return self
 
 
