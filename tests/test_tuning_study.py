@@ -105,16 +105,16 @@ def test_seeded_study_is_reproducible(tmp_path):
     assert [t.values for t in studies[0]] == [t.values for t in studies[1]]
 
 
-def test_two_workers_on_a_journal_run_every_trial_exactly_once(tmp_path):
-    journal = tmp_path / "journal.log"
-    cfg = tiny(tmp_path, f"study.storage=journal:{journal}", "study.n_trials=5", "baselines.random_trials=2",
+@pytest.mark.parametrize("backend", ["journal", "sqlite"])
+def test_two_workers_on_one_storage_run_every_trial_exactly_once(tmp_path, backend):
+    storage = f"journal:{tmp_path / 'journal.log'}" if backend == "journal" else f"sqlite:///{tmp_path / 'o.db'}"
+    cfg = tiny(tmp_path, f"study.storage={storage}", "study.n_trials=5", "baselines.random_trials=2",
                "baselines.uniform=true", "study.pruner=none")
     summary = tune(cfg, workers=2, poll_s=0.5)
     tuned = load(cfg).trials
     assert sorted(t.number for t in tuned) == [0, 1, 2, 3, 4]
     assert all(t.state == TrialState.COMPLETE for t in tuned)
     assert len({json.dumps(t.params, sort_keys=True) for t in tuned}) == 5
-    assert {t.user_attrs["worker"] for t in tuned} | {0, 1} == {0, 1}
     assert {t.user_attrs["worker"] for s in ("tiny", "tiny/random", "tiny/baselines")
             for t in load(cfg, s).trials} == {0, 1}  # both processes ran trials
     assert len(load(cfg, "tiny/random").trials) == 2
@@ -188,3 +188,16 @@ def test_cmaes_without_its_package_is_a_config_error(tmp_path):
     else:
         summary = tune(tiny(tmp_path, "study.sampler=cmaes", "study.n_trials=3", 'search.schedules=[]'), poll_s=0.2)
         assert summary.counts["tuned"]["complete"] + summary.counts["tuned"]["pruned"] == 3
+
+
+def test_joining_adds_no_trials_and_a_larger_budget_extends_the_study(tmp_path):
+    cfg = tiny(tmp_path, "study.pruner=none")
+    tune(cfg, poll_s=0.2)
+    first = {t.number: t.values for t in load(cfg).trials}
+    bigger = tiny(tmp_path, "study.pruner=none", "study.n_trials=5")
+    assert tune(bigger, join=True, poll_s=0.2) is None  # a joiner only runs tickets the owner issued
+    assert len(load(cfg).trials) == 3
+    summary = tune(bigger, poll_s=0.2)
+    after = load(cfg).trials
+    assert len(after) == 5 and {t.number: t.values for t in after[:3]} == first
+    assert summary.counts["tuned"]["complete"] == 5
