@@ -286,3 +286,49 @@ def train(
         from synthdspy.tracking import ui_command
 
         console.print(f"MLflow run {result.run_id}: {ui_command(result.tracking_uri)}")
+
+
+@app.command()
+@user_errors
+def tune(
+    experiment: str = typer.Argument(..., help="Tuning experiment (TOML), e.g. experiments/mixture_tuning.toml."),
+    set_: list[str] = typer.Option([], "--set", help=SET_HELP),
+    workers: int = typer.Option(1, "--workers", help="Worker processes on this machine sharing the study."),
+    storage: str = typer.Option("", "--storage", help="Optuna storage: RDB URL or journal:PATH (default SQLite)."),
+    join: bool = typer.Option(False, "--join", help="Only run trials of a study another `tune` owns."),
+) -> None:
+    """Tune mixture weights and curriculum pacing by proxy trainings; compare with baselines."""
+    from rich.live import Live
+    from rich.table import Table
+
+    from synthdspy.tuning.config import load_tune_config
+    from synthdspy.tuning.study import tune as run_tune
+
+    cfg = load_tune_config(experiment, set_ + ([f"study.storage={storage}"] if storage else []))
+
+    def progress_table(rows) -> Table:
+        table = Table(title=f"{cfg.name}: {cfg.train.total_steps} steps x {cfg.train.tokens_per_step} tokens per trial")
+        for col in ("study", "finished", "pruned", "running", "failed", "best target"):
+            table.add_column(col, justify="right")
+        for p in rows:
+            best = "-" if p.best is None else f"{p.best:.4f}"
+            table.add_row(p.kind, f"{p.finished}/{p.total}", str(p.pruned), str(p.running), str(p.failed), best)
+        return table
+
+    with Live(progress_table([]), console=console, refresh_per_second=2) as live:
+        summary = run_tune(cfg, workers=workers, join=join, on_progress=lambda rows: live.update(progress_table(rows)))
+    if summary is None:
+        return
+    table = Table(title=f"{cfg.name}: {cfg.objective.metric} (target = {dict(cfg.objective.target)})")
+    for col in ("run", "trial", "target", "worst split", "regret", "mixture", "schedule"):
+        table.add_column(col, justify="right" if col in ("trial", "target", "worst split", "regret") else "left")
+    for r in summary.rows:
+        mix = " ".join(f"{g}={w:.2f}" for g, w in sorted(r.weights.items(), key=lambda kv: -kv[1]))
+        sched = " ".join(f"{k}={v:.3g}" if isinstance(v, float) else f"{k}={v}" for k, v in r.schedule.items()
+                         if not isinstance(v, list)) + "".join(
+            f" {k}=[{', '.join(f'{x:.2f}' for x in v)}]" for k, v in r.schedule.items() if isinstance(v, list))
+        table.add_row(r.label, str(r.number), f"{r.target:.4f}", f"{r.worst:.4f}", f"{r.regret:+.4f}", mix, sched)
+    Console(width=200).print(table)
+    counts = summary.counts["tuned"]
+    console.print(f"tuner: {counts['complete']} complete, {counts['pruned']} pruned, {counts['fail']} failed; "
+                  f"{summary.elapsed_s:.0f} s; report in {cfg.out_dir / 'report'}")

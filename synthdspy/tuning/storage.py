@@ -1,0 +1,177 @@
+"""Optuna storages, studies, samplers and pruners of a tuning experiment.
+
+One experiment keeps three studies in one storage: ``<name>`` (the tuner), ``<name>/random``
+(the random-search baseline) and ``<name>/baselines`` (the fixed mixtures). Storage strings:
+``sqlite:///path.db`` and any other SQLAlchemy URL (Optuna's RDB storage; SQLite gets a long lock
+timeout so that several local workers can share the file), or ``journal:PATH`` (Optuna's journal
+file, safe for several processes on one machine or a shared file system with working locks).
+"""
+
+from __future__ import annotations
+
+import warnings
+
+import optuna
+from optuna.storages import BaseStorage, JournalStorage, RDBStorage
+from optuna.storages.journal import JournalFileBackend
+from optuna.trial import TrialState
+
+from synthdspy.configio import ConfigError
+from synthdspy.tuning.config import TuneConfig
+
+KINDS = ("baselines", "tuned", "random")
+"""Study kinds, in the order a worker runs its share of each."""
+
+SQLITE_TIMEOUT_S = 120
+
+
+def storage_url(config: TuneConfig) -> str:
+    """The configured storage string, or ``sqlite:///OUTPUT/optuna.db`` (directory created)."""
+    if config.study.storage:
+        return config.study.storage
+    out = config.out_dir.resolve()
+    out.mkdir(parents=True, exist_ok=True)
+    return f"sqlite:///{out / 'optuna.db'}"
+
+
+def open_storage(url: str) -> BaseStorage:
+    """Open ``url`` (see the module docstring).
+
+    Raises:
+        ConfigError: an unusable storage string.
+    """
+    if url.startswith("journal:"):
+        path = url.removeprefix("journal:")
+        if not path:
+            raise ConfigError("study.storage: 'journal:' needs a file path, e.g. journal:runs/tune/x/journal.log")
+        return JournalStorage(JournalFileBackend(path))
+    engine = {"connect_args": {"timeout": SQLITE_TIMEOUT_S}} if url.startswith("sqlite") else {}
+    try:
+        # get_storage adds Optuna's trial cache, as create_study would: claims and reads share it
+        return optuna.storages.get_storage(RDBStorage(url, engine_kwargs=engine))
+    except Exception as exc:  # SQLAlchemy raises many types for a bad URL or an unreachable server
+        raise ConfigError(f"study.storage: cannot open {url!r}: {exc}") from None
+
+
+def study_name(config: TuneConfig, kind: str) -> str:
+    """The study name of ``kind`` (one of :data:`KINDS`)."""
+    return config.name if kind == "tuned" else f"{config.name}/{kind}"
+
+
+def directions(config: TuneConfig) -> list[str]:
+    """``["minimize"]``, or two for (target, worst split) when ``objective.multi``."""
+    return ["minimize", "minimize"] if config.objective.multi else ["minimize"]
+
+
+def make_sampler(config: TuneConfig, kind: str, worker: int = 0) -> optuna.samplers.BaseSampler:
+    """The sampler of study ``kind`` for worker ``worker``, seeded with ``seed + 1000 * kind + worker``.
+
+    Raises:
+        ConfigError: ``cmaes`` without the ``cmaes`` package.
+    """
+    seed = config.seed + 1000 * KINDS.index(kind) + worker
+    if kind != "tuned" or config.study.sampler == "random":
+        return optuna.samplers.RandomSampler(seed=seed)
+    n0 = config.study.n_startup_trials
+    if config.study.sampler == "tpe":
+        with warnings.catch_warnings():  # multivariate/group are stable in use, flagged experimental
+            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+            return optuna.samplers.TPESampler(
+                seed=seed, n_startup_trials=n0, multivariate=True, group=True, constant_liar=True
+            )
+    if config.study.sampler == "gp":
+        return optuna.samplers.GPSampler(seed=seed, n_startup_trials=n0)
+    try:
+        import cmaes  # noqa: F401
+    except ImportError:
+        raise ConfigError("study.sampler = 'cmaes' needs the cmaes package (pip install cmaes)") from None
+    return optuna.samplers.CmaEsSampler(
+        seed=seed, n_startup_trials=n0, independent_sampler=optuna.samplers.RandomSampler(seed=seed)
+    )
+
+
+def make_pruner(config: TuneConfig, kind: str) -> optuna.pruners.BasePruner:
+    """The pruner of study ``kind``: none for the fixed baselines, else ``config.pruner``.
+
+    Median: ``n_startup_trials = max(1, study.n_startup_trials // 2)`` finished trials first, no
+    pruning before ``prune_warmup`` of the steps. Hyperband (Li et al. 2018): resources in optimizer
+    steps, from one evaluation interval to the whole run, reduction factor 3.
+    """
+    if kind == "baselines" or config.pruner == "none":
+        return optuna.pruners.NopPruner()
+    total = config.train.total_steps
+    if config.pruner == "median":
+        return optuna.pruners.MedianPruner(
+            n_startup_trials=max(1, config.study.n_startup_trials // 2),
+            n_warmup_steps=int(config.study.prune_warmup * total),
+        )
+    interval = min(config.train.trainer.eval_interval, total)
+    return optuna.pruners.HyperbandPruner(min_resource=interval, max_resource=total, reduction_factor=3)
+
+
+def open_study(config: TuneConfig, storage: BaseStorage, kind: str, worker: int = 0) -> optuna.Study:
+    """Create or load the study of ``kind`` with its sampler and pruner."""
+    return optuna.create_study(
+        storage=storage,
+        study_name=study_name(config, kind),
+        directions=directions(config),
+        sampler=make_sampler(config, kind, worker),
+        pruner=make_pruner(config, kind),
+        load_if_exists=True,
+    )
+
+
+BUDGET_STATES = (TrialState.COMPLETE, TrialState.PRUNED)
+
+
+def finished(study: optuna.Study) -> int:
+    """Trials that count towards the budget: COMPLETE and PRUNED."""
+    return len(study.get_trials(deepcopy=False, states=BUDGET_STATES))
+
+
+def fail_running(study: optuna.Study, storage: BaseStorage) -> int:
+    """Mark every RUNNING trial FAIL (zombies of a killed run); returns how many.
+
+    Only the process that owns the study may call this, before any worker starts.
+    """
+    zombies = study.get_trials(deepcopy=False, states=(TrialState.RUNNING,))
+    for t in zombies:  # FrozenTrial exposes no public id; Optuna's own queue uses _trial_id too
+        storage.set_trial_state_values(t._trial_id, TrialState.FAIL)
+    return len(zombies)
+
+
+def issue_tickets(study: optuna.Study, target: int, user_attrs: list[dict] | None = None) -> int:
+    """Enqueue WAITING trials ("tickets") so that finished + waiting trials reach ``target``.
+
+    The budget lives in the storage as tickets, and workers only ever run a ticket they have
+    claimed (:func:`claim`), so any number of workers, on any machines, run exactly ``target``
+    trials between them, none twice. ``user_attrs`` gives each ticket's attributes instead (the
+    fixed baselines); those already finished or waiting, by their ``baseline`` name, are skipped.
+
+    Returns:
+        The number of tickets issued.
+    """
+    waiting = study.get_trials(deepcopy=False, states=(TrialState.WAITING,))
+    if user_attrs is not None:
+        done = {t.user_attrs.get("baseline") for t in study.get_trials(deepcopy=False, states=BUDGET_STATES)}
+        done |= {t.user_attrs.get("baseline") for t in waiting}
+        todo = [a for a in user_attrs if a["baseline"] not in done]
+        for attrs in todo:
+            study.enqueue_trial({}, user_attrs=attrs)
+        return len(todo)
+    n = max(0, target - finished(study) - len(waiting))
+    for _ in range(n):
+        study.enqueue_trial({})
+    return n
+
+
+def claim(study: optuna.Study, storage: BaseStorage) -> optuna.Trial | None:
+    """Claim one WAITING ticket of ``study`` atomically and return it as a running trial, or None.
+
+    The claim is the storage's WAITING -> RUNNING transition, which succeeds for one caller only
+    (the mechanism of :meth:`optuna.Study.ask`, minus its fallback of creating a new trial).
+    """
+    for t in study.get_trials(deepcopy=False, states=(TrialState.WAITING,)):
+        if storage.set_trial_state_values(t._trial_id, TrialState.RUNNING):
+            return optuna.Trial(study, t._trial_id)
+    return None
