@@ -83,25 +83,29 @@ class UsageMeter:
         return out
 
 
+def token_cost(model: str, prompt_tokens: int, completion_tokens: int) -> float | None:
+    """USD price of ``prompt_tokens`` + ``completion_tokens`` on ``model`` from LiteLLM's cost map;
+    0.0 for the simulator, None when the model has no price (local servers, unknown names)."""
+    if model.startswith("sim/"):
+        return 0.0
+    os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
+    try:
+        import litellm
+
+        litellm.suppress_debug_info = True
+        p, c = litellm.cost_per_token(model=model, prompt_tokens=prompt_tokens, completion_tokens=completion_tokens)
+        return float(p + c)
+    except Exception:  # LiteLLM raises several types for models it cannot price
+        return None
+
+
 def _cost_of(model: str, response: Any, usage: dict[str, Any]) -> float:
     """USD cost of one response: LiteLLM's own figure when present, else its cost map, else 0."""
     hidden = getattr(response, "_hidden_params", None) or {}
     if hidden.get("response_cost") is not None:
         return float(hidden["response_cost"])
-    if model.startswith("sim/"):
-        return 0.0
-    try:
-        import litellm
-
-        litellm.suppress_debug_info = True
-        p, c = litellm.cost_per_token(
-            model=model,
-            prompt_tokens=int(usage.get("prompt_tokens") or 0),
-            completion_tokens=int(usage.get("completion_tokens") or 0),
-        )
-        return float(p + c)
-    except Exception:  # unknown model in LiteLLM's cost map (local servers): no price
-        return 0.0
+    cost = token_cost(model, int(usage.get("prompt_tokens") or 0), int(usage.get("completion_tokens") or 0))
+    return cost or 0.0
 
 
 class MeteredMixin:

@@ -33,7 +33,6 @@ from __future__ import annotations
 import contextlib
 import json
 import math
-import os
 import re
 from collections.abc import Iterator, Sequence
 from pathlib import Path
@@ -43,6 +42,7 @@ import dspy
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
+from synthdspy.lm import token_cost
 from synthdspy.signatures.diversity import (
     ClusterSamples,
     ClusterVerdict,
@@ -220,26 +220,9 @@ def usage_from_tokens(tokens: dict[str, dict[str, Any]]) -> LMUsage:
             continue
         prompt = int(usage.get("prompt_tokens") or 0)
         completion = int(usage.get("completion_tokens") or 0)
-        cost = _token_cost(model, prompt, completion)
+        cost = token_cost(model, prompt, completion)
         total = total.add(LMUsage(prompt_tokens=prompt, completion_tokens=completion, cost_usd=cost))
     return total
-
-
-def _token_cost(model: str, prompt_tokens: int, completion_tokens: int) -> float | None:
-    if model.startswith("sim/"):
-        return 0.0
-    os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
-    import litellm
-
-    litellm.suppress_debug_info = True
-
-    try:
-        prompt_cost, completion_cost = litellm.cost_per_token(
-            model=model, prompt_tokens=prompt_tokens, completion_tokens=completion_tokens
-        )
-    except Exception:  # litellm raises several types for unknown models
-        return None
-    return float(prompt_cost + completion_cost)
 
 
 def _indexed(texts: Sequence[str]) -> dict[int, str]:
