@@ -133,12 +133,24 @@ def _has_trials(db: Path) -> bool:
             return False
 
 
-def _wait_for(cfg, predicate, timeout: float) -> None:
+def _freeze_when(proc: subprocess.Popen, cfg, predicate, timeout: float) -> None:
+    """Leave ``proc`` stopped (SIGSTOP) at a moment when ``predicate(trials)`` holds.
+
+    The process is frozen before each look at the study, so the state seen is the state it is
+    killed in: a trial cannot finish between the check and the kill.
+    """
     deadline = time.time() + timeout
     while time.time() < deadline:
-        if _has_trials(cfg.out_dir / "optuna.db") and predicate(load(cfg).trials):
-            return
         time.sleep(0.2)
+        if not _has_trials(cfg.out_dir / "optuna.db"):
+            continue
+        proc.send_signal(signal.SIGSTOP)
+        try:
+            if predicate(load(cfg).trials):
+                return
+        except Exception:  # noqa: BLE001 - frozen mid-write: the database is locked, look again later
+            pass
+        proc.send_signal(signal.SIGCONT)
     raise AssertionError("timed out waiting for the study")
 
 
@@ -150,8 +162,8 @@ def test_killed_study_resumes_without_losing_or_repeating_trials(tmp_path):
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
-        _wait_for(cfg, lambda ts: sum(t.state == TrialState.COMPLETE for t in ts) >= 2
-                  and any(t.state == TrialState.RUNNING for t in ts), timeout=240)
+        _freeze_when(proc, cfg, lambda ts: sum(t.state == TrialState.COMPLETE for t in ts) >= 2
+                     and any(t.state == TrialState.RUNNING for t in ts), timeout=240)
     finally:
         proc.send_signal(signal.SIGKILL)
         proc.wait()
