@@ -150,14 +150,23 @@ class DedupIndex:
             vectors = list(self.encoder(list(texts)))
         return [Prepared(d, m, v) for d, m, v in zip(digests, minhashes, vectors, strict=True)]
 
+    def add(self, texts: Sequence[str], keys: Sequence[Hashable]) -> None:
+        """Keep ``texts`` under ``keys`` without checking them (texts already known to be distinct,
+        such as the records a resumed run stored before it was interrupted)."""
+        self._add_many(texts, keys, reference=False)
+
     def add_reference(self, texts: Sequence[str], keys: Sequence[Hashable]) -> None:
         """Add reference texts under ``keys`` (every one kept, duplicates among them included)."""
+        self._add_many(texts, keys, reference=True)
+
+    def _add_many(self, texts: Sequence[str], keys: Sequence[Hashable], reference: bool) -> None:
         if len(texts) != len(keys):
-            raise ValueError(f"{len(texts)} reference texts but {len(keys)} keys")
+            raise ValueError(f"{len(texts)} texts but {len(keys)} keys")
         for key, prepared in zip(keys, self.prepare(texts), strict=True):
             with self._lock:
                 self._insert(key, prepared)
-                self._reference.add(key)
+                if reference:
+                    self._reference.add(key)
 
     def check(self, key: Hashable, text: str, *, add: bool = True,
               prepared: Prepared | None = None) -> DuplicateHit | None:

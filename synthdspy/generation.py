@@ -7,9 +7,10 @@ rollout 0, then every seed at rollout 1, ... until the store holds ``n`` passed 
 
 Resume: a unit is written to ``units.jsonl`` only after all of its records are in the store. On a
 re-run, finished units are skipped; an interrupted unit is run again, and because record ids are
-stable, the store drops the records it already has. So a killed run finishes with no lost and no
-duplicated record. A unit that still fails after ``max_attempts`` (retries bypass the cache, so a
-malformed cached answer is not replayed) is written to ``failures.jsonl`` with its error.
+stable, the store drops the records it already has. Stateful gates (dedup) are first handed the
+stored records (``Gate.restore``). So a killed run finishes with no lost and no duplicated record.
+A unit that still fails after ``max_attempts`` (retries bypass the cache, so a malformed cached
+answer is not replayed) is written to ``failures.jsonl`` with its error.
 """
 
 from __future__ import annotations

@@ -8,6 +8,7 @@ optimizer could raise its score by making its own judge lenient.
 from __future__ import annotations
 
 import json
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
@@ -46,6 +47,12 @@ class GateChain(dspy.Module):
         for gate in self.gates:
             record.verdicts.append(gate(record))
         return record
+
+    def restore(self, records: Iterable[Record]) -> None:
+        """Hand ``records`` stored by an earlier run to every gate (see :meth:`Gate.restore`)."""
+        records = list(records)
+        for gate in self.gates:
+            gate.restore(records)
 
 
 class SynthesisProgram(dspy.Module):

@@ -233,3 +233,21 @@ def test_copies_are_independent():
         assert not other(Record(id="b", task="t", output="one two three four")).passed
         assert other(Record(id="c", task="t", output="five six seven eight")).passed
     assert gate(Record(id="d", task="t", output="five six seven eight")).passed
+
+
+def test_restore_remembers_only_what_the_gate_kept():
+    def stored(rid: str, text: str, *verdicts: tuple[str, bool]) -> Record:
+        return Record(id=rid, task="t", output=text, verdicts=[Verdict(gate=g, passed=ok) for g, ok in verdicts])
+
+    records = [stored("kept", "alpha beta gamma delta", ("reward", True), ("dedup", True)),
+               stored("low", "epsilon zeta eta theta", ("reward", False), ("dedup", True)),
+               stored("dup", "alpha beta gamma delta", ("reward", True), ("dedup", False)),
+               stored("ungated", "iota kappa lambda mu", ("reward", True))]
+    gate = DedupGate(embedding=False)
+    gate.restore(iter(records))
+    assert len(gate.index) == 1
+    assert gate(Record(id="x", task="t", output="Alpha beta, gamma delta!")).reason == "duplicate of kept (exact 1.000)"
+    assert gate(Record(id="y", task="t", output="epsilon zeta eta theta")).passed
+    with_rejected = DedupGate(embedding=False, index_rejected=True)
+    with_rejected.restore(records)
+    assert not with_rejected(Record(id="z", task="t", output="epsilon zeta eta theta")).passed

@@ -117,6 +117,30 @@ def test_generate_killed_and_resumed_gives_exactly_n(tmp_path):
     assert len(set(ds["id"])) == n
 
 
+def test_resumed_generate_rejects_duplicates_of_records_stored_before_the_interruption(tmp_path):
+    from synthdspy.generation import generate
+    from synthdspy.lm import build_lms
+    from synthdspy.records import Seed
+    from synthdspy.store import RecordStore
+
+    exp = load_experiment(ROOT / "experiments" / "rephrase.toml", [
+        f"output.dir={json.dumps(str(tmp_path / 'out'))}", 'task.styles=["easy"]', "lm.generator.temperature=0",
+        'gates=[{name = "dedup", embedding = false}]'])
+    passage = json.loads(PASSAGES.read_text().splitlines()[0])["text"]
+    first, twin = Seed(id="first", data={"source": passage}), Seed(id="twin", data={"source": passage})
+    store = RecordStore(tmp_path / "store")
+    generate(SynthesisProgram.from_experiment(exp), [first], build_lms(exp.lm), store, n=1,
+             max_rollouts=1, show_progress=False)
+    [kept] = list(store.iter_records())
+    assert kept.passed
+    # a new process: a fresh program whose dedup index knows nothing until the store is restored
+    generate(SynthesisProgram.from_experiment(exp), [first, twin], build_lms(exp.lm), store, n=2,
+             max_rollouts=1, show_progress=False)
+    [copy] = [r for r in store.iter_records() if r.provenance.seed_id == "twin"]
+    assert copy.output == kept.output
+    assert not copy.passed and copy.verdicts[-1].reason == f"duplicate of {kept.id} (exact 1.000)"
+
+
 def test_generate_with_injected_faults_loses_nothing(tmp_path):
     from synthdspy.pipeline import run_generate
     from synthdspy.store import RecordStore

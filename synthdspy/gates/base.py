@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+
 import dspy
 
 from synthdspy.records import Record, Verdict
@@ -19,3 +21,10 @@ class Gate(dspy.Module):
 
     def forward(self, record: Record) -> Verdict:  # pragma: no cover - interface
         raise NotImplementedError
+
+    def restore(self, records: Iterable[Record]) -> None:
+        """Rebuild run state from ``records`` a previous invocation stored, before a resumed run.
+
+        Gates that judge each record on its own keep no state and ignore this; stateful gates (dedup)
+        override it so that a resumed run behaves like one that was never interrupted.
+        """

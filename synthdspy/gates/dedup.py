@@ -5,7 +5,9 @@ Methods and thresholds are those of :mod:`synthdspy.dedup`.
 
 from __future__ import annotations
 
+import itertools
 import threading
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Literal
 
@@ -76,8 +78,8 @@ class DedupGate(Gate):
     ``DUPLICATE``; a match with the reference corpus fails with reason ``contaminated: ...`` and
     diagnosis ``CONTAMINATED``. Only records that passed every earlier gate are remembered (unless
     ``index_rejected``), so put this gate last. Score: the similarity of the match, None when new.
-    The index lives in the gate object: a resumed run starts empty and does not see the records a
-    previous invocation stored.
+    A resumed run first remembers what the interrupted one kept (:meth:`restore`), so it rejects
+    duplicates of records stored before the interruption.
     """
 
     name = "dedup"
@@ -111,9 +113,22 @@ class DedupGate(Gate):
                 self.index.add_reference(texts, keys)
                 self._reference_loaded = True
 
+    def _text(self, record: Record) -> str:
+        return record.text if self.field == "text" else (getattr(record, self.field) or "")
+
+    def restore(self, records: Iterable[Record], batch_size: int = 512) -> None:
+        """Remember the stored ``records`` this gate kept: those whose ``dedup`` verdict passed and,
+        unless ``index_rejected``, that passed every other gate too. Embeddings are computed in
+        batches of ``batch_size``."""
+        kept = (r for r in records
+                if any(v.gate == self.name and v.passed for v in r.verdicts)
+                and (self.index_rejected or r.passed))
+        while batch := list(itertools.islice(kept, batch_size)):
+            self.index.add([self._text(r) for r in batch], [r.id for r in batch])
+
     def forward(self, record: Record) -> Verdict:
         self._ensure_reference()
-        text = record.text if self.field == "text" else (getattr(record, self.field) or "")
+        text = self._text(record)
         remember = self.index_rejected or all(v.passed for v in record.verdicts)
         hit = self.index.check(record.id, text, add=remember)
         if hit is None:
