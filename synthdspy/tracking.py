@@ -47,14 +47,24 @@ def flatten(data: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
 def configure(tracking_uri: str | None, experiment: str, output_dir: str | Path) -> str:
     """Point MLflow at ``tracking_uri`` (default: SQLite in ``output_dir``) and select ``experiment``.
 
+    With a SQLite store, an experiment created here keeps its artifacts in ``mlartifacts/`` beside
+    the database file (MLflow's own default is ``./mlruns`` under the current directory, which
+    would scatter a run's files away from its output directory). A tracking server decides for
+    itself.
+
     Returns:
         The tracking URI in use.
     """
     import mlflow
+    from mlflow.exceptions import MlflowException
 
     logging.getLogger("alembic").setLevel(logging.WARNING)
     uri = tracking_uri or default_tracking_uri(output_dir)
     mlflow.set_tracking_uri(uri)
+    if uri.startswith("sqlite:///") and mlflow.get_experiment_by_name(experiment) is None:
+        artifacts = Path(uri.removeprefix("sqlite:///")).parent / "mlartifacts"
+        with contextlib.suppress(MlflowException):  # another worker created it first
+            mlflow.create_experiment(experiment, artifact_location=artifacts.resolve().as_uri())
     mlflow.set_experiment(experiment)
     return uri
 

@@ -1,5 +1,10 @@
-"""MLflow params are flattened and never carry secrets."""
+"""MLflow params are flattened and never carry secrets; a local store keeps its artifacts beside it."""
 
+from pathlib import Path
+
+import mlflow
+
+from synthdspy import tracking
 from synthdspy.tracking import REDACTED, flatten, scrub_env_secrets
 
 
@@ -16,3 +21,21 @@ def test_flatten_nested_and_redacts_secrets():
 def test_scrub_env_secrets(monkeypatch):
     monkeypatch.setenv("MY_SERVICE_API_KEY", "supersecretvalue123")
     assert "supersecretvalue123" not in scrub_env_secrets("error calling with key supersecretvalue123")
+
+
+def test_local_store_keeps_artifacts_in_the_output_directory(tmp_path, monkeypatch):
+    cwd = tmp_path / "elsewhere"
+    cwd.mkdir()
+    monkeypatch.chdir(cwd)
+    out = tmp_path / "out"
+    tracking.configure(None, "artifacts-here", out)
+    note = tmp_path / "note.txt"
+    note.write_text("kept")
+    with tracking.run("r") as active:
+        mlflow.log_artifact(str(note))
+    run = mlflow.get_run(active.info.run_id)
+    where = Path(run.info.artifact_uri.removeprefix("file://"))
+    assert where.is_relative_to(out.resolve() / "mlartifacts") and (where / "note.txt").read_text() == "kept"
+    assert list(cwd.iterdir()) == []
+    tracking.configure(None, "artifacts-here", out)  # a second run finds the experiment
+    assert mlflow.get_experiment_by_name("artifacts-here").artifact_location == (out.resolve() / "mlartifacts").as_uri()
