@@ -156,7 +156,8 @@ DIVERSITY_METRICS = (
 def diversity(
     data: list[str] = typer.Argument(..., help="JSONL/Parquet files or datasets directories."),
     text_field: str = typer.Option("text", "--text-field", "-f", help="Field holding the text."),
-    metrics: str = typer.Option(DIVERSITY_METRICS, "--metrics", help="Comma-separated metric names."),
+    metrics: str = typer.Option(DIVERSITY_METRICS, "--metrics", help="Comma-separated metric names; also "
+                                "perplexity,perplexity_gap (need --ppl-model). llm_cluster is added by --lm."),
     output: str = typer.Option("diversity_report", "--output", "-o", help="Output directory."),
     ppl_model: list[str] = typer.Option(None, "--ppl-model", help="Causal-LM dir (small, then large)."),
     lm: str = typer.Option(None, "--lm", help="Cluster-agent judge LM (LiteLLM string or sim/...)."),
