@@ -167,6 +167,25 @@ def test_cache_replays_identical_calls():
         assert program(passage=SOURCE, config={"rollout_id": 7}).summary != a  # the seed is in the cache key
 
 
+def test_answers_cached_by_another_simulator_build_are_not_replayed(monkeypatch):
+    import synthdspy.simulator.engine as engine
+
+    program = dspy.Predict("passage -> summary")
+    old = SimLM(cache=True, temperature=1.0)
+    with dspy.context(lm=old):
+        program(passage=SOURCE, config={"rollout_id": 11})
+    assert old.kwargs["user"] == engine.SIMULATOR_BUILD and "user" not in old.dump_state()
+    same = SimLM(cache=True, temperature=1.0)
+    with dspy.context(lm=same):
+        program(passage=SOURCE, config={"rollout_id": 11})
+    assert sum(same.simulator.faults.values()) == 0  # served from the cache
+    monkeypatch.setattr(engine, "SIMULATOR_BUILD", "synthdspy-simulator/next")
+    upgraded = SimLM(cache=True, temperature=1.0)
+    with dspy.context(lm=upgraded):
+        program(passage=SOURCE, config={"rollout_id": 11})
+    assert sum(upgraded.simulator.faults.values()) == 1  # answered afresh
+
+
 def test_n_candidates_differ():
     with dspy.context(lm=SimLM(cache=False, temperature=1.0)):
         pred = dspy.Predict("passage -> summary")(passage=SOURCE, config={"n": 4})

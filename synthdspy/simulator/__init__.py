@@ -11,7 +11,9 @@ How it plugs into DSPy 3.4
     `dspy.LM(engine=...)`, the 3.4 replacement of the deprecated `BaseLM.forward` subclassing)
     writes the answers. Because it is a managed `dspy.LM`:
     - DSPy's response cache works: an identical call (same messages, temperature, rollout_id)
-      is served from cache and never reaches the engine;
+      is served from cache and never reaches the engine. The cache key also holds
+      `SIMULATOR_BUILD` (a hash of this package's source, sent as the request's `user`), so
+      answers cached by an older simulator are not replayed after an upgrade;
     - DSPy's own retry loop applies: in DSPy 3.4 every engine (native lm15, LiteLLM, custom)
       makes one attempt and `dspy.LM` retries errors classified transient up to `num_retries`
       times. Injected rate limits and server errors are raised as `SimulatedRateLimitError` /
@@ -88,7 +90,15 @@ Modules (one job each; this package re-exports their public names)
 """
 
 from synthdspy.simulator.compose import compose_answer, render
-from synthdspy.simulator.engine import AsyncSimEngine, SimCall, SimEngine, SimLM, SimReply, Simulator
+from synthdspy.simulator.engine import (
+    SIMULATOR_BUILD,
+    AsyncSimEngine,
+    SimCall,
+    SimEngine,
+    SimLM,
+    SimReply,
+    Simulator,
+)
 from synthdspy.simulator.features import (
     SENSIBLE_WORDS,
     asks_for_reasoning,
@@ -120,6 +130,7 @@ from synthdspy.simulator.values import value_for
 
 __all__ = [
     "CLUSTER_THRESHOLD",
+    "SIMULATOR_BUILD",
     "KNOBS",
     "KNOB_PHRASES",
     "SENSIBLE_WORDS",

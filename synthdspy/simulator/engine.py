@@ -12,6 +12,7 @@ import threading
 import time
 from collections import Counter, OrderedDict
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import dspy
@@ -48,6 +49,20 @@ class SimReply:
     text: str
     prompt_tokens: int
     completion_tokens: int
+
+
+def _build_id() -> str:
+    """sha256 prefix of this package's source: changes whenever the simulator's code does."""
+    digest = hashlib.sha256()
+    for path in sorted(Path(__file__).parent.glob("*.py")):
+        digest.update(path.name.encode())
+        digest.update(path.read_bytes())
+    return digest.hexdigest()[:12]
+
+
+#: Identifies the simulator's code. `SimLM` sends it as the request's `user` field, which DSPy's
+#: cache key includes and the answers ignore: answers cached by another build are never replayed.
+SIMULATOR_BUILD = f"synthdspy-simulator/{_build_id()}"
 
 
 def _seed_int(*parts: Any) -> int:
@@ -262,6 +277,7 @@ class SimLM(dspy.LM):
         engine = SimEngine(Simulator(options))
         # The seed travels as the request's `seed` option: DSPy then keys its cache on it too.
         lm_kwargs.setdefault("seed", seed)
+        lm_kwargs["user"] = SIMULATOR_BUILD
         super().__init__(model, engine=engine, async_engine=AsyncSimEngine(engine), **lm_kwargs)
 
     @property
@@ -299,6 +315,7 @@ class SimLM(dspy.LM):
         state = dspy.BaseLM.dump_state(self)
         state.update(self.simulator.options.model_dump())
         state.pop("model_type", None)
+        state.pop("user", None)  # the build of whoever loads the state applies
         return state
 
     @classmethod
