@@ -124,6 +124,8 @@ def generate(
         max_attempts: tries per unit before it is recorded as failed.
     """
     journal = UnitJournal(store.directory)
+    if len(store):
+        program.gates.restore(store.iter_records())
     skipped = 0
     failed = 0
     ran = 0
