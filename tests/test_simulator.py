@@ -716,3 +716,66 @@ def test_cluster_agent_scores_templated_corpus_below_varied_passages():
     assert results["templated"].score < 2.0 < 8.0 < results["varied"].score, {
         k: r.score for k, r in results.items()
     }
+
+
+class Utterance(pydantic.BaseModel):
+    speaker: str
+    content: str
+
+
+class Converse(dspy.Signature):
+    content: str = dspy.InputField()
+    roles: list[str] = dspy.InputField()
+    turns: list[Utterance] = dspy.OutputField()
+
+
+def conversations(instructions: str, n: int = 12) -> list[list[Utterance]]:
+    program = dspy.Predict(Converse.with_instructions(instructions))
+    with dspy.context(lm=SimLM(cache=False, temperature=1.0), adapter=ADAPTERS[1]):
+        return [program(content=SOURCE, roles=["Guide", "Visitor"], config={"rollout_id": r}).turns for r in range(n)]
+
+
+def test_conversation_turns_alternate_and_carry_the_source_in_order():
+    faithful = conversations("Turn the content into a conversation. Stay faithful to the content.")
+    sentences = split_sentences(SOURCE)
+    for turns in faithful:
+        assert [t.speaker for t in turns] == ["Guide", "Visitor"] * (len(turns) // 2)
+        carried = [i for i, s in enumerate(sentences) if any(s[:-1].lower() in t.content.lower() for t in turns)]
+        assert carried == sorted(carried) and len(carried) >= len(sentences) // 2
+    loose = conversations("Turn the content into a conversation.")
+    text = [" ".join(t.content for t in turns) for turns in faithful]
+    assert statistics.mean(map(lambda t: overlap(t, SOURCE), text)) > statistics.mean(
+        overlap(" ".join(t.content for t in turns), SOURCE) for turns in loose) + 0.2
+
+
+def test_reasoning_knob_links_turns_with_reasoning_markers():
+    def marked(instructions: str) -> float:
+        texts = [" ".join(t.content for t in turns) for turns in conversations(instructions)]
+        return statistics.mean(judge_features(t, SOURCE)["reasoning"] for t in texts)
+
+    assert marked("Turn the content into a conversation; explain each step.") == 1.0
+    assert marked("Turn the content into a conversation.") < 0.5
+
+
+def test_requirements_are_realized_and_described_options_classified_by_them():
+    write = dspy.Predict(dspy.Signature("subject, targets -> text", "Write a text that meets every target."))
+    targets = ("# Format\nTarget value: Recipe\nHow to write it: List the ingredients, then number the cooking steps."
+               "\n\n# Tone\nTarget value: Playful\nHow to write it: Joke with the reader and use exclamations.")
+    classify = dspy.Predict(dspy.Signature({
+        "text": dspy.InputField(), "values": dspy.InputField(),
+        "label": dspy.OutputField(), }, "Classify the text's format.").with_updated_fields(
+        "label", type_=Literal["Recipe", "Essay", "Poem"]))
+    values = ("- Recipe: ingredients and steps. A text of this value: List the ingredients, then number the "
+              "cooking steps.\n- Essay: an argued piece. A text of this value: State a thesis and defend it "
+              "over several paragraphs.\n- Poem: verse. A text of this value: Write short lines with rhythm "
+              "and rhyme.")
+    hits = []
+    with dspy.context(lm=SimLM(cache=False, temperature=1.0)):
+        for r in range(12):
+            text = write(subject="Bread baking", targets=targets, config={"rollout_id": r}).text
+            realized = "number the cooking steps" in text
+            with dspy.context(lm=SimLM(cache=False, temperature=0.0)):
+                label = classify(text=text, values=values).label
+            hits.append((realized, label == "Recipe"))
+    assert sum(r for r, _ in hits) >= 8  # each requirement is followed with probability grounding_p
+    assert all(ok for realized, ok in hits if realized)

@@ -65,3 +65,17 @@ def test_variation_of_a_previous_runs_records(tmp_path):
     varied = [Record.model_validate_json(line) for line in
               (out.store_dir / "records-00000.jsonl").read_text().splitlines()]
     assert varied and all(r.metadata["original_id"] in originals and len(r.dimensions) == 9 for r in varied)
+
+
+@needs_data
+def test_mind_generate_end_to_end_passes_its_gates(tmp_path):
+    from synthdspy.pipeline import run_generate
+
+    out = run_generate(experiment("mind", tmp_path), n=2, show_progress=False)
+    assert out.stats.passed >= 2
+    passed = [r for r in (Record.model_validate_json(line) for line in
+              (out.store_dir / "records-00000.jsonl").read_text().splitlines()) if r.passed]
+    for r in passed:
+        roles = r.metadata["roles"]
+        assert [t["role"] for t in r.turns] == [roles[i % 2] for i in range(len(r.turns))]
+        assert [v.gate for v in r.verdicts] == ["cot_check", "reward"]

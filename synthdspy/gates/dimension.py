@@ -159,7 +159,7 @@ class DimensionGate(Gate):
     def classify(self, text: str, dimension: str) -> tuple[str, str]:
         """(predicted value, reason) of ``text`` on ``dimension``, under the judge role."""
         dim = self.dims[dimension]
-        values = "\n".join(f"- {v.name}: {v.meaning}" for v in dim.values)
+        values = "\n".join(f"- {v.name}: {v.meaning} A text of this value: {v.instructions}" for v in dim.values)
         with judge_context():
             pred = self.classifiers[dimension](text=text, dimension=f"{dim.name}: {dim.description}", values=values)
         return str(pred.label), pred.reason

@@ -30,8 +30,8 @@ class WriteConversation(dspy.Signature):
 
     The conversation must carry all of the content's knowledge: every fact, and for a problem every
     step of the solution and its final answer. The speakers take turns and talk as their roles
-    would: they ask, explain, question and build on each other. Do not add facts the content does
-    not support."""
+    would: they ask, explain, question and build on each other. Stay faithful to the content: add
+    no fact it does not support."""
 
     content: str = dspy.InputField(desc="a passage, or a problem with its solution")
     roles: list[str] = dspy.InputField(desc="the two speakers")

@@ -28,7 +28,7 @@ class ClassifyDimension(dspy.Signature):
 
     text: str = dspy.InputField()
     dimension: str = dspy.InputField(desc="the dimension's name and what it describes")
-    values: str = dspy.InputField(desc="the possible values, one per line, with their meaning")
+    values: str = dspy.InputField(desc="the possible values, one per line: name, meaning, how such a text reads")
     label: str = dspy.OutputField(desc="the value that fits the text, copied exactly")
     reason: str = dspy.OutputField(desc="one or two sentences of evidence from the text")
 

@@ -51,9 +51,18 @@ How answers are written (an honest toy; see `compose_answer`)
     later items, repeating two frames unless the diversity knob asks for variety; quiz options
     are distinct items and the answer is the item the passages linked to the question's focus.
     Object properties are written in dependency order (text, lists, copies, reasoning last).
+    A list of objects with a speaker property (role, speaker) and a text property, next to a
+    list input of speakers and a source, is a conversation: the speakers alternate and the turns
+    carry the source sentences in order (each kept with the grounding probability), linked by
+    reasoning markers ("Therefore, ", "So ") when the reasoning knob is on. Requirement inputs
+    (named like `targets`, `target_value`, `requirements`) are not source text: each block's
+    how-to line ("How to write it: ...") is echoed into the text with the grounding probability,
+    the toy's way of following an instruction.
     Judge-like requests (numeric, bool or Literal outputs about a candidate input) are scored
     by `judge_features` (overlap with a source, coverage of the instruction, repetition, JSON
-    debris, length, vocabulary, reasoning where asked). Optimizer requests that rewrite an
+    debris, length, vocabulary, reasoning where asked). A Literal whose every option is described
+    in another input ("- Name: description" lines) is answered with the option whose description
+    shares the largest share of its words with the candidate. Optimizer requests that rewrite an
     instruction (an output field named like `new_instruction` next to an input holding the
     current one) return it with seeded `KNOB_PHRASES` appended, more often those the feedback
     hints at, so instruction search has something real to find.

@@ -41,6 +41,7 @@ def compose_answer(prompt: ParsedPrompt, rng: random.Random, temperature: float)
         judge = _Judge(
             writer.candidates, joined(_SOURCE_WORDS), rng, temperature,
             request=joined(_QUESTION_KINDS), rubric=joined(_RUBRIC_WORDS),
+            context="\n".join(_as_text(v) for k, v in prompt.values.items() if k not in writer.candidates),
         )
     if prompt.mode == "text":
         return {"text": writer.text("text", "")}

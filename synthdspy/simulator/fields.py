@@ -20,6 +20,7 @@ _SOURCE_WORDS = {
     "chunk",
     "doc",
     "evidence",
+    "content",
 }
 _CANDIDATE_WORDS = {
     "output",
@@ -39,6 +40,11 @@ _CANDIDATE_WORDS = {
 }
 _KEYWORD_WORDS = {"keyword", "keywords", "terms", "entities", "concepts"}
 _VOICE_WORDS = {"persona", "voice", "role", "author", "speaker"}
+# Inputs the output must satisfy ("dimension_targets", "target_value", "requirements"): each block
+# is realized by the writer (`_Writer.requirement_sentences`), not used as source text.
+_REQUIREMENT_WORDS = {"target", "targets", "requirement", "requirements", "constraints"}
+# The line of a requirement block that says how to satisfy it ("How to write it: ...").
+_HOW_TO = re.compile(r"^\s*[\w ]*\b(?:how|instructions?)\b[\w ]*:\s*(.+)$", re.IGNORECASE | re.MULTILINE)
 _STYLE_WORDS = {"style", "tone", "register"}
 _AUDIENCE_WORDS = {"audience", "reader", "readers", "personas", "audiences"}
 _SUIT_WORDS = re.compile(r"\b(suit|suits|suited|fit|fits|fitting|best|most appropriate|match)", re.IGNORECASE)

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from synthdspy.simulator.features import judge_features
-from synthdspy.simulator.fields import _name_words
+from synthdspy.simulator.fields import _name_words, _stems
 
 _RANGE = re.compile(r"(-?\d+(?:\.\d+)?)\s*(?:-|–|to)\s*(-?\d+(?:\.\d+)?)")
 _POSITIVE = {
@@ -92,6 +92,7 @@ class _Judge:
     temperature: float
     request: str = ""
     rubric: str = ""
+    context: str = ""
 
     def measure(self, candidate: str) -> dict[str, float]:
         """`judge_features` of one candidate text in this request's context."""
@@ -136,8 +137,23 @@ class _Judge:
         neg = [o for o, low in zip(options, lowered, strict=True) if low in _NEGATIVE]
         if pos and neg:
             return pos[0] if quality >= 0.5 else neg[0]
+        described = self.described(options)
+        if described:
+            text = _stems(self.candidates[names[0]])
+            fit = [len(_stems(d) & text) / max(1, len(_stems(d))) + self.noise() for d in described]
+            best = [o for o, f in zip(options, fit, strict=True) if f == max(fit)]
+            return best[self.rng.randrange(len(best))]
         index = round(min(1.0, max(0.0, quality)) * (len(options) - 1))
         return options[index]
+
+    def described(self, options: list) -> list[str] | None:
+        """Each option's description line in the request's other inputs ("- Name: meaning"), or
+        None unless every option has one. A classification into described options is answered
+        with the option whose description shares most words with the candidate (`label`)."""
+        lines = [line.strip().lstrip("-*").strip() for line in self.context.splitlines()]
+        found = [next((line for line in lines if line.lower().startswith(f"{str(o).lower()}:")), None)
+                 for o in options]
+        return None if None in found else found
 
     def reason(self) -> str:
         """The measured features behind the score, as one or two sentences."""

@@ -8,7 +8,7 @@ import statistics
 from typing import Any
 
 from synthdspy.simulator.features import _frequent_words
-from synthdspy.simulator.fields import _COUNT_NAMES, _field_kind, _name_words, _singular
+from synthdspy.simulator.fields import _COUNT_NAMES, _VOICE_WORDS, _field_kind, _name_words, _singular
 from synthdspy.simulator.judge import _RANGE, _Judge, score_range
 from synthdspy.simulator.prompt import _resolve
 from synthdspy.simulator.writer import _COPY_DESC, _Writer
@@ -16,9 +16,10 @@ from synthdspy.simulator.writer import _COPY_DESC, _Writer
 _NUMBER_WORDS = {"one": 1, "two": 2, "three": 3, "four": 4, "five": 5, "six": 6, "seven": 7, "eight": 8}
 
 
-def _count_hint(writer: _Writer, name: str, desc: str = "") -> int:
+def _count_hint(writer: _Writer, name: str, desc: str = "", default: int = 3) -> int:
     """Items for a list field: a count input (n, num_items...), else the demos' median length,
-    else a range ("3 to 5": seeded within it) or number word ("four") in the description, else 3."""
+    else a range ("3 to 5": seeded within it) or number word ("four") in the description, else
+    `default`."""
     for key, value in writer.prompt.values.items():
         if key.lower() in _COUNT_NAMES and isinstance(value, int) and not isinstance(value, bool):
             return max(1, min(20, value))
@@ -30,7 +31,20 @@ def _count_hint(writer: _Writer, name: str, desc: str = "") -> int:
         lo, hi = sorted(int(float(x)) for x in match.groups())
         return max(1, min(20, writer.choose(list(range(lo, hi + 1)))))
     word = next((_NUMBER_WORDS[w] for w in re.findall(r"[a-z]+", desc.lower()) if w in _NUMBER_WORDS), None)
-    return word or 3
+    return word or default
+
+
+def _dialogue(item: dict, writer: _Writer, defs: dict) -> tuple[str, str, list[str]] | None:
+    """(speaker property, text property, speakers) when `item` is a conversation turn to write
+    from a source: an object with a speaker-like property (role, speaker) and a free-text one,
+    next to a list input of speakers (roles, speakers); None otherwise."""
+    props = _resolve(item, defs).get("properties", {})
+    speaker = next((k for k in props if _name_words(k) & _VOICE_WORDS), None)
+    text = next((k for k in props if k != speaker and _field_kind(k) == "passage"), None)
+    speakers = next((v for k, v in writer.lists.items() if _name_words(_singular(k)) & _VOICE_WORDS and v), None)
+    if speaker and text and speakers and writer.sentences and not writer.composed:
+        return speaker, text, speakers
+    return None
 
 
 def _order(props: dict) -> list[str]:
@@ -71,8 +85,16 @@ def value_for(schema: dict, name: str, desc: str, writer: _Writer, judge: _Judge
         return judge.flag(name) if judge else writer.rng.random() < 0.5
     if kind == "array":
         item = schema.get("items", {})
-        count = _count_hint(writer, name, desc)
+        dialogue = None if judge else _dialogue(item, writer, defs)
+        natural = min(12, max(4, len(writer.sentences) + len(writer.sentences) % 2)) if dialogue else 3
+        count = _count_hint(writer, name, desc, natural)
         count = max(schema.get("minItems", 0), min(schema.get("maxItems", count), count))
+        if dialogue:
+            speaker, text, speakers = dialogue
+            turns = [{speaker: speakers[i % len(speakers)], text: writer.dialogue_turn(i, count)} for i in range(count)]
+            props = _resolve(item, defs).get("properties", {})
+            return [{key: turn.get(key) or value_for(props[key], key, "", writer, judge, defs) for key in props}
+                    for turn in turns]
         singular = _singular(name)
         if _resolve(item, defs).get("type", "string") == "string" and not judge:
             if _field_kind(name) == "option":

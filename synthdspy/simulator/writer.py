@@ -14,7 +14,9 @@ from synthdspy.simulator.features import _frequent_words, overlap, repetition, s
 from synthdspy.simulator.fields import (
     _AUDIENCE_WORDS,
     _CANDIDATE_WORDS,
+    _HOW_TO,
     _KEYWORD_WORDS,
+    _REQUIREMENT_WORDS,
     _SOURCE_WORDS,
     _STYLE_WORDS,
     _SUIT_WORDS,
@@ -130,6 +132,11 @@ _QUIZ_QUESTIONS = (
     "Which concept would you check first when studying {a}?",
 )
 _MAIN_WORDS = {"answer", "response", "output", "completion", "text", "result"}
+# How a conversation turn links to the one before: with the reasoning knob, causal connectives
+# (reasoning markers a step-by-step judge looks for); without it, plain ones.
+_LINKED_TURNS = ("So ", "Therefore, ", "Because of that, ", "As a result, ", "Thus ")
+_PLAIN_TURNS = ("", "And ", "Also, ", "Then ")
+_CONNECTIVES = {"so", "therefore", "thus", "since", "because", "and", "also", "then", "as", "overall", "in"}
 _COPY_DESC = re.compile(r"\b(?:copied|copy|chosen|taken|picked|one of)\b[^.;]*?\bfrom\s+(?:the\s+)?`?(\w+)")
 
 
@@ -183,6 +190,7 @@ class _Writer:
     links: list[tuple[str, str]] = field(default_factory=list)
     target: tuple[str, str] | None = None
     shift: int | None = None
+    requirements: list[str] = field(default_factory=list)
 
     @classmethod
     def build(cls, prompt: ParsedPrompt, rng: random.Random, temperature: float) -> _Writer:
@@ -204,6 +212,8 @@ class _Writer:
                 writer.style = _as_text(value).split(":", 1)[0].strip()
             elif isinstance(value, list):
                 writer.aspects += [item for item in _as_list(value) if item not in writer.aspects]
+            elif words & _REQUIREMENT_WORDS:
+                writer.requirements += _requirement_blocks(_as_text(value))
             elif words & _SOURCE_WORDS:
                 sources.append(_as_text(value))
             elif words & _CANDIDATE_WORDS:
@@ -466,11 +476,31 @@ class _Writer:
         if kind == "reasoning":
             return self.reasoning()
         if self.composed:
-            return self.passage(name, short)
+            return " ".join([self.passage(name, short), *self.requirement_sentences()])
         sentences = self.sentences_for(1 if short else self._length_for(name, 2))
-        sentences = self._add_persona(self._add_keywords(sentences))
+        sentences = self._add_persona(self._add_keywords(sentences)) + self.requirement_sentences()
         if self.knobs["reasoning"] and not self.reasoning_field and _name_words(name) & _MAIN_WORDS:
             return self._steps(sentences)
+        return " ".join(sentences)
+
+    def requirement_sentences(self) -> list[str]:
+        """One sentence per requirement block (an input named like ``targets`` or
+        ``requirements``), kept with probability `grounding_p`: the block's how-to line, echoed.
+        The toy's way of following an instruction is to carry its words into the text."""
+        return [_cap(block) for block in self.requirements if self.rng.random() < self.grounding_p]
+
+    def dialogue_turn(self, index: int, count: int) -> str:
+        """Turn `index` of a `count`-turn conversation that carries the source: its share of the
+        source sentences, in order, each replaced by filler with probability 1 - `grounding_p`.
+        From the second turn on, a connective links it to the previous one: a reasoning marker
+        ("Therefore, ", "So ") with the reasoning knob, a plain one otherwise."""
+        bounds = [round(i * len(self.sentences) / count) for i in range(count + 1)]
+        share = self.sentences[bounds[index] : bounds[index + 1]] or [self._filler()]
+        sentences = [s if self.rng.random() < self.grounding_p else self._filler() for s in share]
+        first = sentences[0].split(maxsplit=1)[0].lower().rstrip(",")
+        if index and not first.endswith(":") and first not in _CONNECTIVES:
+            link = self.choose(_LINKED_TURNS if self.knobs["reasoning"] else _PLAIN_TURNS)
+            sentences[0] = link + _lower_first(sentences[0]) if link else sentences[0]
         return " ".join(sentences)
 
     def _base_instruction(self) -> str | None:
@@ -591,6 +621,20 @@ class _Writer:
     def math_answer(self) -> int | float:
         """The result of `math()`."""
         return self.math()[0]
+
+
+def _requirement_blocks(text: str) -> list[str]:
+    """The how-to of each block (blank-line separated) of a requirement input: its "How to ...:" or
+    "Instructions:" line, else the block itself when it is one line."""
+    blocks = [b.strip() for b in re.split(r"\n\s*\n", text) if b.strip()]
+    out = []
+    for block in blocks:
+        how = _HOW_TO.search(block)
+        if how:
+            out.append(how.group(1).strip())
+        elif "\n" not in block:
+            out.append(block)
+    return out
 
 
 def _number(value: float | str) -> int | float:
