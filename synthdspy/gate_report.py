@@ -1,6 +1,7 @@
-"""Gate report of a generate run: pass rate and common failure reasons per gate, and for
+"""Gate report of a generate run: pass rate and common failure reasons per gate; for
 ``adversarial_qa`` records a confusion matrix of injected failure type against the
-``hallucination`` gate's diagnosis.
+``hallucination`` gate's diagnosis; for records judged by the ``dimension`` gate, a confusion
+matrix of target against predicted value per dimension.
 
 Reasons are grouped by their code: a reason written ``"code: details"`` (``rejected_above_threshold:
 chosen 8, rejected 7``, ``GENERATOR_PARAMETRIC: ...``) counts under ``code``; any other reason
@@ -16,6 +17,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, get_args
 
+from synthdspy.gates.dimension import ConfusionMatrix, confusion_from_records
 from synthdspy.records import Record
 from synthdspy.signatures.hallucination import Diagnosis
 from synthdspy.store import SHARD_PATTERN, RecordStore
@@ -74,6 +76,7 @@ class GateReport:
     n_passed: int
     gates: list[GateSummary]
     confusion: Confusion | None
+    dimensions: dict[str, ConfusionMatrix] = field(default_factory=dict)
 
 
 def find_store(run_dir: str | Path) -> Path:
@@ -177,6 +180,7 @@ def gate_report(run_dir: str | Path) -> GateReport:
         n_passed=sum(r.passed for r in records),
         gates=summarize_gates(records),
         confusion=confusion_matrix(records),
+        dimensions=confusion_from_records(records),
     )
 
 
@@ -206,6 +210,12 @@ def to_markdown(report: GateReport) -> str:
         lines += ["", f"Records: {c.n}; diagnosis equals the expected one: {_pct(c.agreement)}; "
                   f"injected records failed: {_pct(c.detection_rate)}; clean records failed: "
                   f"{_pct(c.false_alarm_rate)}"]
+    for dim, m in report.dimensions.items():
+        lines += ["", f"## dimension {dim}: target (rows) x predicted (columns)", "",
+                  "| target | " + " | ".join(m.labels) + " |", "| --- |" + " ---: |" * len(m.labels)]
+        lines += [f"| {label} | " + " | ".join(map(str, row)) + " |"
+                  for label, row in zip(m.labels, m.matrix, strict=True)]
+        lines += ["", f"Texts: {m.total}; classified as their target: {_pct(m.accuracy)}"]
     return "\n".join(lines) + "\n"
 
 

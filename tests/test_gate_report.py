@@ -89,6 +89,28 @@ def test_files_written_next_to_the_store_and_markdown(run_dir):
     assert "Simulated LM" not in md
 
 
+def test_dimension_confusion_matrices_per_dimension(tmp_path):
+    def judged(i: int, target: str, predicted: str) -> Record:
+        details = {"target": {"Style": target}, "predicted": {"Style": predicted}}
+        return Record(id=f"d{i}", task="pretraining", dimensions={"Style": target},
+                      verdicts=[Verdict(gate="dimension", passed=target == predicted, details=details)])
+
+    with RecordStore(tmp_path / "s") as store:
+        store.append_many([judged(0, "Critical", "Critical"), judged(1, "Critical", "Neutral/Objective"),
+                           judged(2, "Neutral/Objective", "Neutral/Objective")])
+    report = gate_report(tmp_path / "s")
+    style = report.dimensions["Style"]
+    assert style.labels[:2] == ["Neutral/Objective", "Positive/Constructive"]  # catalog order
+    critical = style.labels.index("Critical")
+    assert style.matrix[critical][0] == 1 and style.matrix[critical][critical] == 1 and style.matrix[0][0] == 1
+    assert style.accuracy == pytest.approx(2 / 3)
+    md = to_markdown(report)
+    assert "## dimension Style: target (rows) x predicted (columns)" in md
+    assert "| Critical | 1 | 0 | 0 | 1 |" in md and "classified as their target: 66.7%" in md
+    json_path, _ = write_gate_report(report, tmp_path / "out")
+    assert json.loads(json_path.read_text())["dimensions"]["Style"]["matrix"] == style.matrix
+
+
 def test_simulated_runs_are_labelled(tmp_path):
     with RecordStore(tmp_path / "s") as store:
         store.append(qa(0, None, None, lm="sim/default"))
