@@ -20,7 +20,7 @@ from synthdspy.configio import ConfigError
 os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
 
 app = typer.Typer(help="Synthetic training data as optimizable DSPy programs.", no_args_is_help=True)
-console = Console(stderr=True)
+console = Console(stderr=True, soft_wrap=True)  # long paths and commands stay on one line
 F = TypeVar("F", bound=Callable[..., Any])
 
 SET_HELP = "Override a config key, e.g. --set compile.optimizer=bootstrap_rs (repeatable)."
