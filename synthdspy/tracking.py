@@ -58,7 +58,8 @@ def configure(tracking_uri: str | None, experiment: str, output_dir: str | Path)
     import mlflow
     from mlflow.exceptions import MlflowException
 
-    logging.getLogger("alembic").setLevel(logging.WARNING)
+    for noisy in ("alembic", "mlflow.store.db.utils", "mlflow.tracing.export.async_export_queue"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)  # table creation and exit-time flush notices
     uri = tracking_uri or default_tracking_uri(output_dir)
     mlflow.set_tracking_uri(uri)
     if uri.startswith("sqlite:///") and mlflow.get_experiment_by_name(experiment) is None:
