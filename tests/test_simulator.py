@@ -779,3 +779,16 @@ def test_requirements_are_realized_and_described_options_classified_by_them():
             hits.append((realized, label == "Recipe"))
     assert sum(r for r, _ in hits) >= 8  # each requirement is followed with probability grounding_p
     assert all(ok for realized, ok in hits if realized)
+
+
+def test_object_items_of_a_list_input_are_written_about_by_name():
+    from synthdspy.signatures.textbook import TopicSeed, WriteMultiTopicLesson
+
+    topics = [TopicSeed(topic="Botany", subtopics=["Photosynthesis", "Pollination"], keywords=["stomata", "auxin"]),
+              TopicSeed(topic="Volcanoes", subtopics=["Magma", "Eruptions"], keywords=["lava", "caldera"])]
+    with dspy.context(lm=SimLM(cache=False, temperature=1.0)):
+        pred = dspy.Predict(WriteMultiTopicLesson)(topics=topics, style="textbook", personas=["a student"])
+    text = " ".join(p.text for p in pred.passages)
+    assert debris(text) == 0.0 and '["' not in text and "subtopics" not in text
+    assert {"Botany", "Volcanoes"} & set(pred.topics_used)
+    assert any(k in text for k in ("stomata", "auxin", "lava", "caldera"))

@@ -43,7 +43,8 @@ How answers are written (an honest toy; see `compose_answer`)
     reasoning fields (reasoning, rationale, explanation, steps, solution, or a description asking
     for steps), or to an answer-like main output when the signature has no reasoning field at
     any depth; short fields (persona, question, option, title, label...) never get them. List
-    inputs are used item by item, never pasted as JSON: an output named as the singular of a
+    inputs are used item by item, never pasted as JSON (an object item by its topic or name, its
+    keyword lists pooled): an output named as the singular of a
     list input (persona <- personas), or described as "copied from <list>", copies one item
     (seeded; the best word match with the topic and items when a fit is asked for). A request
     with a topic or list items and no source text is "composed": passage i of n is about item

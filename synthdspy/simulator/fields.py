@@ -148,6 +148,34 @@ def _as_list(value: Any) -> list[str]:
     return [p.strip() for p in re.split(r"[,;\n]", text) if p.strip()]
 
 
+_NAME_KEYS = ("topic", "name", "title", "label")
+
+
+def _item_name(item: dict) -> str:
+    """What an object item of a list input is called: its topic/name/title/label, else its first
+    string value, else all its values."""
+    named = next((item[k] for k in _NAME_KEYS if isinstance(item.get(k), str)), None)
+    named = named or next((v for v in item.values() if isinstance(v, str)), None)
+    return named if named is not None else " ".join(map(_as_text, item.values()))
+
+
+def _as_items(value: Any) -> list[str]:
+    """Items of a list input for writing about: like `_as_list`, but an object item counts as its
+    name (`_item_name`), not as all of its values run together."""
+    if isinstance(value, list):
+        return [x for x in (_item_name(v).strip() if isinstance(v, dict) else _as_text(v).strip() for v in value) if x]
+    return _as_list(value)
+
+
+def _nested_lists(value: Any, words: set[str]) -> list[str]:
+    """Items of the list properties named by `words` of a list input's object items, pooled
+    (the keywords of every candidate topic)."""
+    if not isinstance(value, list):
+        return []
+    return [_as_text(x) for v in value if isinstance(v, dict)
+            for k, items in v.items() if isinstance(items, list) and _name_words(k) & words for x in items]
+
+
 def _mid(item: str) -> str:
     """`item` as written mid-sentence: a leading capital is lowered only for plain common-noun
     phrases ("Building foundations" -> "building foundations"; "Newton's laws", "Roman Empire" and
