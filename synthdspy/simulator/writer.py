@@ -503,7 +503,9 @@ class _Writer:
         first = sentences[0].split(maxsplit=1)[0].lower().rstrip(",")
         if index and not first.endswith(":") and first not in _CONNECTIVES:
             link = self.choose(_LINKED_TURNS if self.knobs["reasoning"] else _PLAIN_TURNS)
-            sentences[0] = link + _lower_first(sentences[0]) if link else sentences[0]
+            word = re.escape(sentences[0].split(maxsplit=1)[0])
+            named = re.search(rf"[^.!?\s]\s+{word}\b", self.source)  # capitalised mid-sentence: a name
+            sentences[0] = link + (sentences[0] if named else _lower_first(sentences[0])) if link else sentences[0]
         return " ".join(sentences)
 
     def _base_instruction(self) -> str | None:
