@@ -8,7 +8,7 @@ from dspy.utils.exceptions import AdapterParseError
 
 from synthdspy.config import LMConfig, ObjectiveConfig
 from synthdspy.gates.hallucination import HallucinationGate, judged_pairs
-from synthdspy.gates.judged import RewardGate
+from synthdspy.gates.judged import GroundingGate, RewardGate
 from synthdspy.lm import build_lms, roles_context
 from synthdspy.metrics.diversity.scorers import LexicalScorer
 from synthdspy.metrics.objective import Objective
@@ -60,6 +60,15 @@ def test_hallucination_judges_chosen_of_preference_records(lms):
     gate = HallucinationGate()
     assert gate(rec(chosen=FAITHFUL, rejected=UNRELATED)).passed
     assert not gate(rec(chosen=UNRELATED, rejected=FAITHFUL)).passed
+
+
+def test_grounding_judges_the_answer_of_pairs_groups_and_conversations(lms):
+    gate = GroundingGate()
+    assert gate(rec(output=FAITHFUL)).passed and not gate(rec(output=UNRELATED)).passed
+    assert gate(rec(chosen=FAITHFUL, rejected=UNRELATED)).passed
+    assert not gate(rec(chosen=UNRELATED, rejected=FAITHFUL)).passed
+    assert gate(rec(responses=[FAITHFUL, UNRELATED])).passed
+    assert gate(rec(turns=[{"role": "user", "content": "When?"}, {"role": "assistant", "content": FAITHFUL}])).passed
 
 
 def test_hallucination_group_passes_with_one_faithful_response(lms):

@@ -32,7 +32,9 @@ class RewardParams(Params):
 
 @register_gate("grounding", GroundingParams)
 class GroundingGate(Gate):
-    """Judge whether the record's output is supported by its source (``record.input``).
+    """Judge whether the record's answer (:attr:`Record.response`: the chosen answer of a preference
+    pair, the first rollout of a GRPO group, a conversation, else ``output``) is supported by its
+    source (``record.input``).
 
     A record without a source fails with reason ``no_source``: grounding cannot be checked.
     Score is 1.0 when supported, else 0.0.
@@ -48,7 +50,7 @@ class GroundingGate(Gate):
         if not record.input.strip():
             return Verdict(gate=self.name, passed=False, score=0.0, reason="no_source")
         with judge_context():
-            pred = self.judge(source=record.input, instruction=record.instruction, response=record.output)
+            pred = self.judge(source=record.input, instruction=record.instruction, response=record.response)
         return Verdict(gate=self.name, passed=bool(pred.supported), score=float(pred.supported), reason=pred.reason)
 
 
