@@ -26,15 +26,30 @@ F = TypeVar("F", bound=Callable[..., Any])
 SET_HELP = "Override a config key, e.g. --set compile.optimizer=bootstrap_rs (repeatable)."
 
 
+def _user_error_types() -> tuple[type[Exception], ...]:
+    """Errors caused by the user's files (imported on demand: the store pulls in ``datasets``)."""
+    from synthdspy.seeds.loading import SeedLoadError
+    from synthdspy.store import StoreError
+
+    return ConfigError, FileNotFoundError, SeedLoadError, StoreError
+
+
 def user_errors(fn: F) -> F:
-    """Turn user errors raised by ``fn`` into a one-line message and exit code 2."""
+    """Turn user errors raised by ``fn`` (a bad config, seed file, program file or store) into a
+    one-line message, with secret values redacted, and exit code 2."""
 
     @functools.wraps(fn)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         try:
             return fn(*args, **kwargs)
-        except (ConfigError, FileNotFoundError) as exc:
-            console.print(f"[bold red]error:[/] {exc}", highlight=False, markup=True)
+        except Exception as exc:
+            if not isinstance(exc, _user_error_types()):
+                raise
+            from rich.markup import escape
+
+            from synthdspy.tracking import scrub_env_secrets
+
+            console.print(f"[bold red]error:[/] {escape(scrub_env_secrets(str(exc)))}", highlight=False)
             raise typer.Exit(2) from None
 
     return wrapper  # type: ignore[return-value]
@@ -86,10 +101,7 @@ def generate_cmd(
     if bad:
         raise ConfigError(f"--export {bad}: expected dataset, parquet or jsonl")
     exp = _load(experiment, set_, seeds)
-    try:
-        out = run_generate(exp, n, program, tuple(export))
-    except ValueError as exc:
-        raise ConfigError(str(exc)) from None
+    out = run_generate(exp, n, program, tuple(export))
     s = out.stats
     console.print(
         f"passed {s.passed}, rejected {s.rejected} (kept with reasons), failed units {s.failed_units}; "
@@ -130,6 +142,7 @@ def doctor_cmd(
 ) -> None:
     """Check that each configured LM role answers a one-line request."""
     from synthdspy.lm import ROLES, build_lms
+    from synthdspy.tracking import scrub_env_secrets
 
     exp = _load(experiment, set_)
     lms = build_lms(exp.lm)
@@ -141,7 +154,8 @@ def doctor_cmd(
             console.print(f"[green]ok[/]   {role:<10} {lm.model}: {str(answer[0])[:60]!r}")
         except Exception as exc:
             failures += 1
-            console.print(f"[red]fail[/] {role:<10} {lm.model}: {type(exc).__name__}: {str(exc)[:200]}")
+            detail = scrub_env_secrets(str(exc))[:200]
+            console.print(f"[red]fail[/] {role:<10} {lm.model}: {type(exc).__name__}: {detail}")
     if failures:
         raise typer.Exit(1)
 

@@ -94,6 +94,13 @@ class SeedsConfig(Strict):
     num_personas: int = Field(3, ge=1)
     num_topics: int = Field(1, ge=1)
 
+    @model_validator(mode="after")
+    def _overlap_below_chunk(self) -> SeedsConfig:
+        if self.chunk_words and self.chunk_overlap >= self.chunk_words:
+            raise ValueError(f"chunk_overlap ({self.chunk_overlap}) must be smaller than chunk_words "
+                             f"({self.chunk_words})")
+        return self
+
 
 class TaskConfig(BaseModel):
     """``name`` selects a registered task; every other key is one of its parameters."""
@@ -227,8 +234,13 @@ class Experiment(Strict):
     source_path: str = Field("", exclude=True)
 
 
-def _check_registered(exp: Experiment, source: str) -> None:
-    """Validate task and gate names and parameters against the registries."""
+def check_components(task: TaskConfig, gates: list[GateConfig], source: str) -> None:
+    """Validate task and gate names and parameters against the registries.
+
+    Raises:
+        ConfigError: naming ``source``, the key (``task.name``, ``gates[1].threshold`` ...) and
+            what was expected.
+    """
     from pydantic import ValidationError
 
     from synthdspy.catalog import GATES, TASKS
@@ -242,8 +254,8 @@ def _check_registered(exp: Experiment, source: str) -> None:
         except ValidationError as exc:
             raise ConfigError(format_validation_error(source, exc, prefix=key)) from None
 
-    check(TASKS, "task", "task", exp.task.name, exp.task.params)
-    for i, gate in enumerate(exp.gates):
+    check(TASKS, "task", "task", task.name, task.params)
+    for i, gate in enumerate(gates):
         check(GATES, "gate", f"gates[{i}]", gate.name, gate.params)
 
 
@@ -265,7 +277,7 @@ def load_experiment(path: str | Path, overrides: list[str] | None = None, seeds:
         extra.append(f"seeds.source={seeds!r}" if "'" not in seeds else f'seeds.source="{seeds}"')
     exp = load_model(Experiment, path, extra)
     exp.source_path = str(path)
-    _check_registered(exp, str(path))
+    check_components(exp.task, exp.gates, str(path))
     src = exp.seeds.source
     if not (src.startswith(("builtin:", "hf://"))) and not Path(src).exists():
         raise ConfigError(f"{path}: seeds.source: no such file {src!r} (expected a local path, builtin:..., or hf://...)")

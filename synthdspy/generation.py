@@ -30,6 +30,7 @@ from synthdspy.lm import LMs, roles_context
 from synthdspy.program import SynthesisProgram
 from synthdspy.records import Record, Seed
 from synthdspy.store import RecordStore
+from synthdspy.tracking import scrub_env_secrets
 
 
 @dataclass
@@ -70,7 +71,7 @@ class UnitJournal:
         """Record a unit that failed ``attempts`` times, with the error type and message."""
         self._append(self.fail_path, {
             "unit": unit, "seed_id": seed_id, "rollout": rollout, "attempts": attempts,
-            "error": type(error).__name__, "message": str(error)[:2000],
+            "error": type(error).__name__, "message": scrub_env_secrets(str(error))[:2000],
         })
 
 

@@ -22,6 +22,7 @@ from typing import Any
 
 import dspy
 
+from synthdspy import tracking
 from synthdspy.config import LMConfig, LMRole
 from synthdspy.configio import ConfigError
 
@@ -156,6 +157,7 @@ def _api_key(role_name: str, role: LMRole) -> str | None:
     if not role.api_key_env:
         return None
     key = os.environ.get(role.api_key_env)
+    tracking.register_secret_env(role.api_key_env)
     if not key:
         raise ConfigError(
             f"lm.{role_name}.api_key_env: environment variable {role.api_key_env} is not set "

@@ -153,7 +153,7 @@ def run_generate(exp: Experiment, n: int, program_path: str | None = None, expor
     dataset (``dataset/``), and optionally ``records.parquet`` / ``records.jsonl``.
 
     Raises:
-        ValueError: ``program_path`` is not a synthdspy program file.
+        ConfigError: ``program_path`` is not a valid synthdspy program file.
     """
     import mlflow
 

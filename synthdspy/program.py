@@ -16,7 +16,8 @@ import dspy
 
 from synthdspy import __version__
 from synthdspy.catalog import GATES, TASKS
-from synthdspy.config import Experiment, GateConfig, TaskConfig
+from synthdspy.config import Experiment, GateConfig, TaskConfig, check_components
+from synthdspy.configio import ConfigError
 from synthdspy.gates.base import Gate
 from synthdspy.records import Record, Seed, content_hash
 from synthdspy.tasks.base import Task
@@ -112,20 +113,31 @@ class SynthesisProgram(dspy.Module):
         """Rebuild a program saved by :meth:`save_program`.
 
         Raises:
-            ValueError: the file is not a synthdspy program, or its predictors do not match.
+            ConfigError: the file is unreadable or not a synthdspy program, names an unknown task
+                or gate or invalid parameters, or its predictors do not match (the message names
+                the file and what is wrong).
         """
         path = Path(path)
         try:
             blob = json.loads(path.read_text(encoding="utf-8"))
         except (OSError, json.JSONDecodeError) as exc:
-            raise ValueError(f"{path}: not a readable program file: {exc}") from None
-        if blob.get("format") != PROGRAM_FORMAT:
-            raise ValueError(f"{path}: format {blob.get('format')!r}, expected {PROGRAM_FORMAT!r}")
-        program = cls(TaskConfig(**blob["task"]), [GateConfig(**g) for g in blob["gates"]])
+            raise ConfigError(f"{path}: not a readable program file: {exc}") from None
+        if not isinstance(blob, dict) or blob.get("format") != PROGRAM_FORMAT:
+            found = blob.get("format") if isinstance(blob, dict) else type(blob).__name__
+            raise ConfigError(f"{path}: format {found!r}, expected a {PROGRAM_FORMAT!r} object")
+        try:
+            task = TaskConfig(**blob["task"])
+            gates = [GateConfig(**g) for g in blob["gates"]]
+            states = dict(blob["state"])
+        except (KeyError, TypeError, ValueError) as exc:
+            raise ConfigError(f"{path}: malformed program ({type(exc).__name__}: {exc}); expected the "
+                              "keys task, gates and state written by save_program") from None
+        check_components(task, gates, str(path))
+        program = cls(task, gates)
         predictors = dict(program.named_predictors())
-        if set(predictors) != set(blob["state"]):
-            raise ValueError(f"{path}: predictors {sorted(blob['state'])} do not match {sorted(predictors)}")
-        for name, state in blob["state"].items():
+        if set(predictors) != set(states):
+            raise ConfigError(f"{path}: predictors {sorted(states)} do not match {sorted(predictors)}")
+        for name, state in states.items():
             predictors[name].load_state(state)
         program.refresh_hash()
         return program

@@ -57,17 +57,6 @@ def register_gate(name: str, params: type[Params]) -> Callable[[T], T]:
     return _register(GATES, "gate", name, params)
 
 
-def lookup(table: dict[str, Entry], kind: str, name: str) -> Entry:
-    """The entry for ``name``.
-
-    Raises:
-        KeyError: naming the unknown ``kind`` and listing the known names.
-    """
-    if name not in table:
-        raise KeyError(f"unknown {kind} {name!r}; known: {', '.join(sorted(table))}")
-    return table[name]
-
-
 def describe(entry: Entry) -> list[tuple[str, str, Any]]:
     """(parameter, type, default) rows for ``entry``'s parameter model."""
     rows = []

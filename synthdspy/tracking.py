@@ -15,7 +15,11 @@ from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
-SECRET_KEY_PATTERN = re.compile(r"(api[_-]?key|secret|token|password|authorization)(?!_env)", re.IGNORECASE)
+# A key whose last word names a credential ("api_key", "hf_token", "client_secret", "Authorization");
+# not "api_key_env" (names an environment variable) nor "max_tokens" (a count).
+SECRET_KEY_PATTERN = re.compile(
+    r"(^|[._-])(api[_-]?key|secret([_-]?(access[_-]?)?key)?|token|password|passwd|authorization)$", re.IGNORECASE
+)
 REDACTED = "***"
 
 
@@ -112,9 +116,21 @@ def ui_command(tracking_uri: str) -> str:
     return f"mlflow ui --backend-store-uri {tracking_uri}"
 
 
+_SECRET_ENV: set[str] = set()
+
+
+def register_secret_env(name: str) -> None:
+    """Mark the environment variable ``name`` as holding a secret (an experiment's ``api_key_env``),
+    so :func:`scrub_env_secrets` redacts its value whatever the variable is called."""
+    _SECRET_ENV.add(name)
+
+
 def scrub_env_secrets(text: str) -> str:
-    """Replace the values of secret-looking environment variables found in ``text`` with ``***``."""
+    """``text`` with the value of every secret environment variable replaced by ``***``: variables
+    with a credential-like name (``*_API_KEY``, ``*_TOKEN`` ...) and those registered with
+    :func:`register_secret_env`. Values shorter than 8 characters are left alone."""
     for key, value in os.environ.items():
-        if value and len(value) >= 8 and SECRET_KEY_PATTERN.search(key) and value in text:
+        secret = key in _SECRET_ENV or SECRET_KEY_PATTERN.search(key)
+        if value and len(value) >= 8 and secret and value in text:
             text = text.replace(value, REDACTED)
     return text

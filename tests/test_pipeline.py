@@ -65,10 +65,20 @@ def test_compiled_program_round_trips_demos(tmp_path):
     assert blob["program_hash"] == loaded.program_hash
 
 
-def test_load_program_rejects_foreign_file(tmp_path):
+@pytest.mark.parametrize(("blob", "match"), [
+    ('{"format": "something-else"}', "format 'something-else'"),
+    ("[1, 2]", "format 'list'"),
+    ('{"format": "synthdspy.program/1", "gates": []}', "malformed program .*KeyError: 'task'"),
+    ('{"format": "synthdspy.program/1", "task": {"name": "nope"}, "gates": [], "state": {}}', "unknown task 'nope'"),
+    ('{"format": "synthdspy.program/1", "task": {"name": "qa"}, "gates": [{"name": "reward", "threshold": 99}], '
+     '"state": {}}', r"gates\[0\]"),
+])
+def test_load_program_rejects_foreign_or_malformed_files(tmp_path, blob, match):
+    from synthdspy.configio import ConfigError
+
     bad = tmp_path / "p.json"
-    bad.write_text('{"format": "something-else"}')
-    with pytest.raises(ValueError, match="format"):
+    bad.write_text(blob)
+    with pytest.raises(ConfigError, match=match):
         SynthesisProgram.load_program(bad)
 
 

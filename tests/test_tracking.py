@@ -18,6 +18,14 @@ def test_flatten_nested_and_redacts_secrets():
     assert flat["n"] == 3 and flat["tags"] == "[1, 2]"
 
 
+def test_counts_named_like_tokens_are_not_redacted():
+    flat = flatten({"lm": {"judge": {"max_tokens": 512, "hf_token": "hf_x", "client_secret": "s",
+                                     "aws_secret_access_key": "k"}}, "billed_tokens": 10})
+    assert flat["lm.judge.max_tokens"] == 512 and flat["billed_tokens"] == 10
+    judge = {k.split(".")[-1]: v for k, v in flat.items() if k.startswith("lm.judge.")}
+    assert judge["hf_token"] == judge["client_secret"] == judge["aws_secret_access_key"] == REDACTED
+
+
 def test_scrub_env_secrets(monkeypatch):
     monkeypatch.setenv("MY_SERVICE_API_KEY", "supersecretvalue123")
     assert "supersecretvalue123" not in scrub_env_secrets("error calling with key supersecretvalue123")

@@ -38,7 +38,9 @@ def experiment_seeds(cfg: SeedsConfig, n: int) -> list[Seed]:
     with ``cfg.sampling_seed`` and chunked when ``cfg.chunk_words`` > 0.
 
     Raises:
-        synthdspy.configio.ConfigError: unknown ``builtin:`` name, unreadable file, missing field.
+        synthdspy.configio.ConfigError: unknown ``builtin:`` name.
+        synthdspy.seeds.loading.SeedLoadError: unreadable file, bad row, missing field (naming
+            the file, row and field).
     """
     from synthdspy.configio import ConfigError
 
