@@ -47,3 +47,14 @@ def test_local_store_keeps_artifacts_in_the_output_directory(tmp_path, monkeypat
     assert list(cwd.iterdir()) == []
     tracking.configure(None, "artifacts-here", out)  # a second run finds the experiment
     assert mlflow.get_experiment_by_name("artifacts-here").artifact_location == (out.resolve() / "mlartifacts").as_uri()
+
+
+def test_registered_key_variables_are_scrubbed_whatever_their_name(monkeypatch, tmp_path):
+    from synthdspy.generation import UnitJournal
+
+    monkeypatch.setenv("MY_LLM_CREDENTIAL", "abcd1234efgh5678")
+    assert "abcd1234efgh5678" in scrub_env_secrets("failed with abcd1234efgh5678")  # not secret-looking
+    tracking.register_secret_env("MY_LLM_CREDENTIAL")
+    UnitJournal(tmp_path).fail("s#0", "s", 0, RuntimeError("401 for key abcd1234efgh5678"), attempts=3)
+    assert "abcd1234efgh5678" not in (tmp_path / "failures.jsonl").read_text()
+    assert REDACTED in (tmp_path / "failures.jsonl").read_text()
