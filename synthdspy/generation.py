@@ -9,6 +9,7 @@ Resume: a unit is written to ``units.jsonl`` only after all of its records are i
 re-run, finished units are skipped; an interrupted unit is run again, and because record ids are
 stable, the store drops the records it already has. Stateful gates (dedup) are first handed the
 stored records (``Gate.restore``). So a killed run finishes with no lost and no duplicated record.
+A store is tied to the program and generator that started it (:func:`claim_store`).
 A unit that still fails after ``max_attempts`` (retries bypass the cache, so a malformed cached
 answer is not replayed) is written to ``failures.jsonl`` with its error.
 """
@@ -26,6 +27,7 @@ from pathlib import Path
 
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
+from synthdspy.configio import ConfigError
 from synthdspy.lm import LMs, roles_context
 from synthdspy.program import SynthesisProgram
 from synthdspy.records import Record, Seed
@@ -42,6 +44,33 @@ class GenerateStats:
     failed_units: int
     units_run: int
     units_skipped: int
+
+
+def claim_store(directory: Path, program: SynthesisProgram, generator: str) -> None:
+    """Tie the store in ``directory`` to one program and generator model (``run.json``).
+
+    A new store records them; a store that holds another program's records (another task, gate,
+    parameter or prompt: another ``program_hash``) or another generator's is refused, so a resume
+    never mixes records of two programs or counts old records as this program's.
+
+    Raises:
+        ConfigError: the store belongs to another program or generator (the message names both
+            and the directory).
+    """
+    path = directory / "run.json"
+    mine = {"program_hash": program.program_hash, "task": program.task_cfg.name, "generator": generator}
+    if path.exists():
+        theirs = json.loads(path.read_text(encoding="utf-8"))
+        if {k: theirs.get(k) for k in mine} != mine:
+            raise ConfigError(
+                f"{directory}: holds records of program {theirs.get('program_hash')} (task "
+                f"{theirs.get('task')}, generator {theirs.get('generator')}); this run is program "
+                f"{mine['program_hash']} (task {mine['task']}, generator {generator}). Set another "
+                f"output.dir, or remove {directory} to start over"
+            )
+        return
+    directory.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(mine, indent=2) + "\n", encoding="utf-8")
 
 
 class UnitJournal:

@@ -153,11 +153,12 @@ def run_generate(exp: Experiment, n: int, program_path: str | None = None, expor
     dataset (``dataset/``), and optionally ``records.parquet`` / ``records.jsonl``.
 
     Raises:
-        ConfigError: ``program_path`` is not a valid synthdspy program file.
+        ConfigError: ``program_path`` is not a valid synthdspy program file, or the output
+            directory holds records of another program or generator (:func:`claim_store`).
     """
     import mlflow
 
-    from synthdspy.generation import generate
+    from synthdspy.generation import claim_store, generate
     from synthdspy.program import SynthesisProgram
     from synthdspy.seeds.source import experiment_seeds
     from synthdspy.store import RecordStore
@@ -167,6 +168,7 @@ def run_generate(exp: Experiment, n: int, program_path: str | None = None, expor
     program = SynthesisProgram.load_program(program_path) if program_path else SynthesisProgram.from_experiment(exp)
     pool = max(n, exp.seeds.train_size + exp.seeds.dev_size)
     seeds = experiment_seeds(exp.seeds, pool)
+    claim_store(out / "store", program, lms.generator.model)
     store = RecordStore(out / "store")
     uri = tracking.configure(exp.tracking.uri, exp.tracking.experiment, Path(exp.output.dir))
     tags = {"kind": "generate", "simulated": str(lms.simulated), "program_hash": program.program_hash}

@@ -151,6 +151,18 @@ def test_resumed_generate_rejects_duplicates_of_records_stored_before_the_interr
     assert not copy.passed and copy.verdicts[-1].reason == f"duplicate of {kept.id} (exact 1.000)"
 
 
+def test_resume_refuses_a_store_written_by_another_program(tmp_path):
+    from synthdspy.configio import ConfigError
+    from synthdspy.pipeline import run_generate
+
+    run_generate(quick(tmp_path), n=2, show_progress=False)
+    again = run_generate(quick(tmp_path), n=2, show_progress=False)  # the same program resumes
+    assert again.stats.units_run == 0
+    for change in ('gates=[{name = "reward", threshold = 9}]', 'lm.generator.model="sim/other"'):
+        with pytest.raises(ConfigError, match="holds records of program"):
+            run_generate(quick(tmp_path, change), n=2, show_progress=False)
+
+
 def test_generate_with_injected_faults_loses_nothing(tmp_path):
     from synthdspy.pipeline import run_generate
     from synthdspy.store import RecordStore
