@@ -105,7 +105,7 @@ def generate_cmd(
     s = out.stats
     console.print(
         f"passed {s.passed}, rejected {s.rejected} (kept with reasons), failed units {s.failed_units}; "
-        f"{s.units_run} units run, {s.units_skipped} resumed from an earlier run"
+        f"{s.units_run} units run now, {s.units_resumed} finished by an earlier run (resumed)"
     )
     if s.passed < n:
         console.print(f"[yellow]warning:[/] only {s.passed} of {n} records passed the gates after every rollout "

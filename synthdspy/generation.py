@@ -37,13 +37,15 @@ from synthdspy.tracking import scrub_env_secrets
 
 @dataclass
 class GenerateStats:
-    """Counts of one generate run (this invocation plus what a resumed store already held)."""
+    """Counts of one generate run: ``passed``/``rejected`` records in the store (including what a
+    resumed store already held), ``failed_units`` and ``units_run`` by this invocation, and
+    ``units_resumed``, the units an earlier run had finished."""
 
     passed: int
     rejected: int
     failed_units: int
     units_run: int
-    units_skipped: int
+    units_resumed: int
 
 
 def claim_store(directory: Path, program: SynthesisProgram, generator: str) -> None:
@@ -156,7 +158,7 @@ def generate(
     journal = UnitJournal(store.directory)
     if len(store):
         program.gates.restore(store.iter_records())
-    skipped = 0
+    resumed = len(journal.done)
     failed = 0
     ran = 0
     todo = units(seeds, max_rollouts)
@@ -180,7 +182,6 @@ def generate(
                     break
                 key, seed, rollout = nxt
                 if key in journal.done:
-                    skipped += 1
                     continue
                 ctx = contextvars.copy_context()
                 fut = pool.submit(ctx.run, run_unit, program, seed, rollout, lms, max_attempts)
@@ -201,5 +202,5 @@ def generate(
                     store.append(record)
                 journal.finish(key, len(records))
             progress.update(bar, completed=min(n, store.n_passed), info=info())
-    return GenerateStats(store.n_passed, store.n_rejected, failed, ran, skipped)
+    return GenerateStats(store.n_passed, store.n_rejected, failed, ran, resumed)
 

@@ -169,13 +169,13 @@ def run_generate(exp: Experiment, n: int, program_path: str | None = None, expor
     pool = max(n, exp.seeds.train_size + exp.seeds.dev_size)
     seeds = experiment_seeds(exp.seeds, pool)
     claim_store(out / "store", program, lms.generator.model)
-    store = RecordStore(out / "store")
     uri = tracking.configure(exp.tracking.uri, exp.tracking.experiment, Path(exp.output.dir))
     tags = {"kind": "generate", "simulated": str(lms.simulated), "program_hash": program.program_hash}
     params = {**run_params(exp, lms), "n": n, "program": program_path or "(uncompiled)"}
-    with tracking.run(f"generate-{exp.name}", params=params, tags=tags) as active:
+    with tracking.run(f"generate-{exp.name}", params=params, tags=tags) as active, RecordStore(out / "store") as store:
         with autolog_traces(exp.tracking.autolog):
             stats = generate(program, seeds, lms, store, n, show_progress=show_progress)
+        store.flush()
         dataset_dir = out / "dataset"
         for fmt in export:
             target = {"dataset": dataset_dir, "parquet": out / "records.parquet", "jsonl": out / "records.jsonl"}[fmt]

@@ -121,7 +121,7 @@ def test_generate_killed_and_resumed_gives_exactly_n(tmp_path):
     assert 4 <= done_before < n, "the kill must land halfway"
     result = subprocess.run(_generate_cmd(tmp_path, n), cwd=ROOT, env=env, capture_output=True, text=True)
     assert result.returncode == 0, result.stderr[-2000:]
-    assert "resumed from an earlier run" in result.stderr
+    assert f"{done_before} finished by an earlier run (resumed)" in result.stderr
     ds = _read_dataset(tmp_path / "out" / "generate" / "dataset")
     assert ds.num_rows == n
     assert len(set(ds["id"])) == n
