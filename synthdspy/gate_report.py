@@ -20,7 +20,7 @@ from typing import Any, get_args
 from synthdspy.gates.dimension import ConfusionMatrix, confusion_from_records
 from synthdspy.records import Record
 from synthdspy.signatures.hallucination import Diagnosis
-from synthdspy.store import SHARD_PATTERN, RecordStore
+from synthdspy.store import SHARD_PATTERN, read_records
 from synthdspy.tasks.adversarial import EXPECTED_DIAGNOSIS, QA_INJECTIONS
 
 _CODE = re.compile(r"^([A-Za-z][A-Za-z0-9_]*):")
@@ -161,18 +161,14 @@ def confusion_matrix(records: list[Record]) -> Confusion | None:
 
 
 def gate_report(run_dir: str | Path) -> GateReport:
-    """Read the run's store (:func:`find_store`) and build its :class:`GateReport`.
+    """Read the run's store (:func:`find_store`, read-only) and build its :class:`GateReport`.
 
     Raises:
         FileNotFoundError: no store at ``run_dir``.
         synthdspy.store.StoreError: a corrupt store file.
     """
     store_dir = find_store(run_dir)
-    store = RecordStore(store_dir)
-    try:
-        records = list(store.iter_records())
-    finally:
-        store.close()
+    records = list(read_records(store_dir))
     return GateReport(
         store_dir=str(store_dir),
         simulated=any(r.provenance.lm.startswith("sim/") for r in records),

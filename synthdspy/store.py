@@ -86,6 +86,28 @@ def record_to_row(record: Record) -> dict[str, Any]:
     return row
 
 
+def read_records(directory: str | Path) -> Iterator[Record]:
+    """The records of the store in ``directory``, in write order, without opening it for writing.
+
+    For reports on a store that a generate run may still be writing: nothing is repaired or
+    written, and a torn last line (a write in progress or cut by a kill) is skipped.
+
+    Raises:
+        StoreError: a malformed line that is not the last line of the last shard, naming the file
+            and line.
+    """
+    shards = sorted(p for p in Path(directory).iterdir() if SHARD_PATTERN.fullmatch(p.name))
+    for i, path in enumerate(shards):
+        lines = path.read_bytes().splitlines()
+        for lineno, raw in enumerate(lines, 1):
+            try:
+                yield Record.model_validate_json(raw)
+            except ValueError as exc:
+                if i == len(shards) - 1 and lineno == len(lines):
+                    return
+                raise StoreError(f"{path}: line {lineno} is not a valid record: {exc}") from None
+
+
 class RecordStore:
     """Thread-safe append-only store of :class:`Record` in ``directory`` (created if absent).
 

@@ -165,3 +165,29 @@ def test_adversarial_qa_run_then_report(tmp_path, monkeypatch):
     c = report.confusion
     assert c is not None and c.n == report.n_records and len(c.rows) >= 2
     assert sum(sum(row.values()) for row in c.counts.values()) == c.n
+
+
+def test_report_reads_a_store_being_written_without_touching_it(tmp_path):
+    with RecordStore(tmp_path / "s") as store:
+        store.append_many([qa(0, None, None), qa(1, "parametric_drift", "GENERATOR_PARAMETRIC")])
+    shard = tmp_path / "s" / "records-00000.jsonl"
+    torn = qa(2, None, None).model_dump_json()[:40]
+    with shard.open("a") as fh:
+        fh.write(torn)  # a writer is half-way through its next line
+    before = shard.read_bytes()
+    assert gate_report(tmp_path / "s").n_records == 2
+    assert shard.read_bytes() == before
+    with shard.open("a") as fh:
+        fh.write(qa(2, None, None).model_dump_json()[40:] + "\n")  # the writer finishes the line
+    assert gate_report(tmp_path / "s").n_records == 3
+
+
+def test_corruption_mid_store_is_a_store_error(tmp_path):
+    from synthdspy.store import StoreError
+
+    with RecordStore(tmp_path / "s") as store:
+        store.append(qa(0, None, None))
+    shard = tmp_path / "s" / "records-00000.jsonl"
+    shard.write_text("{broken\n" + shard.read_text())
+    with pytest.raises(StoreError, match=r"records-00000\.jsonl: line 1"):
+        gate_report(tmp_path / "s")
