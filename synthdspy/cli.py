@@ -107,6 +107,9 @@ def generate_cmd(
         f"passed {s.passed}, rejected {s.rejected} (kept with reasons), failed units {s.failed_units}; "
         f"{s.units_run} units run now, {s.units_resumed} finished by an earlier run (resumed)"
     )
+    if s.failed_units:
+        console.print(f"[yellow]warning:[/] {s.failed_units} units failed after their retries; each error is in "
+                      f"{out.store_dir / 'failures.jsonl'}")
     if s.passed < n:
         console.print(f"[yellow]warning:[/] only {s.passed} of {n} records passed the gates after every rollout "
                       f"was spent; see `synthdspy gate-report {exp.output.dir}` for the reasons")

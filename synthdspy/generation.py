@@ -30,7 +30,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from synthdspy.configio import ConfigError
 from synthdspy.lm import LMs, roles_context
 from synthdspy.program import SynthesisProgram
-from synthdspy.records import Record, Seed
+from synthdspy.records import Record, Seed, SeedFieldError
 from synthdspy.store import RecordStore
 from synthdspy.tracking import scrub_env_secrets
 
@@ -120,6 +120,7 @@ def run_unit(program: SynthesisProgram, seed: Seed, rollout: int, lms: LMs, max_
     """Run one unit, retrying on any error up to ``max_attempts`` times in total.
 
     Raises:
+        SeedFieldError: at once, when the seed lacks a field the task needs.
         Exception: the last error when every attempt failed.
     """
     last: BaseException | None = None
@@ -127,6 +128,8 @@ def run_unit(program: SynthesisProgram, seed: Seed, rollout: int, lms: LMs, max_
         try:
             with uncached(lms) if attempt else roles_context(lms):
                 return program(seed, rollout=rollout)
+        except SeedFieldError:
+            raise  # the seed itself is wrong: no retry can help
         except Exception as exc:  # any provider, adapter or gate error: retry, then record
             last = exc
     assert last is not None
@@ -154,6 +157,10 @@ def generate(
         n: target number of passed records.
         max_rollouts: passes over ``seeds`` before giving up on reaching ``n``.
         max_attempts: tries per unit before it is recorded as failed.
+
+    Raises:
+        ConfigError: a seed lacks a field the task needs before any unit has succeeded (a wrong
+            seed file or ``[seeds] fields`` mapping); later such seeds are recorded as failed units.
     """
     journal = UnitJournal(store.directory)
     if len(store):
@@ -195,8 +202,11 @@ def generate(
                 try:
                     records = fut.result()
                 except Exception as exc:
+                    if isinstance(exc, SeedFieldError) and not journal.done:
+                        raise ConfigError(f"{exc} (no unit has succeeded: check the seed file and the "
+                                          "[seeds] fields mapping)") from None
                     failed += 1
-                    journal.fail(key, seed.id, rollout, exc, max_attempts)
+                    journal.fail(key, seed.id, rollout, exc, 1 if isinstance(exc, SeedFieldError) else max_attempts)
                     continue
                 for record in records:
                     store.append(record)

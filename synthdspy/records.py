@@ -102,6 +102,14 @@ class Record(BaseModel):
         return f"{self.instruction}\n{self.output}".strip()
 
 
+class SeedFieldError(KeyError):
+    """A seed lacks a field its task needs; the message names the seed, the task, the missing
+    field(s) and the fields the seed has. Deterministic: retrying the unit cannot help."""
+
+    def __str__(self) -> str:
+        return str(self.args[0]) if self.args else ""
+
+
 class Seed(BaseModel):
     """One unit of input to a generation task: a source chunk, an instruction row or a topic draw.
 

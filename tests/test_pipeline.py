@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import signal
@@ -161,6 +162,28 @@ def test_resume_refuses_a_store_written_by_another_program(tmp_path):
     for change in ('gates=[{name = "reward", threshold = 9}]', 'lm.generator.model="sim/other"'):
         with pytest.raises(ConfigError, match="holds records of program"):
             run_generate(quick(tmp_path, change), n=2, show_progress=False)
+
+
+def test_seeds_missing_a_field_stop_the_run_or_fail_their_units_without_retries(tmp_path):
+    from synthdspy.configio import ConfigError
+    from synthdspy.generation import generate
+    from synthdspy.lm import build_lms
+    from synthdspy.records import Seed
+    from synthdspy.store import RecordStore
+
+    exp = load_experiment(ROOT / "experiments" / "rephrase.toml", [f"output.dir={json.dumps(str(tmp_path / 'o'))}"])
+    passage = json.loads(PASSAGES.read_text().splitlines()[0])["text"]
+    good, bad = Seed(id="good", data={"source": passage}), Seed(id="bad", data={"text": passage})
+    lms = build_lms(exp.lm)
+    with pytest.raises(ConfigError, match=r"seed bad: task 'rephrase' needs field\(s\) \['source'\]"):
+        generate(SynthesisProgram.from_experiment(exp), [bad, good], lms, RecordStore(tmp_path / "a"), n=2,
+                 max_rollouts=1, show_progress=False)
+    lms = dataclasses.replace(lms, concurrency=1)
+    stats = generate(SynthesisProgram.from_experiment(exp), [good, bad], lms, RecordStore(tmp_path / "b"), n=2,
+                     max_rollouts=1, show_progress=False)
+    [failure] = [json.loads(x) for x in (tmp_path / "b" / "failures.jsonl").read_text().splitlines()]
+    assert stats.failed_units == 1 and failure["seed_id"] == "bad" and failure["attempts"] == 1
+    assert failure["error"] == "SeedFieldError" and lms.generator.history  # the good seed ran
 
 
 def test_generate_with_injected_faults_loses_nothing(tmp_path):

@@ -6,7 +6,7 @@ from typing import Any
 
 import dspy
 
-from synthdspy.records import Provenance, Record, Seed
+from synthdspy.records import Provenance, Record, Seed, SeedFieldError
 
 
 def sampling_config(rollout: int) -> dict[str, Any]:
@@ -56,11 +56,11 @@ def require(seed: Seed, task: str, *names: str) -> list[Any]:
     """The values of ``names`` in ``seed.data``.
 
     Raises:
-        KeyError: naming the seed, the task and the missing fields, and the fields the seed has.
+        SeedFieldError: naming the seed, the task and the missing fields, and the fields the seed has.
     """
     missing = [n for n in names if seed.data.get(n) in (None, "")]
     if missing:
-        raise KeyError(
+        raise SeedFieldError(
             f"seed {seed.id}: task {task!r} needs field(s) {missing}; the seed has {sorted(seed.data)} "
             "(map your file's columns with [seeds] fields = {...})"
         )

@@ -7,7 +7,7 @@ from typing import Literal
 import dspy
 from pydantic import Field
 
-from synthdspy.records import Record, Seed
+from synthdspy.records import Record, Seed, SeedFieldError
 from synthdspy.registry import Params, register_task
 from synthdspy.signatures.augment import WriteConversation
 from synthdspy.tasks.base import Task, sampling_config
@@ -65,13 +65,13 @@ class MindTask(Task):
         """The seed's passage, or its problem and solution.
 
         Raises:
-            KeyError: the seed has neither ``source`` nor ``question`` with ``answer``.
+            SeedFieldError: the seed has neither ``source`` nor ``question`` with ``answer``.
         """
         if seed.data.get("source"):
             return str(seed.data["source"])
         if seed.data.get("question") and seed.data.get("answer"):
             return f"Problem: {seed.data['question']}\n\nSolution: {seed.data['answer']}"
-        raise KeyError(
+        raise SeedFieldError(
             f"seed {seed.id}: task {self.name!r} needs 'source', or 'question' and 'answer'; "
             f"the seed has {sorted(seed.data)}"
         )

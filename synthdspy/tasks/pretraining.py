@@ -14,7 +14,7 @@ from typing import Any
 import dspy
 from pydantic import Field, model_validator
 
-from synthdspy.records import Record, Seed, content_hash
+from synthdspy.records import Record, Seed, SeedFieldError, content_hash
 from synthdspy.registry import Params, register_task
 from synthdspy.seeds.catalog import DimensionSampler
 from synthdspy.signatures.pretraining import WritePretrainingText
@@ -78,12 +78,12 @@ def subject_of(seed: Seed, task: str) -> str:
     """What to write about: the seed's ``instruction``, else its ``topic`` with subtopics and keywords.
 
     Raises:
-        KeyError: the seed has neither, naming the fields it has.
+        SeedFieldError: the seed has neither, naming the fields it has.
     """
     if seed.data.get("instruction"):
         return str(seed.data["instruction"])
     if not seed.data.get("topic"):
-        raise KeyError(
+        raise SeedFieldError(
             f"seed {seed.id}: task {task!r} needs 'topic' or 'instruction'; the seed has {sorted(seed.data)}"
         )
     parts = [str(seed.data["topic"])]
@@ -137,7 +137,7 @@ class PretrainingTask(Task):
         try:
             targets = render_targets(self.sampler.details(dims))
         except KeyError as exc:
-            raise KeyError(f"seed {seed.id}: {exc.args[0]}") from None
+            raise SeedFieldError(f"seed {seed.id}: {exc.args[0]}") from None
         text = self.write(
             dimension_targets=targets, subject=subject, max_words=self.max_words, config=sampling_config(rollout)
         ).text.strip()

@@ -6,7 +6,7 @@ from __future__ import annotations
 import dspy
 from pydantic import Field, model_validator
 
-from synthdspy.records import Record, Seed
+from synthdspy.records import Record, Seed, SeedFieldError
 from synthdspy.registry import Params, register_task
 from synthdspy.seeds.catalog import Dimension, load_dimensions
 from synthdspy.signatures.pretraining import RewriteToDimensionValue
@@ -76,7 +76,7 @@ class VariationTask(Task):
     def forward(self, seed: Seed, rollout: int = 0) -> list[Record]:
         text = seed.data.get("output") or seed.data.get("source")
         if not text:
-            raise KeyError(
+            raise SeedFieldError(
                 f"seed {seed.id}: task {self.name!r} needs 'output' (a record) or 'source' (a passage); "
                 f"the seed has {sorted(seed.data)}"
             )
