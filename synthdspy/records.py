@@ -47,8 +47,8 @@ class Verdict(BaseModel):
 class Record(BaseModel):
     """One generated training example, with the verdicts of every gate it went through.
 
-    The ``id`` is a content hash of (seed id, task, item index, program hash): the key for resume
-    and dedup, identical when the same program re-generates from the same seed.
+    The ``id`` is a content hash of (seed id and rollout, task, item index, program hash): the key
+    for resume and dedup, identical when the same program re-generates the same unit.
     """
 
     model_config = ConfigDict(extra="forbid")
@@ -69,9 +69,10 @@ class Record(BaseModel):
     verdicts: list[Verdict] = Field(default_factory=list)
 
     @staticmethod
-    def make_id(seed_id: str, task: str, index: int, program_hash: str) -> str:
-        """The stable record id for item ``index`` of ``task`` on seed ``seed_id`` under a program."""
-        return content_hash(seed_id, task, index, program_hash)
+    def make_id(seed_key: str, task: str, index: int, program_hash: str) -> str:
+        """The stable record id for item ``index`` of ``task`` on ``seed_key`` (a seed id, or
+        ``"<seed id>#<rollout>"`` as tasks write it) under a program."""
+        return content_hash(seed_key, task, index, program_hash)
 
     @property
     def passed(self) -> bool:

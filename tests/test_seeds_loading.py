@@ -7,7 +7,7 @@ import pytest
 
 from synthdspy.records import content_hash
 from synthdspy.seeds.chunking import chunk_seeds, chunk_words
-from synthdspy.seeds.loading import SeedLoadError, load_seeds, parse_hub_id, split_seeds
+from synthdspy.seeds.loading import SeedLoadError, load_seeds, parse_hub_id
 
 DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 needs_data = pytest.mark.skipif(not DATA.is_dir(), reason="shared data not present")
@@ -97,19 +97,6 @@ def test_parse_hub_id():
     for bad in ("hf://gsm8k", "hf://a/b/c", "hf://owner/name@", "hf://owner/name:", "openai/gsm8k"):
         with pytest.raises(SeedLoadError):
             parse_hub_id(bad)
-
-
-def test_split_seeds_is_disjoint_and_order_independent(tmp_path):
-    path = tmp_path / "s.jsonl"
-    path.write_text("".join(json.dumps({"text": f"passage {i}"}) + "\n" for i in range(100)))
-    seeds = load_seeds(path)
-    train, dev = split_seeds(seeds, 60, 20, seed=1)
-    assert len(train) == 60 and len(dev) == 20 and not {s.id for s in train} & {s.id for s in dev}
-    train2, dev2 = split_seeds(list(reversed(seeds)), 0.6, 0.2, seed=1)
-    assert train2 == train and dev2 == dev
-    assert split_seeds(seeds, 60, 20, seed=2)[0] != train
-    with pytest.raises(ValueError, match="exceeds"):
-        split_seeds(seeds, 90, 20)
 
 
 def test_chunk_words_overlap_and_coverage():

@@ -167,33 +167,3 @@ def load_seeds(
     if shuffle_seed is not None:
         random.Random(shuffle_seed).shuffle(seeds)
     return seeds[:limit] if limit is not None else seeds
-
-
-def split_seeds(
-    seeds: list[Seed], train: int | float, dev: int | float, seed: int = 0
-) -> tuple[list[Seed], list[Seed]]:
-    """Disjoint (train, dev) subsets, independent of input order: seeds are sorted by id, then shuffled.
-
-    Args:
-        train, dev: counts (int) or fractions of ``len(seeds)`` (float in [0, 1]).
-        seed: the shuffle seed.
-
-    Raises:
-        ValueError: a negative size, or more seeds asked for than given.
-    """
-
-    def size(x: int | float, name: str) -> int:
-        if isinstance(x, float):
-            if not 0.0 <= x <= 1.0:
-                raise ValueError(f"{name}={x}: fractions must lie in [0, 1]")
-            return int(round(x * len(seeds)))
-        if x < 0:
-            raise ValueError(f"{name}={x}: must be >= 0")
-        return x
-
-    n_train, n_dev = size(train, "train"), size(dev, "dev")
-    if n_train + n_dev > len(seeds):
-        raise ValueError(f"train ({n_train}) + dev ({n_dev}) exceeds the {len(seeds)} seeds given")
-    order = sorted(seeds, key=lambda s: s.id)
-    random.Random(seed).shuffle(order)
-    return order[:n_train], order[n_train : n_train + n_dev]
