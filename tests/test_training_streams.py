@@ -102,6 +102,16 @@ def test_pack_repeats_short_data_and_eval_windows_are_fixed():
     assert small.x.shape[0] == (len(pack(docs[:2], TOK, 17)) - 1) // 16
 
 
+def test_tokens_per_byte_counts_a_short_split_once(caplog):
+    short = [Document("x" * 99, "g", 0)]  # 99 bytes: shorter than one window of 128 + 1
+    with caplog.at_level("WARNING"):
+        ev = make_eval_set("val/short", short, TOK, 128, 8)
+    assert ev.tokens_per_byte == pytest.approx(1.0)  # byte tokenizer: one token per byte
+    assert "less than one window" in caplog.text
+    long = make_eval_set("val/long", [Document("x" * 999, "g", 0)], TOK, 128, 8)
+    assert long.tokens_per_byte == pytest.approx(1.0)
+
+
 def test_validation_and_heldout_documents_never_reach_training_batches(tmp_path):
     rows = []
     for i in range(300):

@@ -15,6 +15,7 @@ has). A source with ``max_repeats = R`` stops being sampled from a cell once tha
 
 from __future__ import annotations
 
+import logging
 import zlib
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
@@ -24,6 +25,8 @@ import torch
 
 from synthdspy.training.documents import Document
 from synthdspy.training.tokenizer import Tokenizer
+
+log = logging.getLogger(__name__)
 
 
 class StreamExhausted(RuntimeError):
@@ -45,9 +48,15 @@ def pack(docs: Sequence[Document], tok: Tokenizer, min_tokens: int) -> np.ndarra
     arr = np.concatenate(parts) if parts else np.zeros(0, dtype=np.int32)
     if len(arr) == 0:
         raise ValueError("cannot pack an empty set of documents")
-    while len(arr) < min_tokens:
-        arr = np.concatenate([arr, eot, arr])
-    return arr
+    return repeat_to(arr, min_tokens, tok.eot_id)
+
+
+def repeat_to(tokens: np.ndarray, min_tokens: int, eot_id: int) -> np.ndarray:
+    """``tokens`` repeated (``eot_id`` between copies) until at least ``min_tokens`` long."""
+    eot = np.array([eot_id], dtype=np.int32)
+    while len(tokens) < min_tokens:
+        tokens = np.concatenate([tokens, eot, tokens])
+    return tokens
 
 
 @dataclass
@@ -198,8 +207,15 @@ def make_eval_set(
 ) -> EvalSet:
     """Fixed windows over a split: every non-overlapping window when there are at most ``n_windows``,
     else ``n_windows`` random windows drawn with a seed derived from ``name`` (the same every run).
+
+    ``tokens_per_byte`` counts the split's own tokens (EOT-joined), not the copies that fill a
+    window when the split is shorter than ``block_size + 1`` tokens (then a warning is logged).
     """
-    tokens = pack(docs, tok, block_size + 1)
+    joined = pack(docs, tok, 0)
+    if len(joined) < block_size + 1:
+        log.warning("split %s has %d tokens, less than one window (%d): it is repeated to fill it, "
+                    "so its loss is optimistic", name, len(joined), block_size + 1)
+    tokens = repeat_to(joined, block_size + 1, tok.eot_id)
     n_bytes = sum(len(d.text.encode("utf-8")) for d in docs)
     T = block_size
     n_full = (len(tokens) - 1) // T
@@ -209,4 +225,4 @@ def make_eval_set(
         rng = np.random.Generator(np.random.PCG64(zlib.crc32(name.encode())))
         offsets = np.sort(rng.integers(0, len(tokens) - T, size=n_windows))
     rows = torch.from_numpy(np.stack([tokens[o : o + T + 1] for o in offsets]).astype(np.int64))
-    return EvalSet(name=name, x=rows[:, :-1], y=rows[:, 1:], tokens_per_byte=len(tokens) / max(n_bytes, 1))
+    return EvalSet(name=name, x=rows[:, :-1], y=rows[:, 1:], tokens_per_byte=len(joined) / max(n_bytes, 1))
