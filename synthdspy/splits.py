@@ -4,11 +4,14 @@ Following the validation strategy in ``../shared/DESIGN.md`` (curriculum seed), 
 documents (a source, or a ``group_by`` value of one):
 
 - ``val/<group>``: a stratified sample of ``fraction`` of the group, drawn so that every dimension
-  value and every curriculum stage gets at least ``floor`` documents (rare values represented)
-  and otherwise in proportion to the target distribution (default: the group's own), never taking
-  more than ``max_value_share`` of one value's documents; or, with ``mode = "tail"``, the last
-  ``fraction`` of the group's characters (nanoGPT's split of one text).
-- ``stage/<stage>``: the validation documents of each curriculum stage (every stage represented).
+  value gets at least ``floor`` documents (rare values represented) and otherwise in proportion
+  to the target distribution (default: the group's own), never taking more than
+  ``max_value_share`` of one value's documents; or, with ``mode = "tail"``, the last
+  ``fraction`` of the group's characters (nanoGPT's split of one text). The draw ignores
+  curriculum stages, so runs with and without a curriculum, or with another difficulty measure,
+  are scored on the same validation documents.
+- ``stage/<stage>``: the validation documents of each curriculum stage (a warning is logged for a
+  stage with fewer than ``floor`` of them).
 - ``heldout/<name>``: documents matching a held-out dimension combination, removed from training.
 - ``ood/<name>``: out-of-distribution probe sources, read only for evaluation.
 - ``gold``: an optional human-curated file.
@@ -16,6 +19,7 @@ documents (a source, or a ``group_by`` value of one):
 
 from __future__ import annotations
 
+import logging
 import random
 from collections import Counter, defaultdict
 from collections.abc import Mapping, Sequence
@@ -25,6 +29,8 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from synthdspy.training.documents import Document, SourceError, SourceSpec, load_source
+
+log = logging.getLogger(__name__)
 
 
 class HoldoutSpec(BaseModel):
@@ -67,8 +73,9 @@ class Splits:
 
 
 def labels_of(doc: Document) -> list[tuple[str, str]]:
-    """The stratification labels of a document: its dimension values and its stage."""
-    return [*sorted(doc.dimensions.items()), ("__stage__", str(doc.stage))]
+    """The stratification labels of a document: its dimension values (not its curriculum stage,
+    which depends on the run's difficulty measure)."""
+    return sorted(doc.dimensions.items())
 
 
 def matches(doc: Document, combo: Mapping[str, str]) -> bool:
@@ -113,7 +120,7 @@ def stratified_split(
 ) -> tuple[list[Document], list[Document]]:
     """Draw ``fraction`` of ``docs`` for validation, stratified over every label with a floor.
 
-    Each label (dimension value, stage) gets a quota ``max(floor, round(n_val * share))`` where
+    Each label (dimension value, :func:`labels_of`) gets a quota ``max(floor, round(n_val * share))`` where
     ``share`` is its target share (``target[dim][value]``, else its share of ``docs``), capped at
     ``floor(max_value_share * count)`` so training keeps each value. Rarest labels are served
     first; then random documents fill up to ``n_val = round(fraction * len(docs))``, respecting
@@ -212,6 +219,9 @@ def build_splits(docs: Sequence[Document], spec: ValidationSpec, stage_names: Se
         val_docs = [d for name, ds in evals.items() if name.startswith("val/") for d in ds]
         for k, stage in enumerate(stage_names):
             members = [d for d in val_docs if d.stage == k]
+            if len(members) < spec.floor:
+                log.warning("stage/%s has %d validation documents (floor %d): its loss is noisy",
+                            stage, len(members), spec.floor)
             if members:
                 evals[f"stage/{stage}"] = members
     for name, members in held.items():

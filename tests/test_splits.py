@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import random
 from collections import Counter
@@ -38,7 +39,15 @@ def test_stratified_split_keeps_rare_values_and_the_target_proportions():
     common = Counter(d.dimensions["Format"] for d in docs)
     share_pool = common["Q&A Direct"] / len(docs)
     assert abs(val_fmt["Q&A Direct"] / len(val) - share_pool) < 0.12
-    assert set(Counter(d.stage for d in val)) == {0, 1, 2}
+    assert set(Counter(d.stage for d in val)) == {0, 1, 2}  # every stage appears without a floor for it
+
+
+def test_the_validation_draw_does_not_depend_on_curriculum_stages():
+    docs = labelled_docs()
+    restaged = [dataclasses.replace(d, stage=(d.index * 7) % 4) for d in docs]
+    draws = [stratified_split(ds, 0.1, floor=3, max_value_share=0.5, rng=random.Random(1))[1]
+             for ds in (docs, restaged)]
+    assert [d.index for d in draws[0]] == [d.index for d in draws[1]]
 
 
 def test_stratified_split_caps_a_value_so_training_keeps_it():
