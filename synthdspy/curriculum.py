@@ -10,8 +10,9 @@ A *schedule* is a plain object: ``schedule.weights(step)`` returns one sampling 
 (a list that sums to 1), so it can be plotted and tested without training. Kinds:
 
 - ``strict``: stage k alone for its fraction of the steps (X/Y/Z).
-- ``gradual``: stage k is ramped in linearly from its start fraction; an earlier stage keeps at
-  least ``keep`` of the weight once a later stage has taken over.
+- ``gradual``: stage k is ramped in linearly from its start fraction; once a later stage has taken
+  over, an earlier stage keeps a raw weight of at least ``keep`` before the stage weights are
+  renormalised (so its share is ``keep`` divided by the sum of raw weights, below ``keep``).
 - ``linear`` / ``root`` / ``fixed_exponential``: the competence-based curriculum of Platanios et
   al. 2019 ("Competence-based Curriculum Learning for Neural Machine Translation"): at step t only
   the easiest ``c(t)`` fraction of the data is available, with their linear and root competence
@@ -210,7 +211,9 @@ class GradualSchedule(Schedule):
 
     With ``a_k(t) = clip((t - starts[k]) / ramp, 0, 1)`` the raw weight of stage k is
     ``a_k - a_{k+1}`` (it hands over to the next stage while that one ramps in); a stage that has
-    been handed over keeps at least ``keep`` (0 phases it out). ``starts[0]`` must be 0.
+    been handed over keeps a raw weight of at least ``keep`` (0 phases it out), and the raw weights
+    are then renormalised: with three stages and ``keep = 0.1`` the end state is
+    ``[0.083, 0.083, 0.833]``. ``starts[0]`` must be 0.
     """
 
     def __init__(self, starts: Sequence[float], ramp: float, keep: float, total_steps: int) -> None:
