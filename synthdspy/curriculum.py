@@ -291,6 +291,11 @@ class StrictSpec(_Strict):
     kind: Literal["strict"]
     fractions: list[float] = Field(default_factory=lambda: [0.3, 0.3, 0.4])
 
+    @model_validator(mode="after")
+    def _valid(self) -> StrictSpec:
+        StrictSchedule(self.fractions, total_steps=1)  # raises ValueError naming what is wrong
+        return self
+
 
 class GradualSpec(_Strict):
     """``kind = "gradual"``: stage start fractions, ramp length (fraction of training), kept share."""
@@ -299,6 +304,11 @@ class GradualSpec(_Strict):
     starts: list[float] = Field(default_factory=lambda: [0.0, 0.25, 0.5])
     ramp: float = 0.2
     keep: float = 0.1
+
+    @model_validator(mode="after")
+    def _valid(self) -> GradualSpec:
+        GradualSchedule(self.starts, self.ramp, self.keep, total_steps=1)  # raises ValueError
+        return self
 
 
 class PacingSpec(_Strict):

@@ -96,6 +96,15 @@ def test_config_errors_name_the_key(tmp_path):
         load_train_config(good, ["mixture.nope=1"])
     with pytest.raises(ConfigError, match="model.n_layer"):
         load_train_config(good, ["model.n_layer=0"])
+    with pytest.raises(ConfigError, match=r"model: .*n_embd \(128\) must be divisible by n_head \(3\)"):
+        load_train_config(good, ["model.n_head=3"])
+    with pytest.raises(ConfigError, match="every source weight is zero"):
+        load_train_config(good, ["mixture.a=0"])
+    mixture = EXPERIMENTS / "train_mixture.toml"
+    with pytest.raises(ConfigError, match=r"curriculum\.schedule.*starts must ascend"):
+        load_train_config(mixture, ["curriculum.schedule.starts=[0, 0.5, 0.2]"])
+    with pytest.raises(ConfigError, match=r"curriculum\.schedule.*sum to 1"):
+        load_train_config(mixture, ['curriculum.schedule={kind = "strict", fractions = [0.5, 0.2]}'])
     cfg = load_train_config(EXPERIMENTS / "train_shakespeare_char.toml", ["trainer.max_steps=10"])
     assert cfg.total_steps == 10 and cfg.tokens_per_step == 12 * 64
     budget = load_train_config(EXPERIMENTS / "train_mixture.toml", ["mixture.gsm8k=3"])

@@ -117,6 +117,8 @@ class TrainConfig(_Strict):
             raise ValueError(f"mixture: {unknown} name no source (have {names})")
         if any(w < 0 for w in self.mixture.values()):
             raise ValueError("mixture: weights must be >= 0")
+        if not any(w > 0 for w in self.source_weights.values()):
+            raise ValueError("mixture: every source weight is zero; give at least one source a positive weight")
         if self.optim.min_lr > self.optim.learning_rate:
             raise ValueError("optim.min_lr must not exceed optim.learning_rate")
         return self
