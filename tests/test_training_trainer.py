@@ -150,6 +150,22 @@ def test_resume_gives_the_same_loss_as_an_uninterrupted_run(tmp_path):
     assert [e.step for e in resumed.curves] == [e.step for e in full.curves]
 
 
+def test_running_out_of_data_ends_with_one_final_evaluation(tmp_path):
+    sources = tiny(tmp_path).model_dump()["sources"]
+    capped = [{**src, "max_repeats": 0.05} for src in sources]
+    result = train(tiny(tmp_path / "a", **{"sources": capped, "trainer.max_steps": 400}))
+    assert result.exhausted and result.steps < 400
+    steps = [e.step for e in result.curves]
+    assert steps[-1] == result.steps and len(steps) == len(set(steps))
+
+    def stop_on_final(event):
+        if event.reason == "final":
+            raise StopTraining
+
+    stopped = train(tiny(tmp_path / "b", **{"sources": capped, "trainer.max_steps": 400}), on_eval=stop_on_final)
+    assert stopped.exhausted and stopped.stopped
+
+
 @needs_data
 def test_mixture_weights_move_per_source_losses_in_the_expected_direction(tmp_path):
     over = {"trainer.max_steps": 60, "trainer.eval_interval": 60}

@@ -271,7 +271,11 @@ class Trainer:
                 loss = self._train_step()
             except StreamExhausted:
                 st.exhausted = True
-                self._evaluate("final")
+                if not (st.history and st.history[-1].step == st.step):  # not evaluated at this step yet
+                    try:
+                        self._evaluate("final")
+                    except StopTraining:
+                        st.stopped = True
                 break
             if self.runtime.device.type == "cuda":
                 torch.cuda.synchronize()
