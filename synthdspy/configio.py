@@ -8,6 +8,7 @@ the same way: the file, the dotted key, and what was expected.
 from __future__ import annotations
 
 import json
+import re
 import sys
 from pathlib import Path
 from typing import Any, TypeVar
@@ -26,15 +27,20 @@ class ConfigError(Exception):
     """A user error in a configuration file or override; the message names file, key and expectation."""
 
 
-def parse_override(text: str) -> tuple[list[str], Any]:
+_INDEXED = re.compile(r"(.+)\[(\d+)\]")
+
+
+def parse_override(text: str) -> tuple[list[str | int], Any]:
     """Parse one ``key.path=value`` override.
 
     The value is read as a TOML value when it parses as one (``3``, ``0.5``, ``true``,
     ``"text"``, ``[1, 2]``), otherwise it is kept as a bare string, so ``--set
-    lm.generator.model=openai/gpt-4o-mini`` needs no quoting.
+    lm.generator.model=openai/gpt-4o-mini`` needs no quoting. A part written ``name[i]``
+    addresses item ``i`` of an array (``gates[0].threshold=8``).
 
     Returns:
-        (path, value): the dotted key split into its parts, and the parsed value.
+        (path, value): the dotted key split into its parts (array indices as ints), and the
+        parsed value.
 
     Raises:
         ConfigError: when ``text`` has no ``=`` or an empty key.
@@ -47,7 +53,11 @@ def parse_override(text: str) -> tuple[list[str], Any]:
         value = tomllib.loads(f"v = {raw.strip()}")["v"]
     except tomllib.TOMLDecodeError:
         value = raw.strip()
-    return key.split("."), value
+    path: list[str | int] = []
+    for part in key.split("."):
+        indexed = _INDEXED.fullmatch(part)
+        path += [indexed.group(1), int(indexed.group(2))] if indexed else [part]
+    return path, value
 
 
 def apply_overrides(data: dict[str, Any], overrides: list[str]) -> dict[str, Any]:
@@ -59,15 +69,30 @@ def apply_overrides(data: dict[str, Any], overrides: list[str]) -> dict[str, Any
     out = json.loads(json.dumps(data))
     for text in overrides:
         path, value = parse_override(text)
-        node = out
-        for i, part in enumerate(path[:-1]):
-            nxt = node.setdefault(part, {})
-            if not isinstance(nxt, dict):
-                where = ".".join(path[: i + 1])
-                raise ConfigError(f"override {text!r}: {where} is a value, not a table")
-            node = nxt
-        node[path[-1]] = value
+        node: Any = out
+        for i, part in enumerate(path):
+            last = i == len(path) - 1
+            if isinstance(part, int):
+                if not isinstance(node, list) or part >= len(node):
+                    size = f"has {len(node)} items" if isinstance(node, list) else "is not an array"
+                    raise ConfigError(f"override {text!r}: {_where(path[:i])} {size}; no item [{part}]")
+                if last:
+                    node[part] = value
+                else:
+                    node = node[part]
+                continue
+            if not isinstance(node, dict):
+                raise ConfigError(f"override {text!r}: {_where(path[:i])} is a value, not a table")
+            if last:
+                node[part] = value
+            else:
+                node = node.setdefault(part, [] if isinstance(path[i + 1], int) else {})
     return out
+
+
+def _where(path: list[str | int]) -> str:
+    """A parsed key path written back (``gates[0].threshold``)."""
+    return "".join(f"[{p}]" if isinstance(p, int) else ("." if i else "") + p for i, p in enumerate(path))
 
 
 def read_toml(path: str | Path) -> dict[str, Any]:

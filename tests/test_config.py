@@ -35,6 +35,22 @@ def test_override_types_and_nesting():
         parse_override("novalue")
 
 
+def test_overrides_address_array_items():
+    assert parse_override("gates[1].threshold=8") == (["gates", 1, "threshold"], 8)
+    data = {"gates": [{"name": "grounding"}, {"name": "reward", "threshold": 6}], "l": [1, 2]}
+    out = apply_overrides(data, ["gates[1].threshold=8", "l[0]=5"])
+    assert out["gates"][1] == {"name": "reward", "threshold": 8} and out["l"] == [5, 2]
+    assert data["gates"][1]["threshold"] == 6  # the input is not changed
+    with pytest.raises(ConfigError, match=r"gates has 2 items; no item \[2\]"):
+        apply_overrides(data, ["gates[2].threshold=1"])
+    with pytest.raises(ConfigError, match=r"gates\[0\].name is a value"):
+        apply_overrides(data, ["gates[0].name.x=1"])
+    with pytest.raises(ConfigError, match="is not an array"):
+        apply_overrides({"a": {"b": 1}}, ["a[0]=1"])
+    exp = load_experiment(EXPERIMENTS / "quickstart.toml", ["gates[0].threshold=9"])
+    assert exp.gates[0].params["threshold"] == 9
+
+
 def test_set_override_applies(tmp_path):
     exp = load_experiment(EXPERIMENTS / "quickstart.toml", ["compile.batch_size=2", "task.name=qa"])
     assert exp.compile.batch_size == 2 and exp.task.name == "qa"
