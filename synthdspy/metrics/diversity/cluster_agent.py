@@ -34,6 +34,7 @@ import contextlib
 import json
 import math
 import re
+import sys
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
@@ -524,8 +525,9 @@ def _run_parallel(jobs: list[tuple[Any, dict[str, Any]]], num_threads: int) -> l
     """Run (callable, kwargs) jobs on ``dspy.Parallel`` threads (DSPy settings propagate)."""
     if not jobs:
         return []
+    quiet = len(jobs) < 2 or not sys.stderr.isatty()  # piped output: no carriage-return progress lines
     parallel = dspy.Parallel(num_threads=num_threads, max_errors=len(jobs) + 1, timeout=600,
-                             disable_progress_bar=len(jobs) < 2)
+                             disable_progress_bar=quiet)
     return parallel(jobs)
 
 
