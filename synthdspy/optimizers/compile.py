@@ -11,6 +11,7 @@ compiled programs are evaluated the same way on held-out (dev) batches, outside 
 from __future__ import annotations
 
 import contextlib
+import sys
 import time
 from collections.abc import Callable
 from contextlib import AbstractContextManager
@@ -103,7 +104,8 @@ def evaluate(student: BatchGenerator, examples: list[dspy.Example], objective: O
     before = lms.meter.metrics()
     start = time.perf_counter()
     evaluator = dspy.Evaluate(devset=examples, metric=objective, num_threads=lms.concurrency,
-                              display_progress=True, max_errors=len(examples) + 1, provide_traceback=False)
+                              display_progress=sys.stderr.isatty(), max_errors=len(examples) + 1,
+                              provide_traceback=False)
     result = evaluator(student)
     batches: list[BatchScores] = []
     records: list[Record] = []
