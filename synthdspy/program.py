@@ -50,9 +50,13 @@ class GateChain(dspy.Module):
         return record
 
     def restore(self, records: Iterable[Record]) -> None:
-        """Hand ``records`` stored by an earlier run to every gate (see :meth:`Gate.restore`)."""
-        records = list(records)
-        for gate in self.gates:
+        """Hand ``records`` stored by an earlier run to the stateful gates (those overriding
+        :meth:`Gate.restore`); with none, ``records`` is not read at all."""
+        stateful = [g for g in self.gates if type(g).restore is not Gate.restore]
+        if not stateful:
+            return
+        records = list(records) if len(stateful) > 1 else records
+        for gate in stateful:
             gate.restore(records)
 
 

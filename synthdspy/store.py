@@ -86,6 +86,11 @@ def record_to_row(record: Record) -> dict[str, Any]:
     return row
 
 
+def _shard_paths(directory: Path) -> list[Path]:
+    """The ``records-NNNNN.jsonl`` shards in ``directory``, in write order."""
+    return sorted(p for p in directory.iterdir() if SHARD_PATTERN.fullmatch(p.name))
+
+
 def read_records(directory: str | Path) -> Iterator[Record]:
     """The records of the store in ``directory``, in write order, without opening it for writing.
 
@@ -96,7 +101,7 @@ def read_records(directory: str | Path) -> Iterator[Record]:
         StoreError: a malformed line that is not the last line of the last shard, naming the file
             and line.
     """
-    shards = sorted(p for p in Path(directory).iterdir() if SHARD_PATTERN.fullmatch(p.name))
+    shards = _shard_paths(Path(directory))
     for i, path in enumerate(shards):
         lines = path.read_bytes().splitlines()
         for lineno, raw in enumerate(lines, 1):
@@ -141,7 +146,7 @@ class RecordStore:
         return self.directory / f"records-{index:05d}.jsonl"
 
     def _shards(self) -> list[Path]:
-        return sorted(p for p in self.directory.iterdir() if SHARD_PATTERN.fullmatch(p.name))
+        return _shard_paths(self.directory)
 
     @staticmethod
     def _count_lines(path: Path) -> int:

@@ -251,3 +251,18 @@ def test_restore_remembers_only_what_the_gate_kept():
     with_rejected = DedupGate(embedding=False, index_rejected=True)
     with_rejected.restore(records)
     assert not with_rejected(Record(id="z", task="t", output="epsilon zeta eta theta")).passed
+
+
+def test_a_chain_without_stateful_gates_does_not_read_the_stored_records():
+    from synthdspy.gates.judged import RewardGate
+    from synthdspy.program import GateChain
+
+    def unreadable():
+        raise AssertionError("the store was read")
+        yield
+
+    GateChain([RewardGate()]).restore(unreadable())
+    dedup = DedupGate(embedding=False)
+    GateChain([RewardGate(), dedup]).restore(
+        iter([Record(id="a", task="t", output="one two three", verdicts=[Verdict(gate="dedup", passed=True)])]))
+    assert len(dedup.index) == 1

@@ -240,15 +240,18 @@ class Trainer:
         self.opt.zero_grad(set_to_none=True)
         return total
 
+    def _evaluated_now(self) -> bool:
+        """Whether the current step has been evaluated already (e.g. before a resume)."""
+        return bool(self.state.history) and self.state.history[-1].step == self.state.step
+
     def run(self) -> LoopState:
         """Train to the budget (or until stopped / exhausted); returns the loop state with the curves."""
         st, tcfg = self.state, self.cfg.trainer
         warm_skip = min(10, self.total // 10)  # leave compile / warm-up steps out of throughput
         self.model.train()
         while True:
-            done_here = bool(st.history) and st.history[-1].step == st.step
             evaluated = False
-            if not done_here and (st.step in self.eval_steps or st.step in self.transitions):
+            if not self._evaluated_now() and (st.step in self.eval_steps or st.step in self.transitions):
                 evaluated = True
                 reason = (
                     "final"
@@ -271,7 +274,7 @@ class Trainer:
                 loss = self._train_step()
             except StreamExhausted:
                 st.exhausted = True
-                if not (st.history and st.history[-1].step == st.step):  # not evaluated at this step yet
+                if not self._evaluated_now():
                     try:
                         self._evaluate("final")
                     except StopTraining:
