@@ -139,32 +139,30 @@ def _as_text(value: Any) -> str:
 
 
 def _as_list(value: Any) -> list[str]:
-    """Items of a list input as strings (dict items by their values); a string splits at , ; and
-    line breaks."""
+    """Items of a list input as strings, an object item as its name (`_item_name`); a string
+    splits at , ; and line breaks."""
     if isinstance(value, list):
-        items = [" ".join(map(_as_text, v.values())) if isinstance(v, dict) else _as_text(v) for v in value]
+        items = [_item_name(v) if isinstance(v, dict) else _as_text(v) for v in value]
         return [item.strip() for item in items if item.strip()]
     text = _as_text(value)
     return [p.strip() for p in re.split(r"[,;\n]", text) if p.strip()]
 
 
-_NAME_KEYS = ("topic", "name", "title", "label")
+_NAME_KEYS = {"name", "title", "label", "criterion", "metric", "attribute"}
+
+
+def _named(item: Any) -> str:
+    """The name of a dict item (its first name-like string value), "" if none."""
+    if not isinstance(item, dict):
+        return ""
+    return next((v for k, v in item.items() if _name_words(k) & _NAME_KEYS and isinstance(v, str) and v), "")
 
 
 def _item_name(item: dict) -> str:
-    """What an object item of a list input is called: its topic/name/title/label, else its first
-    string value, else all its values."""
-    named = next((item[k] for k in _NAME_KEYS if isinstance(item.get(k), str)), None)
-    named = named or next((v for v in item.values() if isinstance(v, str)), None)
+    """What an object item of a list input is called: its name (`_named`), else its first string
+    value (a topic), else all its values."""
+    named = _named(item) or next((v for v in item.values() if isinstance(v, str)), None)
     return named if named is not None else " ".join(map(_as_text, item.values()))
-
-
-def _as_items(value: Any) -> list[str]:
-    """Items of a list input for writing about: like `_as_list`, but an object item counts as its
-    name (`_item_name`), not as all of its values run together."""
-    if isinstance(value, list):
-        return [x for x in (_item_name(v).strip() if isinstance(v, dict) else _as_text(v).strip() for v in value) if x]
-    return _as_list(value)
 
 
 def _nested_lists(value: Any, words: set[str]) -> list[str]:

@@ -13,7 +13,7 @@ from typing import Any
 
 from synthdspy.simulator.aspects import _CATEGORIES, _SCALES, _Aspect, _aspect_for, _topic_value
 from synthdspy.simulator.features import _frequent_words, content_words, judge_features, split_sentences
-from synthdspy.simulator.fields import _as_list, _as_text, _lower_first, _name_words, _singular
+from synthdspy.simulator.fields import _NAME_KEYS, _as_list, _as_text, _lower_first, _name_words, _named, _singular
 from synthdspy.simulator.profiles import TextProfile, _without_shared_stems, similarity
 from synthdspy.simulator.prompt import FieldSpec, ParsedPrompt, _resolve
 from synthdspy.simulator.values import _count_hint, value_for
@@ -22,7 +22,6 @@ from synthdspy.simulator.writer import _Writer
 CLUSTER_THRESHOLD = 0.3  # average-linkage clustering merges groups at least this similar
 VERIFY_THRESHOLD = 0.25  # a multi-sample cluster less cohesive than this is judged invalid
 _SCALE_WORDS = re.compile(r"metric|scor|scale|rating|\b1\s*(?:-|to)\s*5\b", re.IGNORECASE)
-_NAME_KEYS = {"name", "title", "label", "criterion", "metric", "attribute"}
 _DEFINITION_KEYS = {"definition", "description", "meaning", "explanation", "rule", "desc"}
 _KIND_KEYS = {"kind", "type", "category"}
 
@@ -461,10 +460,3 @@ def _cluster_list(value: Any) -> bool:
         and all(isinstance(c, dict) for c in value)
         and any(_int_list(v) for c in value for v in c.values())
     )
-
-
-def _named(item: Any) -> str:
-    """The name of a dict item (its first name-like string value), "" if none."""
-    if not isinstance(item, dict):
-        return ""
-    return next((v for k, v in item.items() if _name_words(k) & _NAME_KEYS and isinstance(v, str) and v), "")

@@ -22,7 +22,6 @@ from synthdspy.simulator.fields import (
     _SUIT_WORDS,
     _TOPIC_WORDS,
     _VOICE_WORDS,
-    _as_items,
     _as_list,
     _as_text,
     _cap,
@@ -202,7 +201,7 @@ class _Writer:
         for name, value in prompt.values.items():
             words = _name_words(name)
             if isinstance(value, list):
-                writer.lists[name] = _as_items(value)
+                writer.lists[name] = _as_list(value)
                 writer.keywords += [k for k in _nested_lists(value, _KEYWORD_WORDS) if k not in writer.keywords]
             if words & _KEYWORD_WORDS:
                 writer.keywords = _as_list(value)
@@ -214,7 +213,7 @@ class _Writer:
             elif words & _STYLE_WORDS and not isinstance(value, list):
                 writer.style = _as_text(value).split(":", 1)[0].strip()
             elif isinstance(value, list):
-                writer.aspects += [item for item in _as_items(value) if item not in writer.aspects]
+                writer.aspects += [item for item in _as_list(value) if item not in writer.aspects]
             elif words & _REQUIREMENT_WORDS:
                 writer.requirements += _requirement_blocks(_as_text(value))
             elif words & _SOURCE_WORDS:
