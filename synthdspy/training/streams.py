@@ -52,7 +52,8 @@ def pack(docs: Sequence[Document], tok: Tokenizer, min_tokens: int) -> np.ndarra
 
 
 def repeat_to(tokens: np.ndarray, min_tokens: int, eot_id: int) -> np.ndarray:
-    """``tokens`` repeated (``eot_id`` between copies) until at least ``min_tokens`` long."""
+    """``tokens`` (int32 ids, shape ``[n]``) repeated with ``eot_id`` between copies until at least
+    ``min_tokens`` long; returned unchanged when it already is."""
     eot = np.array([eot_id], dtype=np.int32)
     while len(tokens) < min_tokens:
         tokens = np.concatenate([tokens, eot, tokens])
