@@ -42,6 +42,10 @@ def test_compile_writes_program_reports_and_mlflow_run(tmp_path, monkeypatch):
     assert "Simulated LM" in out.paths["report_md"].read_text()
     loaded = SynthesisProgram.load_program(out.program_path)
     assert loaded.program_hash == report["program_hash"]
+    start = SynthesisProgram.from_experiment(exp)
+    unchanged = all(p.signature.instructions == q.signature.instructions and len(p.demos) == len(q.demos)
+                    for (_, p), (_, q) in zip(loaded.named_predictors(), start.named_predictors(), strict=True))
+    assert unchanged == any("no candidate better than the starting prompts" in n for n in report["notes"])
     run = mlflow.get_run(out.run_id)
     for key in ("baseline.score", "compiled.score", "compiled.diversity", "baseline.total.tokens"):
         assert key in run.data.metrics

@@ -268,6 +268,9 @@ def compile_program(exp: Experiment, lms: LMs, train: list[Seed], dev: list[Seed
             compiled_student = student
         finally:
             lms.meter.gate = None
+        if not notes and _prompts(compiled_student) == _prompts(baseline_student):
+            notes.append(f"{exp.compile.optimizer} found no candidate better than the starting prompts on the "
+                         "train batches; the variant keeps them")
         optimize_seconds = time.perf_counter() - start
         optimize_usage = _usage_delta(before, lms.meter.metrics())
         with traced():
@@ -276,3 +279,8 @@ def compile_program(exp: Experiment, lms: LMs, train: list[Seed], dev: list[Seed
     program.refresh_hash()
     return CompileResult(program, baseline, compiled, optimize_usage, optimize_seconds, guard.report(), criteria,
                          notes, evaluated_candidates(compiled_student))
+
+
+def _prompts(student: dspy.Module) -> dict[str, tuple[str, int]]:
+    """Each predictor's (instructions, number of demos): what an optimizer can change."""
+    return {name: (p.signature.instructions, len(p.demos)) for name, p in student.named_predictors()}
