@@ -133,6 +133,15 @@ def _has_trials(db: Path) -> bool:
             return False
 
 
+def _peek(cfg) -> list[optuna.trial.FrozenTrial]:
+    """The tuner's trials, read without taking the write lock a frozen process may hold."""
+    plain = optuna.storages.RDBStorage(storage_url(cfg), engine_kwargs={"connect_args": {"timeout": 1}})
+    try:
+        return optuna.load_study(study_name=cfg.name, storage=plain).trials
+    finally:
+        plain.engine.dispose()
+
+
 def _freeze_when(proc: subprocess.Popen, cfg, predicate, timeout: float) -> None:
     """Leave ``proc`` stopped (SIGSTOP) at a moment when ``predicate(trials)`` holds.
 
@@ -146,7 +155,7 @@ def _freeze_when(proc: subprocess.Popen, cfg, predicate, timeout: float) -> None
             continue
         proc.send_signal(signal.SIGSTOP)
         try:
-            if predicate(load(cfg).trials):
+            if predicate(_peek(cfg)):
                 return
         except Exception:  # noqa: BLE001 - frozen mid-write: the database is locked, look again later
             pass
@@ -213,3 +222,13 @@ def test_joining_adds_no_trials_and_a_larger_budget_extends_the_study(tmp_path):
     after = load(cfg).trials
     assert len(after) == 5 and {t.number: t.values for t in after[:3]} == first
     assert summary.counts["tuned"]["complete"] == 5
+
+
+def test_a_failed_worker_process_is_reported_with_its_log(tmp_path, monkeypatch):
+    broken = tmp_path / "python"
+    broken.write_text("#!/bin/sh\necho 'ImportError: worker could not start' >&2\nexit 2\n")
+    broken.chmod(0o755)
+    cfg = tiny(tmp_path)
+    monkeypatch.setattr(sys, "executable", str(broken))  # the interpreter the workers are started with
+    with pytest.raises(RuntimeError, match=r"(?s)workers \[0, 1\] failed.*ImportError: worker could not start"):
+        tune(cfg, workers=2, poll_s=0.1)

@@ -2,9 +2,16 @@
 
 One experiment keeps three studies in one storage: ``<name>`` (the tuner), ``<name>/random``
 (the random-search baseline) and ``<name>/baselines`` (the fixed mixtures). Storage strings:
-``sqlite:///path.db`` and any other SQLAlchemy URL (Optuna's RDB storage; SQLite gets a long lock
-timeout so that several local workers can share the file), or ``journal:PATH`` (Optuna's journal
-file, safe for several processes on one machine or a shared file system with working locks).
+``sqlite:///path.db`` and any other SQLAlchemy URL (Optuna's RDB storage), or ``journal:PATH``
+(Optuna's journal file, safe for several processes on one machine or a shared file system with
+working locks).
+
+SQLite needs two changes to be shared by several worker processes. Optuna claims a WAITING trial by
+reading its state and then writing RUNNING in one session, relying on ``SELECT ... FOR UPDATE``,
+which SQLite ignores; and Python's ``sqlite3`` opens the transaction only at the write, so two
+processes could both read WAITING and both claim the trial. Every SQLite transaction therefore
+starts with ``BEGIN IMMEDIATE`` (SQLAlchemy's documented pysqlite recipe), which takes the write
+lock before the read; other processes wait for it, up to a long lock timeout.
 """
 
 from __future__ import annotations
@@ -12,6 +19,7 @@ from __future__ import annotations
 import warnings
 
 import optuna
+import sqlalchemy
 from optuna.storages import BaseStorage, JournalStorage, RDBStorage
 from optuna.storages.journal import JournalFileBackend
 from optuna.trial import TrialState
@@ -45,12 +53,22 @@ def open_storage(url: str) -> BaseStorage:
         if not path:
             raise ConfigError("study.storage: 'journal:' needs a file path, e.g. journal:runs/tune/x/journal.log")
         return JournalStorage(JournalFileBackend(path))
-    engine = {"connect_args": {"timeout": SQLITE_TIMEOUT_S}} if url.startswith("sqlite") else {}
+    sqlite = url.startswith("sqlite")
+    # isolation_level=None: the driver leaves transactions to SQLAlchemy (see _begin_immediate)
+    engine = {"connect_args": {"timeout": SQLITE_TIMEOUT_S, "isolation_level": None}} if sqlite else {}
     try:
-        # get_storage adds Optuna's trial cache, as create_study would: claims and reads share it
-        return optuna.storages.get_storage(RDBStorage(url, engine_kwargs=engine))
+        rdb = RDBStorage(url, engine_kwargs=engine)
     except Exception as exc:  # SQLAlchemy raises many types for a bad URL or an unreachable server
         raise ConfigError(f"study.storage: cannot open {url!r}: {exc}") from None
+    if sqlite:
+        sqlalchemy.event.listen(rdb.engine, "begin", _begin_immediate)
+    # get_storage adds Optuna's trial cache, as create_study would: claims and reads share it
+    return optuna.storages.get_storage(rdb)
+
+
+def _begin_immediate(conn: sqlalchemy.Connection) -> None:
+    """Open every SQLite transaction with the write lock held (see the module docstring)."""
+    conn.exec_driver_sql("BEGIN IMMEDIATE")
 
 
 def study_name(config: TuneConfig, kind: str) -> str:

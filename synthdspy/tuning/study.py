@@ -277,7 +277,9 @@ def tune(
             on_progress(snapshot(studies, totals))
     bad = [k for k, c in enumerate(codes) if c != 0]
     if bad:
-        raise RuntimeError(f"workers {bad} failed; see {config.out_dir / 'workers'}/worker-<k>.log")
+        logs = config.out_dir / "workers"
+        tail = (logs / f"worker-{bad[0]}.log").read_text(encoding="utf-8", errors="replace")[-3000:]
+        raise RuntimeError(f"workers {bad} failed; see {logs}/worker-<k>.log. Worker {bad[0]} ended with:\n{tail}")
     if join:
         return None
     summary = summarize(config, studies, elapsed_s=time.perf_counter() - start)
