@@ -133,7 +133,7 @@ def test_infinite_loop_hits_the_wall_clock_limit(code):
     verdict = CodeTestsGate(timeout_s=1.0)(record(code, "assert True"))
     elapsed = time.perf_counter() - start
     assert not verdict.passed and verdict.diagnosis == "TIMEOUT", verdict.reason
-    assert 1.0 <= elapsed < 3.0
+    assert 1.0 <= elapsed < 10.0  # far below the 60 s the code asks for, with room for a loaded machine
 
 
 def test_timeout_keeps_tally_of_tests_that_ran():
