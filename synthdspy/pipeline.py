@@ -122,6 +122,7 @@ def run_compile(exp: Experiment) -> CompileOutputs:
         paths = write_compile_report(out, summary, result)
         tracking.log_metrics({**result.baseline.metrics("baseline"), **result.compiled.metrics("compiled")})
         tracking.log_metrics({f"optimize.{k}": v for k, v in result.optimize_usage.items()})
+        tracking.log_metrics({f"criteria.{k}": v for k, v in result.criteria_usage.items()})
         used = result.budget["used"]
         tracking.log_metrics({"optimize.seconds": result.optimize_seconds,
                               **{f"budget.used.{k}": v for k, v in used.items()}})

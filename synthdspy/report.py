@@ -34,6 +34,7 @@ def compile_summary(exp_name: str, variant: str, config_hash: str, optimizer: st
         "baseline": _evaluation(result.baseline),
         "compiled": _evaluation(result.compiled),
         "optimization": {**result.optimize_usage, "seconds": result.optimize_seconds},
+        "criteria": result.criteria_usage,
         "budget": result.budget,
         "notes": result.notes,
         "predictors": {
@@ -57,10 +58,17 @@ def summary_table(summary: dict[str, Any]) -> Table:
         fmt = "{:.0f}" if key in ("n_records", "total.tokens") else "{:.4f}"
         label = {"total.tokens": "billed tokens", "total.cost_usd": "cost (USD)"}.get(key, key)
         table.add_row(label, fmt.format(b), fmt.format(c))
-    opt = summary["optimization"]
-    tokens, cost = opt.get("total.tokens", 0), opt.get("total.cost_usd", 0)
-    table.caption = f"optimization: {tokens:.0f} billed tokens, ${cost:.4f} (cache hits are free and not counted)"
+    table.caption = f"{_setup_costs(summary)} (cache hits are free and not counted)"
     return table
+
+
+def _setup_costs(summary: dict[str, Any]) -> str:
+    """``optimization: N billed tokens, $C`` and, when criteria were generated, their cost too."""
+    opt, crit = summary["optimization"], summary.get("criteria", {})
+    text = f"optimization: {opt.get('total.tokens', 0):.0f} billed tokens, ${opt.get('total.cost_usd', 0):.4f}"
+    if crit.get("total.tokens"):
+        text += f"; cluster-agent criteria: {crit['total.tokens']:.0f} tokens, ${crit.get('total.cost_usd', 0):.4f}"
+    return text
 
 
 def markdown(summary: dict[str, Any], samples: list[dict[str, Any]]) -> str:
@@ -77,7 +85,8 @@ def markdown(summary: dict[str, Any], samples: list[dict[str, Any]]) -> str:
         lines.append(f"| {key} | {summary['baseline'].get(key, 0):.4g} | {summary['compiled'].get(key, 0):.4g} |")
     budget = summary["budget"]
     lines += ["", f"Budget: limits {budget['limits']}, used {budget['used']}"
-              + (f", stopped: {budget['stopped_by_budget']}" if budget["stopped_by_budget"] else ""),
+              + (f", stopped: {budget['stopped_by_budget']}" if budget["stopped_by_budget"] else ""), "",
+              f"Cost outside the held-out evaluations: {_setup_costs(summary)}.",
               "", *(f"**Note:** {n}" for n in summary.get("notes", [])), "", "## Compiled predictors", ""]
     for name, p in summary["predictors"].items():
         lines += [f"### `{name}` ({p['demos']} demos)", "", "```", p["instructions"], "```", ""]

@@ -45,7 +45,7 @@ def test_compile_writes_program_reports_and_mlflow_run(tmp_path, monkeypatch):
     start = SynthesisProgram.from_experiment(exp)
     unchanged = all(p.signature.instructions == q.signature.instructions and len(p.demos) == len(q.demos)
                     for (_, p), (_, q) in zip(loaded.named_predictors(), start.named_predictors(), strict=True))
-    assert unchanged == any("no candidate better than the starting prompts" in n for n in report["notes"])
+    assert unchanged == any("candidate better than the starting prompts" in n for n in report["notes"])
     run = mlflow.get_run(out.run_id)
     for key in ("baseline.score", "compiled.score", "compiled.diversity", "baseline.total.tokens"):
         assert key in run.data.metrics
@@ -260,5 +260,16 @@ def test_cluster_agent_objective_compiles_a_more_diverse_variant(tmp_path):
     base, comp = out.summary["baseline"], out.summary["compiled"]
     assert comp["diversity.cluster_agent"] > base["diversity.cluster_agent"]
     assert (out.program_path.parent / "criteria.json").exists()
+    assert out.summary["criteria"]["judge.calls"] > 0 and out.summary["criteria"]["total.tokens"] > 0
+    assert "cluster-agent criteria:" in out.paths["report_md"].read_text()
     rows = load_variants(out.tracking_uri)
     assert {r.optimizer for r in rows} == {"none", "gepa"}
+
+
+def test_a_compile_cut_short_by_its_budget_says_so(tmp_path):
+    from synthdspy.pipeline import run_compile
+
+    out = run_compile(quick(tmp_path, "compile.optimizer=simba", "compile.budget.metric_calls=2"))
+    assert out.summary["budget"]["stopped_by_budget"] == "metric_calls budget of 2 reached"
+    assert any("budget" in n for n in out.summary["notes"]), out.summary["notes"]
+    assert not any("found no candidate" in n for n in out.summary["notes"])

@@ -5,7 +5,9 @@ batch's records and :class:`~synthdspy.metrics.objective.Objective` scores them 
 set-level diversity (one cluster-agent round over the batch's records) reaches per-example
 optimizers. Gates are frozen (they belong to the metric). Cluster-agent criteria are generated
 once from baseline records of the train seeds and frozen for the whole compile. Baseline and
-compiled programs are evaluated the same way on held-out (dev) batches, outside the budget.
+compiled programs are evaluated the same way on held-out (dev) batches. The budget bounds the
+optimizer; the criteria and the two held-out evaluations are set-up costs outside it, reported
+separately.
 """
 
 from __future__ import annotations
@@ -214,7 +216,11 @@ def evaluated_candidates(compiled: dspy.Module, limit: int = 30) -> list[tuple[f
 
 @dataclass
 class CompileResult:
-    """What a compile produced: the compiled program, both held-out evaluations, and the budget."""
+    """What a compile produced: the compiled program, both held-out evaluations, and the budget.
+
+    ``criteria_usage`` is what generating the cluster-agent criteria cost (empty usage when they were
+    loaded or not needed); like the held-out evaluations it is a set-up cost outside the budget.
+    """
 
     program: SynthesisProgram
     baseline: Evaluation
@@ -223,6 +229,7 @@ class CompileResult:
     optimize_seconds: float
     budget: dict[str, Any]
     criteria: Any = None
+    criteria_usage: dict[str, float] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
     candidates: list[tuple[float, dspy.Module]] = field(default_factory=list)
 
@@ -241,8 +248,10 @@ def compile_program(exp: Experiment, lms: LMs, train: list[Seed], dev: list[Seed
     with roles_context(lms):
         baseline_student = BatchGenerator(program.task)
         criteria = None
+        before = lms.meter.metrics()
         if exp.objective.diversity > 0 and exp.objective.diversity_metrics.get("cluster_agent", 0) > 0:
             criteria = freeze_criteria(exp, lms, baseline_student, train_ex, out_dir)
+        criteria_usage = _usage_delta(before, lms.meter.metrics())
         scorers = build_scorers(exp, lms, criteria)
         held_out = Objective(exp.objective, program.gates, scorers)
         with traced():
@@ -269,7 +278,9 @@ def compile_program(exp: Experiment, lms: LMs, train: list[Seed], dev: list[Seed
         finally:
             lms.meter.gate = None
         if not notes and _prompts(compiled_student) == _prompts(baseline_student):
-            notes.append(f"{exp.compile.optimizer} found no candidate better than the starting prompts on the "
+            what = (f"was stopped by the budget ({guard.exhausted}) before it found a" if guard.exhausted
+                    else "found no")
+            notes.append(f"{exp.compile.optimizer} {what} candidate better than the starting prompts on the "
                          "train batches; the variant keeps them")
         optimize_seconds = time.perf_counter() - start
         optimize_usage = _usage_delta(before, lms.meter.metrics())
@@ -278,7 +289,7 @@ def compile_program(exp: Experiment, lms: LMs, train: list[Seed], dev: list[Seed
     program.task = compiled_student.task
     program.refresh_hash()
     return CompileResult(program, baseline, compiled, optimize_usage, optimize_seconds, guard.report(), criteria,
-                         notes, evaluated_candidates(compiled_student))
+                         criteria_usage, notes, evaluated_candidates(compiled_student))
 
 
 def _prompts(student: dspy.Module) -> dict[str, tuple[str, int]]:
