@@ -238,14 +238,16 @@ def compare_cmd(
     front = {r.run_id + r.variant for r in pareto_front(rows)}
     sim = " (SIMULATED LM: not real results)" if any(r.simulated for r in rows) else ""
     table = Table(title=f"variants{sim}")
-    columns = ("variant", "optimizer", "score", "quality", "diversity", "pass rate", "opt. tokens", "opt. $", "Pareto")
+    columns = ("variant", "optimizer", "score", "quality", "diversity", "diversity metric", "pass rate",
+               "opt. tokens", "opt. $", "Pareto")
     for col in columns:
         table.add_column(col)
     for r in rows:
         interval = f" [{r.diversity_low:.3f}, {r.diversity_high:.3f}]" if r.diversity_low is not None else ""
         table.add_row(r.variant, r.optimizer, f"{r.score:.3f}", f"{r.quality:.3f}", f"{r.diversity:.3f}{interval}",
-                      f"{r.pass_rate:.2f}", f"{r.optimize_tokens:.0f}", f"{r.optimize_cost_usd:.4f}",
-                      "*" if r.run_id + r.variant in front else "")
+                      r.diversity_metric, f"{r.pass_rate:.2f}", f"{r.optimize_tokens:.0f}",
+                      f"{r.optimize_cost_usd:.4f}", "*" if r.run_id + r.variant in front else "")
+    table.caption = "Pareto: not dominated in (quality, diversity) by a row with the same diversity metric."
     Console(width=160).print(table)
     png = pareto_plot(rows, Path(output_dir) / "pareto.png")
     console.print(f"Pareto plot: {png}")

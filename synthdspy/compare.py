@@ -1,4 +1,9 @@
-"""Compare compiled variants recorded in MLflow: a table and a quality-vs-diversity Pareto plot."""
+"""Compare compiled variants recorded in MLflow: a table and a quality-vs-diversity Pareto plot.
+
+Diversity values are comparable only between runs that measured diversity the same way (the
+``diversity_metric`` of each row, see :func:`synthdspy.metrics.objective.diversity_label`), so
+Pareto fronts are computed, and drawn, per diversity metric.
+"""
 
 from __future__ import annotations
 
@@ -23,6 +28,7 @@ class VariantRow:
     optimize_cost_usd: float
     simulated: bool
     run_id: str
+    diversity_metric: str = "?"
 
     def as_dict(self) -> dict:
         """The row as a plain dict."""
@@ -30,9 +36,12 @@ class VariantRow:
 
 
 def load_variants(tracking_uri: str, experiment: str | None = None) -> list[VariantRow]:
-    """Every compile run in the store (optionally of one MLflow experiment), plus one baseline row per
-    baseline configuration (tag ``baseline_hash``: everything but the optimizer settings), taken from
-    the latest run of that configuration.
+    """One row per variant in the store (optionally of one MLflow experiment), plus one baseline row
+    per baseline configuration (tag ``baseline_hash``: everything but the optimizer settings), taken
+    from the latest run of that configuration.
+
+    A variant compiled again (same name, so same configuration) keeps the row of its first finished
+    run: that run paid for the optimization, a re-run replays the cache for nothing.
 
     Raises:
         ValueError: ``experiment`` does not exist in the store.
@@ -48,7 +57,7 @@ def load_variants(tracking_uri: str, experiment: str | None = None) -> list[Vari
     else:
         ids = [e.experiment_id for e in client.search_experiments()]
     runs = client.search_runs(ids, filter_string="tags.kind = 'compile'", order_by=["attributes.start_time DESC"])
-    rows: list[VariantRow] = []
+    variants: dict[str, VariantRow] = {}
     baselines: dict[str, VariantRow] = {}
     for run in runs:
         m, t = run.data.metrics, run.data.tags
@@ -65,26 +74,30 @@ def load_variants(tracking_uri: str, experiment: str | None = None) -> list[Vari
                 optimize_tokens=m.get("optimize.total.tokens", 0.0) if prefix == "compiled" else 0.0,
                 optimize_cost_usd=m.get("optimize.total.cost_usd", 0.0) if prefix == "compiled" else 0.0,
                 simulated=t.get("simulated") == "True", run_id=run.info.run_id,
+                diversity_metric=t.get("diversity_metric", "?"),
             )
 
-        rows.append(row("compiled", t.get("variant", run.info.run_name), t.get("optimizer", "?")))
+        name = t.get("variant", run.info.run_name)
+        variants[name] = row("compiled", name, t.get("optimizer", "?"))  # newest first: the oldest run stays
         key = t.get("baseline_hash", run.info.run_id)
         baselines.setdefault(key, row("baseline", f"baseline ({exp_name} {key[:6]})", "none"))
-    return list(baselines.values()) + rows
+    return list(baselines.values()) + list(variants.values())[::-1]
 
 
 def pareto_front(rows: list[VariantRow]) -> list[VariantRow]:
-    """Rows not dominated in (quality, diversity): no other row is at least as good in both and better in one."""
+    """Rows not dominated in (quality, diversity) by a row of the same diversity metric: no such row
+    is at least as good in both and better in one. Sorted by diversity metric, then quality."""
     front = []
     for r in rows:
         dominated = any(
-            o.quality >= r.quality and o.diversity >= r.diversity
+            o.diversity_metric == r.diversity_metric
+            and o.quality >= r.quality and o.diversity >= r.diversity
             and (o.quality > r.quality or o.diversity > r.diversity)
             for o in rows
         )
         if not dominated:
             front.append(r)
-    return sorted(front, key=lambda r: r.quality)
+    return sorted(front, key=lambda r: (r.diversity_metric, r.quality))
 
 
 def pareto_plot(rows: list[VariantRow], path: str | Path) -> Path:
@@ -97,22 +110,27 @@ def pareto_plot(rows: list[VariantRow], path: str | Path) -> Path:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fig, ax = plt.subplots(figsize=(7, 5))
+    metrics = sorted({r.diversity_metric for r in rows})
+    colors = {m: f"C{i % 10}" for i, m in enumerate(metrics)}
     for r in rows:
         marker = "s" if r.optimizer == "none" else "o"
         yerr = None
         if r.diversity_low is not None and r.diversity_high is not None:
             yerr = [[max(0.0, r.diversity - r.diversity_low)], [max(0.0, r.diversity_high - r.diversity)]]
-        ax.errorbar(r.quality, r.diversity, yerr=yerr, fmt=marker, capsize=3)
+        ax.errorbar(r.quality, r.diversity, yerr=yerr, fmt=marker, capsize=3, color=colors[r.diversity_metric])
         ax.annotate(r.variant, (r.quality, r.diversity), textcoords="offset points", xytext=(5, 4), fontsize=7)
     front = pareto_front(rows)
-    ax.plot([r.quality for r in front], [r.diversity for r in front], "--", color="tab:red", label="Pareto front")
+    for m in metrics:
+        part = [r for r in front if r.diversity_metric == m]
+        ax.plot([r.quality for r in part], [r.diversity for r in part], "--", color=colors[m],
+                label=f"Pareto front, diversity = {m}")
     ax.set_xlabel("quality (judge score, held-out batches)")
-    ax.set_ylabel("diversity (held-out batches)")
+    ax.set_ylabel("diversity (held-out batches; squares: baselines)")
     title = "Variants: quality vs diversity"
     if any(r.simulated for r in rows):
         title += " (SIMULATED LM)"
     ax.set_title(title)
-    ax.legend()
+    ax.legend(fontsize=7)
     fig.tight_layout()
     fig.savefig(path, dpi=120)
     plt.close(fig)

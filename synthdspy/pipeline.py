@@ -98,6 +98,7 @@ def run_compile(exp: Experiment) -> CompileOutputs:
     """
     import mlflow
 
+    from synthdspy.metrics.objective import diversity_label
     from synthdspy.optimizers.compile import compile_program
     from synthdspy.report import compile_summary, write_compile_report
     from synthdspy.seeds.source import train_dev_seeds
@@ -111,7 +112,8 @@ def run_compile(exp: Experiment) -> CompileOutputs:
     chash = config_hash(exp)
     baseline_hash = content_hash(exp.model_dump(mode="json", exclude={"output", "tracking", "compile"}), length=10)
     tags = {"kind": "compile", "variant": variant, "optimizer": exp.compile.optimizer, "config_hash": chash,
-            "baseline_hash": baseline_hash, "simulated": str(lms.simulated)}
+            "baseline_hash": baseline_hash, "simulated": str(lms.simulated),
+            "diversity_metric": diversity_label(exp.objective)}
     with tracking.run(variant, params=run_params(exp, lms), tags=tags) as active:
         result = compile_program(exp, lms, train, dev, out_dir=out,
                                  traced=lambda: autolog_traces(exp.tracking.autolog))

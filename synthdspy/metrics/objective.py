@@ -139,6 +139,19 @@ class Objective:
         return scores.score >= self.bootstrap_threshold if trace is not None else scores.score
 
 
+def diversity_label(cfg: ObjectiveConfig) -> str:
+    """What ``diversity`` measures under ``cfg``, e.g. ``"cluster_agent on response"`` or
+    ``"1 lexical + 0.5 cluster_agent on text"``; ``"none"`` when diversity has no weight.
+
+    Diversity values are comparable only between runs with the same label.
+    """
+    weights = {n: w for n, w in cfg.diversity_metrics.items() if w > 0}
+    if cfg.diversity <= 0 or not weights:
+        return "none"
+    mix = next(iter(weights)) if len(weights) == 1 else " + ".join(f"{w:g} {n}" for n, w in weights.items())
+    return f"{mix} on {cfg.diversity_field}"
+
+
 def _feedback(records: Sequence[Record], judged: Sequence[tuple[float, str]], diversity_notes: str) -> str:
     """Text feedback: low judge scores with rationales, gate rejections with reasons, diversity notes."""
     lines = []
