@@ -176,11 +176,18 @@ def diversity(
     metrics: str = typer.Option(DIVERSITY_METRICS, "--metrics", help="Comma-separated metric names; also "
                                 "perplexity,perplexity_gap (need --ppl-model). llm_cluster is added by --lm."),
     output: str = typer.Option("diversity_report", "--output", "-o", help="Output directory."),
-    ppl_model: list[str] = typer.Option(None, "--ppl-model", help="Causal-LM dir (small, then large)."),
+    ppl_model: list[str] = typer.Option(None, "--ppl-model", help="A transformers causal-LM dir or a "
+                                        "`synthdspy train` output dir (small model first, then large)."),
     lm: str = typer.Option(None, "--lm", help="Cluster-agent judge LM (LiteLLM string or sim/...)."),
+    api_base: str = typer.Option(None, "--api-base", help="Server of --lm (vLLM, Ollama, a proxy)."),
+    api_key_env: str = typer.Option(None, "--api-key-env", help="Environment variable holding --lm's API key."),
     cluster_rounds: int = typer.Option(5000, "--cluster-rounds", "-N", help="N (paper 5000)."),
     k_samples: int = typer.Option(10, "--k-samples", "-K", help="K (paper 10)."),
     criteria_rounds: int = typer.Option(100, "--criteria-rounds", "-M", help="M (paper 100)."),
+    criteria_samples: int = typer.Option(5, "--criteria-samples", "-J", help="J, samples per criteria round "
+                                         "(paper 5)."),
+    n_criteria: int = typer.Option(5, "--n-criteria", help="k, metadata and metrics kept each."),
+    threads: int = typer.Option(8, "--threads", help="Concurrent cluster-agent LM calls."),
     adaptive_tol: float = typer.Option(None, "--adaptive-tol", help="Stop at this CI half-width."),
     criteria: str = typer.Option(None, "--criteria", help="Frozen criteria JSON to reuse."),
     max_pairwise_texts: int = typer.Option(300, "--max-pairwise-texts", help="Homogenization cap."),
@@ -195,9 +202,10 @@ def diversity(
         from synthdspy.lm import lm_from_model_string
         from synthdspy.metrics.diversity.cluster_agent import ClusterAgentConfig
 
-        judge = lm_from_model_string(lm, role="judge")
+        judge = lm_from_model_string(lm, role="judge", api_base=api_base, api_key_env=api_key_env)
         cluster_config = ClusterAgentConfig(
             cluster_rounds=cluster_rounds, k_samples=k_samples, criteria_rounds=criteria_rounds,
+            criteria_samples=criteria_samples, n_criteria=n_criteria, num_threads=threads,
             adaptive_tol=adaptive_tol, seed=seed,
         )
     report = run_diversity(
@@ -205,7 +213,14 @@ def diversity(
         output_dir=output, ppl_models=ppl_model or [], lm=judge, cluster_config=cluster_config,
         criteria_path=criteria, max_pairwise_texts=max_pairwise_texts, seed=seed, tracking_uri=tracking_uri,
     )
+    if report.simulated:
+        console.print("[bold yellow]llm_cluster: SIMULATED LM, not a real model's judgement[/]")
     typer.echo(markdown_table(report))
+    if report.criteria_usage is not None:
+        u = report.llm_usage()
+        cost = "unknown" if u["cost_usd"] is None else f"${u['cost_usd']:.4f}"
+        console.print(f"cluster-agent LM: {u['prompt_tokens'] + u['completion_tokens']} billed tokens, {cost} "
+                      "(cache hits are free)")
     console.print(f"wrote {report.output_dir}/diversity.json and {len(report.figures)} charts; "
                   f"MLflow: {report.tracking_uri}")
 

@@ -140,3 +140,30 @@ def test_cli_prints_table_and_reports_bad_field(tmp_path: Path) -> None:
     assert "| a | 2 | 3.5 |" in result.stdout
     bad = CliRunner().invoke(app, ["diversity", str(data), "--text-field", "nope", "-o", str(tmp_path / "o")])
     assert bad.exit_code == 2 and "no field 'nope'" in bad.output
+
+
+@pytest.mark.skipif(not _typer_parses_options(), reason="installed typer/click cannot parse option values")
+def test_cli_with_the_simulator_says_so_and_reports_what_the_criteria_cost(tmp_path: Path) -> None:
+    import mlflow
+    from typer.testing import CliRunner
+
+    from synthdspy.cli import app
+
+    texts = [f"Lesson {i}: how {w} works, with an example about {w}." for i, w in
+             enumerate(["tides", "yeast", "rust", "orbits", "vaccines", "bridges", "glaciers", "printing"] * 2)]
+    data = write_jsonl(tmp_path / "lessons.jsonl", texts)
+    out = tmp_path / "out"
+    args = ["diversity", str(data), "-f", "response", "--metrics", "context_length", "--lm", "sim/default",
+            "-N", "4", "-K", "5", "-M", "2", "-J", "3", "--n-criteria", "2", "--threads", "2", "-o", str(out)]
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code == 0, result.output
+    assert "SIMULATED LM" in result.output and "billed tokens" in result.output
+    report = json.loads((out / "diversity.json").read_text())
+    assert report["simulated"] is True
+    assert report["criteria_usage"]["prompt_tokens"] > 0
+    summary = report["inputs"][0]["cluster_agent"]
+    assert (summary["config"]["criteria_samples"], summary["config"]["n_criteria"]) == (3, 2)
+    assert "Simulated LM" in (out / "diversity.md").read_text()
+    run = mlflow.MlflowClient(report["tracking_uri"]).search_runs(
+        [mlflow.MlflowClient(report["tracking_uri"]).get_experiment_by_name("diversity").experiment_id])[0]
+    assert run.data.tags["simulated"] == "True" and run.data.metrics["criteria.prompt_tokens"] > 0

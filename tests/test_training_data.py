@@ -15,6 +15,8 @@ from synthdspy.training.tokenizer import (
     ByteTokenizer,
     TokenizerSpec,
     build_tokenizer,
+    load_tokenizer,
+    save_tokenizer,
 )
 
 
@@ -45,6 +47,22 @@ def test_bpe_is_trained_locally_and_cached(tmp_path):
     again = BpeTokenizer.train(texts, 300, tmp_path)
     assert again.encode("the log").tolist() == tok.encode("the log").tolist()
     assert len(list(tmp_path.glob("bpe-*.json"))) == 1
+
+
+@pytest.mark.parametrize("kind", ["byte", "char", "bpe"])
+def test_saved_tokenizer_loads_back_with_the_same_ids(tmp_path, kind):
+    texts = ["the cat sat on the mat", "the dog sat on the log", "a cat and a dog"] * 50
+    tok = build_tokenizer(TokenizerSpec(kind=kind, vocab_size=300, cache_dir=str(tmp_path)), texts)
+    again = load_tokenizer(save_tokenizer(tok, tmp_path / "tokenizer.json"))
+    assert (again.name, again.vocab_size, again.eot_id) == (tok.name, tok.vocab_size, tok.eot_id)
+    assert again.encode("the dog sat, zebra").tolist() == tok.encode("the dog sat, zebra").tolist()
+
+
+def test_a_file_that_is_not_a_saved_tokenizer_is_named(tmp_path):
+    bad = tmp_path / "tokenizer.json"
+    bad.write_text('{"chars": []}')
+    with pytest.raises(ValueError, match=r"tokenizer\.json: not a saved tokenizer"):
+        load_tokenizer(bad)
 
 
 def test_text_splitting_modes():

@@ -224,3 +224,25 @@ def test_shakespeare_char_reaches_nanogpt_validation_loss(tmp_path):
     )
     result = train(cfg)
     assert abs(result.losses["val/shakespeare"].nats_per_token - 1.88) < 0.05
+
+
+@needs_data
+def test_a_trained_proxy_model_scores_perplexity_as_its_validation_loss(tmp_path):
+    from synthdspy.metrics.diversity.perplexity import perplexity
+    from synthdspy.training import load_model
+
+    cfg = tiny(tmp_path, **{"trainer.max_steps": 10})
+    train(cfg)
+    model, tok = load_model(cfg.out_dir)
+    texts = ["To be, or not to be, that is the question.", "Natalia sold clips to 48 of her friends in April."]
+    nll, n = 0.0, 0
+    for text in texts:
+        ids = torch.as_tensor(tok.encode(text)[:64], dtype=torch.long).unsqueeze(0)
+        with torch.no_grad():
+            _, loss = model(ids[:, :-1], ids[:, 1:])
+        nll, n = nll + float(loss) * (ids.shape[1] - 1), n + ids.shape[1] - 1
+    value = perplexity(texts, str(cfg.out_dir))
+    assert value == pytest.approx(math.exp(nll / n), rel=1e-5)
+    assert value < 257  # trained: better than uniform over the byte vocabulary
+    with pytest.raises(FileNotFoundError, match="checkpoint.pt"):
+        load_model(tmp_path)

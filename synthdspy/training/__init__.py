@@ -1,7 +1,7 @@
 """Proxy-model training: tokenizers, a small GPT, mixture/curriculum streams and the trainer.
 
 Public API (imported lazily, so ``import synthdspy.training.config`` does not load torch):
-:func:`train` -> :class:`TrainResult`, :func:`load_train_config`, :class:`TrainConfig`,
+:func:`train` -> :class:`TrainResult`, :func:`load_model`, :func:`load_train_config`, :class:`TrainConfig`,
 :class:`EvalEvent`, :class:`SplitLoss`, :class:`StopTraining`.
 """
 
@@ -13,6 +13,7 @@ from typing import Any
 _EXPORTS = {
     "train": "synthdspy.training.api",
     "TrainResult": "synthdspy.training.api",
+    "load_model": "synthdspy.training.api",
     "load_train_config": "synthdspy.training.config",
     "TrainConfig": "synthdspy.training.config",
     "EvalEvent": "synthdspy.training.trainer",

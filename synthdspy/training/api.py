@@ -11,6 +11,9 @@ Example::
 ``on_eval`` sees every intermediate evaluation; raising :class:`StopTraining` stops cleanly (a
 checkpoint is written; ``train(cfg, resume=True)`` continues), any other exception (for example
 ``optuna.TrialPruned``) aborts the run and propagates.
+
+The output directory keeps ``checkpoint.pt`` and ``tokenizer.json``; :func:`load_model` reads the
+trained proxy model back from them (the diversity perplexity metrics use it).
 """
 
 from __future__ import annotations
@@ -20,6 +23,7 @@ import json
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
+from pathlib import Path
 
 import torch
 
@@ -27,7 +31,8 @@ from synthdspy import tracking
 from synthdspy.training.config import TrainConfig
 from synthdspy.training.data import prepare
 from synthdspy.training.device import mfu, resolve_runtime
-from synthdspy.training.model import GPT
+from synthdspy.training.model import GPT, GPTConfig
+from synthdspy.training.tokenizer import Tokenizer, load_tokenizer, save_tokenizer
 from synthdspy.training.trainer import EvalEvent, SplitLoss, Trainer
 
 
@@ -101,6 +106,7 @@ def train(
     model = GPT(model_cfg)
     out = config.out_dir
     out.mkdir(parents=True, exist_ok=True)
+    save_tokenizer(data.tokenizer, out / "tokenizer.json")  # with checkpoint.pt: a model others can load
     uri = None
     ctx: contextlib.AbstractContextManager = contextlib.nullcontext()
     log = _no_log
@@ -151,6 +157,23 @@ def train(
             tracking.log_metrics({"tokens_per_s": tps, "elapsed_s": result.elapsed_s}, step=state.step)
     (out / "result.json").write_text(json.dumps(asdict(result), indent=2), encoding="utf-8")
     return result
+
+
+def load_model(output_dir: str | Path, device: str = "cpu") -> tuple[GPT, Tokenizer]:
+    """The proxy model a training run left in ``output_dir`` (in eval mode) and its tokenizer.
+
+    Raises:
+        FileNotFoundError: ``output_dir`` lacks ``checkpoint.pt`` or ``tokenizer.json`` (runs
+            before tokenizers were saved need a re-run).
+    """
+    out = Path(output_dir)
+    for name in ("checkpoint.pt", "tokenizer.json"):
+        if not (out / name).is_file():
+            raise FileNotFoundError(f"{out}: no {name} (not the output directory of `synthdspy train`?)")
+    state = torch.load(out / "checkpoint.pt", map_location=device, weights_only=False)
+    model = GPT(GPTConfig(**state["model_config"]))
+    model.load_state_dict(state["model"])
+    return model.to(device).eval(), load_tokenizer(out / "tokenizer.json")
 
 
 def _no_log(metrics, step=None) -> None:

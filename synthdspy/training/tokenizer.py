@@ -7,11 +7,15 @@ Every tokenizer reserves one end-of-document id (``eot_id``) that separates pack
   shakespeare_char tokenizer, so losses compare with its reported figures.
 - ``bpe``: byte-level BPE trained with the ``tokenizers`` library on the training text, cached as
   ``bpe-<hash>.json`` (the hash covers the text and the vocabulary size).
+
+A training run saves its tokenizer beside the checkpoint (:func:`save_tokenizer`), so the proxy
+model can be read again without the training text (:func:`load_tokenizer`).
 """
 
 from __future__ import annotations
 
 import hashlib
+import json
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Literal
@@ -150,3 +154,39 @@ def build_tokenizer(spec: TokenizerSpec, train_texts: Sequence[str]) -> Tokenize
     if spec.kind == "char":
         return CharTokenizer.train(train_texts)
     return BpeTokenizer.train(train_texts, spec.vocab_size, spec.cache_dir)
+
+
+def save_tokenizer(tokenizer: Tokenizer, path: str | Path) -> Path:
+    """Write ``tokenizer`` as JSON: its kind, and the characters (``char``) or the ``tokenizers``
+    model (``bpe``) it learnt. Returns ``path``."""
+    state: dict = {"kind": tokenizer.name}
+    if isinstance(tokenizer, CharTokenizer):
+        state["chars"] = tokenizer.chars
+    elif isinstance(tokenizer, BpeTokenizer):
+        state["tokenizer"] = json.loads(tokenizer.tok.to_str())
+    path = Path(path)
+    path.write_text(json.dumps(state), encoding="utf-8")
+    return path
+
+
+def load_tokenizer(path: str | Path) -> Tokenizer:
+    """The tokenizer :func:`save_tokenizer` wrote to ``path``.
+
+    Raises:
+        FileNotFoundError: no file at ``path``.
+        ValueError: the file is not a saved tokenizer.
+    """
+    from tokenizers import Tokenizer as HfTokenizer
+
+    try:
+        state = json.loads(Path(path).read_text(encoding="utf-8"))
+        kind = state["kind"]
+        if kind == "byte":
+            return ByteTokenizer()
+        if kind == "char":
+            return CharTokenizer(state["chars"])
+        if kind == "bpe":
+            return BpeTokenizer(HfTokenizer.from_str(json.dumps(state["tokenizer"])))
+    except (json.JSONDecodeError, KeyError, TypeError) as exc:
+        raise ValueError(f"{path}: not a saved tokenizer ({type(exc).__name__}: {exc})") from None
+    raise ValueError(f"{path}: unknown tokenizer kind {kind!r}")

@@ -205,14 +205,32 @@ class InputReport(BaseModel):
 
 
 class DiversityReport(BaseModel):
-    """Everything ``synthdspy diversity`` measured; saved as ``diversity.json``."""
+    """Everything ``synthdspy diversity`` measured; saved as ``diversity.json``.
+
+    ``simulated``: the cluster-agent's LM was the offline simulator (its scores exercise the
+    pipeline, they are not a real model's judgement). ``criteria_usage``: billed tokens and cost of
+    generating the shared cluster-agent criteria (zero when loaded or replayed from the cache);
+    each input's clustering usage is in its ``cluster_agent["usage"]``.
+    """
 
     inputs: list[InputReport]
     metrics: list[str]
     text_field: str
     output_dir: str
+    simulated: bool = False
+    criteria_usage: dict[str, Any] | None = None
     tracking_uri: str | None = None
     figures: list[str] = []
+
+    def llm_usage(self) -> dict[str, Any]:
+        """Total billed cluster-agent usage: criteria plus every input's rounds (cost None if unknown)."""
+        from synthdspy.metrics.diversity.cluster_agent import LMUsage
+
+        total = LMUsage(**(self.criteria_usage or {}))
+        for item in self.inputs:
+            if item.cluster_agent and item.cluster_agent.get("usage"):
+                total = total.add(LMUsage(**item.cluster_agent["usage"]))
+        return total.model_dump()
 
 
 def markdown_table(report: DiversityReport) -> str:
@@ -228,6 +246,22 @@ def markdown_table(report: DiversityReport) -> str:
             cells.append("" if value is None else _format(m, value, item))
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines)
+
+
+def markdown(report: DiversityReport) -> str:
+    """``diversity.md``: a simulator warning when the cluster-agent was simulated, the table, and
+    the cluster-agent's billed usage."""
+    lines = []
+    if report.simulated:
+        lines += ["> **Simulated LM.** The llm_cluster scores come from the offline simulator: they exercise",
+                  "> the pipeline and are not a real model's judgement.", ""]
+    lines.append(markdown_table(report))
+    if report.criteria_usage is not None:
+        u = report.llm_usage()
+        cost = "unknown" if u["cost_usd"] is None else f"${u['cost_usd']:.4f}"
+        lines += ["", f"Cluster-agent LM usage (billed, cache hits free): {u['prompt_tokens']} prompt + "
+                  f"{u['completion_tokens']} completion tokens, {cost}."]
+    return "\n".join(lines) + "\n"
 
 
 def _format(metric: str, value: float, item: InputReport) -> str:
@@ -332,11 +366,13 @@ def run_diversity(
                     metrics=offline_metrics(texts, metrics, ppl_models, max_pairwise_texts, seed))
         for name, p, texts in zip(names, paths, texts_by_input, strict=True)
     ]
+    report = DiversityReport(inputs=items, metrics=list(metrics), text_field=text_field, output_dir=str(out),
+                             simulated=lm is not None and str(getattr(lm, "model", "")).startswith("sim/"))
     if lm is not None:
-        _run_cluster_agent(items, texts_by_input, lm, cluster_config, criteria_path, out, seed)
-    report = DiversityReport(inputs=items, metrics=list(metrics), text_field=text_field, output_dir=str(out))
+        report.criteria_usage = _run_cluster_agent(items, texts_by_input, lm, cluster_config, criteria_path, out,
+                                                   seed)
     report.figures = [str(p) for p in plot_metrics(report, out)]
-    (out / "diversity.md").write_text(markdown_table(report) + "\n", encoding="utf-8")
+    (out / "diversity.md").write_text(markdown(report), encoding="utf-8")
     report.tracking_uri = tracking.configure(tracking_uri, experiment, out)
     (out / "diversity.json").write_text(report.model_dump_json(indent=2), encoding="utf-8")
     _log_mlflow(report, out, seed, max_pairwise_texts, cluster_config)
@@ -345,15 +381,18 @@ def run_diversity(
 
 def _run_cluster_agent(items: list[InputReport], texts_by_input: list[list[str]], lm: Any,
                        cluster_config: Any | None, criteria_path: str | Path | None, out: Path,
-                       seed: int) -> None:
+                       seed: int) -> dict[str, Any]:
+    """Cluster every input under one set of criteria; returns what generating the criteria cost."""
     from synthdspy.metrics.diversity.cluster_agent import (
         ClusterAgentConfig,
         CriteriaGenerator,
         DiversityCriteria,
+        LMUsage,
         run_cluster_agent,
     )
 
     config = cluster_config or ClusterAgentConfig(seed=seed)
+    usage = LMUsage()
     if criteria_path is not None:
         criteria = DiversityCriteria.load(criteria_path)
     else:
@@ -361,7 +400,8 @@ def _run_cluster_agent(items: list[InputReport], texts_by_input: list[list[str]]
 
         pool = pooled_sample(texts_by_input, size=max(200, 20 * config.criteria_samples), seed=seed)
         with dspy.context(lm=lm):
-            criteria = CriteriaGenerator()(texts=pool, config=config).criteria
+            made = CriteriaGenerator()(texts=pool, config=config)
+        criteria, usage = made.criteria, made.usage
     criteria.save(out / "criteria.json")
     for item, texts in zip(items, texts_by_input, strict=True):
         result = run_cluster_agent(texts, lm=lm, config=config, criteria=criteria)
@@ -369,6 +409,7 @@ def _run_cluster_agent(items: list[InputReport], texts_by_input: list[list[str]]
         if result.score is not None:
             item.metrics[LLM_METRIC] = result.score
         item.cluster_agent = result.summary()
+    return usage.model_dump()
 
 
 def _log_mlflow(report: DiversityReport, out: Path, seed: int, max_pairwise_texts: int | None,
@@ -381,7 +422,10 @@ def _log_mlflow(report: DiversityReport, out: Path, seed: int, max_pairwise_text
               "metrics": report.metrics, "seed": seed, "max_pairwise_texts": max_pairwise_texts}
     if cluster_config is not None:
         params["cluster_agent"] = cluster_config.model_dump()
-    with tracking.run("diversity", params=params, tags={"synthdspy.command": "diversity"}):
+    tags = {"synthdspy.command": "diversity", "simulated": str(report.simulated)}
+    with tracking.run("diversity", params=params, tags=tags):
+        if report.criteria_usage:
+            tracking.log_metrics({f"criteria.{k}": v for k, v in report.criteria_usage.items()})
         for item in report.inputs:
             tracking.log_metrics({f"{item.name}.{k}": v for k, v in item.metrics.items()})
             if item.cluster_agent and item.cluster_agent.get("usage"):
