@@ -186,6 +186,15 @@ def test_answers_cached_by_another_simulator_build_are_not_replayed(monkeypatch)
     assert sum(upgraded.simulator.faults.values()) == 1  # answered afresh
 
 
+def test_injected_malformed_answers_are_never_replayed_to_a_clean_run():
+    program = dspy.Predict("passage -> summary")
+    with dspy.context(lm=SimLM(cache=True, temperature=1.0, malformed_rate=1.0)), pytest.raises(Exception):
+        program(passage=SOURCE, config={"rollout_id": 12})
+    clean = SimLM(cache=True, temperature=1.0)
+    with dspy.context(lm=clean):
+        assert program(passage=SOURCE, config={"rollout_id": 12}).summary
+
+
 def test_n_candidates_differ():
     with dspy.context(lm=SimLM(cache=False, temperature=1.0)):
         pred = dspy.Predict("passage -> summary")(passage=SOURCE, config={"n": 4})

@@ -275,9 +275,11 @@ class SimLM(dspy.LM):
             retry_after_s=retry_after_s,
         )
         engine = SimEngine(Simulator(options))
-        # The seed travels as the request's `seed` option: DSPy then keys its cache on it too.
+        # The seed travels as the request's `seed` option: DSPy then keys its cache on it too. The
+        # malformed rate joins the build in `user`, so injected malformed answers are cached apart
+        # and never replayed to a run without injection.
         lm_kwargs.setdefault("seed", seed)
-        lm_kwargs["user"] = SIMULATOR_BUILD
+        lm_kwargs["user"] = SIMULATOR_BUILD + (f" malformed_rate={malformed_rate:g}" if malformed_rate else "")
         super().__init__(model, engine=engine, async_engine=AsyncSimEngine(engine), **lm_kwargs)
 
     @property
