@@ -14,7 +14,7 @@ COMPONENTS = ("score", "quality", "pass_rate", "diversity", "n_records")
 
 
 def _evaluation(ev) -> dict[str, Any]:
-    out = {**ev.mean.as_dict(), **ev.usage, "seconds": ev.seconds}
+    out = {**ev.mean.as_dict(), **ev.usage, "seconds": ev.seconds, "failed_batches": len(ev.errors)}
     if ev.diversity_interval:
         out["diversity_low"], out["diversity_high"] = ev.diversity_interval
     return out

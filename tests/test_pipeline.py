@@ -273,3 +273,13 @@ def test_a_compile_cut_short_by_its_budget_says_so(tmp_path):
     assert out.summary["budget"]["stopped_by_budget"] == "metric_calls budget of 2 reached"
     assert any("budget" in n for n in out.summary["notes"]), out.summary["notes"]
     assert not any("found no candidate" in n for n in out.summary["notes"])
+
+
+def test_a_held_out_batch_that_raises_scores_zero_with_tracing_on(tmp_path):
+    from synthdspy.pipeline import run_compile
+
+    exp = quick(tmp_path, "tracking.autolog=true", "compile.optimizer=bootstrap_rs", "lm.generator.num_retries=0",
+                "lm.generator.simulator.error_rate=1.0")  # every generator call fails
+    out = run_compile(exp)
+    assert out.summary["baseline"]["failed_batches"] == 2 and out.summary["baseline"]["score"] == 0
+    assert any("held-out batches of the baseline raised and scored 0" in n for n in out.summary["notes"])

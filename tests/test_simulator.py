@@ -188,7 +188,7 @@ def test_answers_cached_by_another_simulator_build_are_not_replayed(monkeypatch)
 
 def test_injected_malformed_answers_are_never_replayed_to_a_clean_run():
     program = dspy.Predict("passage -> summary")
-    with dspy.context(lm=SimLM(cache=True, temperature=1.0, malformed_rate=1.0)), pytest.raises(Exception):
+    with dspy.context(lm=SimLM(cache=True, temperature=1.0, malformed_rate=1.0)), pytest.raises(AdapterParseError):
         program(passage=SOURCE, config={"rollout_id": 12})
     clean = SimLM(cache=True, temperature=1.0)
     with dspy.context(lm=clean):

@@ -50,6 +50,22 @@ class BatchGenerator(dspy.Module):
         return dspy.Prediction(records=records)
 
 
+class _NeverRaises(dspy.Module):
+    """Runs the student on a batch for a held-out evaluation; a batch that raises yields no records
+    (so it scores 0) and its error, instead of an exception that evaluation wrappers (MLflow's DSPy
+    autolog) turn into a ``None`` score."""
+
+    def __init__(self, student: BatchGenerator) -> None:
+        super().__init__()
+        self.student = student
+
+    def forward(self, seeds: list[Seed]) -> dspy.Prediction:
+        try:
+            return self.student(seeds=seeds)
+        except Exception as exc:  # noqa: BLE001 - any failure of one batch is that batch's score of 0
+            return dspy.Prediction(records=[], error=f"{type(exc).__name__}: {exc}")
+
+
 def seed_batches(seeds: list[Seed], size: int) -> list[dspy.Example]:
     """Consecutive batches of ``size`` seeds as DSPy examples with input ``seeds`` (last may be short)."""
     return [dspy.Example(seeds=seeds[i : i + size]).with_inputs("seeds") for i in range(0, len(seeds), size)]
@@ -59,7 +75,8 @@ def seed_batches(seeds: list[Seed], size: int) -> list[dspy.Example]:
 class Evaluation:
     """A program's objective components on held-out seed batches, with the usage it cost.
 
-    ``diversity_interval`` is the bootstrap interval (low, high) of the per-batch diversity.
+    ``diversity_interval`` is the bootstrap interval (low, high) of the per-batch diversity;
+    ``errors`` the error of each batch that raised (it scored 0).
     """
 
     mean: BatchScores
@@ -68,12 +85,14 @@ class Evaluation:
     usage: dict[str, float]
     seconds: float
     diversity_interval: tuple[float, float] | None = None
+    errors: list[str] = field(default_factory=list)
 
     def metrics(self, prefix: str) -> dict[str, float]:
         """Flat metrics for MLflow and reports, prefixed (``baseline.quality`` ...)."""
         out = {f"{prefix}.{k}": float(v) for k, v in self.mean.as_dict().items()}
         out.update({f"{prefix}.{k}": v for k, v in self.usage.items()})
         out[f"{prefix}.seconds"] = self.seconds
+        out[f"{prefix}.failed_batches"] = float(len(self.errors))
         if self.diversity_interval:
             out[f"{prefix}.diversity_low"], out[f"{prefix}.diversity_high"] = self.diversity_interval
         return out
@@ -99,7 +118,7 @@ def _mean(batches: list[BatchScores]) -> BatchScores:
 def evaluate(student: BatchGenerator, examples: list[dspy.Example], objective: Objective, lms: LMs) -> Evaluation:
     """Run ``student`` on each batch (``lms.concurrency`` threads) and score it with ``objective``.
 
-    A batch that raises scores 0 and is counted in the mean.
+    A batch that raises scores 0, is counted in the mean, and its error is kept.
     """
     from synthdspy.metrics.diversity.cluster_agent import bootstrap_interval
 
@@ -108,18 +127,21 @@ def evaluate(student: BatchGenerator, examples: list[dspy.Example], objective: O
     evaluator = dspy.Evaluate(devset=examples, metric=objective, num_threads=lms.concurrency,
                               display_progress=sys.stderr.isatty(), max_errors=len(examples) + 1,
                               provide_traceback=False)
-    result = evaluator(student)
+    result = evaluator(_NeverRaises(student))
     batches: list[BatchScores] = []
     records: list[Record] = []
+    errors: list[str] = []
     for _example, prediction, _score in result.results:
         batches.append(getattr(prediction, "scores", None) or BatchScores(0.0, 0.0, 0.0, 0.0, 0))
         records.extend(getattr(prediction, "records", None) or [])
+        if getattr(prediction, "error", None):
+            errors.append(prediction.error)
     interval = None
     if len(batches) >= 2:
         ci = bootstrap_interval([b.diversity for b in batches])
         interval = (ci.low, ci.high)
     return Evaluation(_mean(batches), batches, records, _usage_delta(before, lms.meter.metrics()),
-                      time.perf_counter() - start, interval)
+                      time.perf_counter() - start, interval, errors)
 
 
 def make_optimizer(exp: Experiment, objective: Objective, lms: LMs, n_train: int, valset: list[dspy.Example]):
@@ -286,6 +308,10 @@ def compile_program(exp: Experiment, lms: LMs, train: list[Seed], dev: list[Seed
         optimize_usage = _usage_delta(before, lms.meter.metrics())
         with traced():
             compiled = evaluate(compiled_student, dev_ex, held_out, lms)
+    for name, ev in (("baseline", baseline), ("compiled", compiled)):
+        if ev.errors:
+            notes.append(f"{len(ev.errors)} of {len(dev_ex)} held-out batches of the {name} raised and scored 0 "
+                         f"(first: {ev.errors[0][:200]})")
     program.task = compiled_student.task
     program.refresh_hash()
     return CompileResult(program, baseline, compiled, optimize_usage, optimize_seconds, guard.report(), criteria,
