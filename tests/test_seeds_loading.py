@@ -99,6 +99,12 @@ def test_parse_hub_id():
             parse_hub_id(bad)
 
 
+def test_an_unreachable_hub_dataset_is_a_seed_error_that_says_what_to_do(monkeypatch):
+    monkeypatch.setenv("HF_DATASETS_OFFLINE", "1")
+    with pytest.raises(SeedLoadError, match=r"hf://nobody/no-such-data: cannot load it .*--seeds"):
+        load_seeds("hf://nobody/no-such-data")
+
+
 def test_chunk_words_overlap_and_coverage():
     words = [f"w{i}" for i in range(23)]
     chunks = chunk_words("  ".join(words), size=10, overlap=3)

@@ -91,9 +91,21 @@ def _read_parquet(path: Path) -> Iterator[dict[str, Any]]:
 
 
 def _read_hub(hub: HubId) -> Iterator[dict[str, Any]]:
+    """Rows of a Hugging Face Hub dataset (or the local HF cache when offline).
+
+    Raises:
+        SeedLoadError: the hub cannot be reached or has no such dataset, config or split.
+    """
     import datasets
 
-    yield from datasets.load_dataset(hub.repo, hub.config, split=hub.split)
+    try:
+        data = datasets.load_dataset(hub.repo, hub.config, split=hub.split)
+    except Exception as exc:  # noqa: BLE001 - datasets raises many types (connection, not found, bad config)
+        raise SeedLoadError(
+            f"seeds.source hf://{hub.repo}: cannot load it ({type(exc).__name__}: {str(exc)[:300]}); "
+            "offline, point --seeds at a local JSONL/CSV/Parquet copy"
+        ) from None
+    yield from data
 
 
 READERS = {".jsonl": _read_jsonl, ".json": _read_json, ".csv": _read_csv, ".parquet": _read_parquet}
