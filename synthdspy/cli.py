@@ -78,6 +78,7 @@ def compile_cmd(
     Console().print(summary_table(out.summary))
     for note in out.summary.get("notes", []):
         console.print(f"[yellow]note:[/] {note}")
+    console.print(f"LM usage (billed, whole compile): {out.summary['usage']['line']}")
     console.print(f"compiled program: {out.program_path}")
     console.print(f"report:           {out.paths['report_md']}  ({out.paths['report_json'].name})")
     console.print(f"MLflow run:       {out.run_id}  ->  {ui_command(out.tracking_uri)}")
@@ -113,6 +114,7 @@ def generate_cmd(
     if s.passed < n:
         console.print(f"[yellow]warning:[/] only {s.passed} of {n} records passed the gates after every rollout "
                       f"was spent; see `synthdspy gate-report {exp.output.dir}` for the reasons")
+    console.print(f"LM usage (billed; cache hits are free): {out.usage}")
     console.print(f"dataset:    {out.dataset_dir}  (datasets.load_from_disk)")
     console.print(f"store:      {out.store_dir}")
     console.print(f"MLflow run: {out.run_id}  ->  {ui_command(out.tracking_uri)}")

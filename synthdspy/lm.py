@@ -83,6 +83,13 @@ class UsageMeter:
         out[f"{prefix}total.cost_usd"] = sum(u.cost_usd for u in self.roles.values())
         return out
 
+    def describe(self) -> str:
+        """One line per run summary: billed tokens, cost and calls of each role, e.g.
+        ``generator 12,034 tokens $0.0120 (40 calls); judge ...``."""
+        parts = [f"{role} {u.total_tokens:,} tokens ${u.cost_usd:.4f} ({u.calls} calls)"
+                 for role, u in sorted(self.snapshot().items())]
+        return "; ".join(parts) or "no billed LM calls"
+
 
 def token_cost(model: str, prompt_tokens: int, completion_tokens: int) -> float | None:
     """USD price of ``prompt_tokens`` + ``completion_tokens`` on ``model`` from LiteLLM's cost map;

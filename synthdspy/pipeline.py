@@ -121,6 +121,7 @@ def run_compile(exp: Experiment) -> CompileOutputs:
             out / "compiled_program.json", extra={"experiment": exp.name, "variant": variant, "config_hash": chash})
         summary = compile_summary(exp.name, variant, chash, exp.compile.optimizer, result, lms.describe(),
                                   lms.simulated)
+        summary["usage"] = {"total": lms.meter.metrics(), "line": lms.meter.describe()}
         paths = write_compile_report(out, summary, result)
         tracking.log_metrics({**result.baseline.metrics("baseline"), **result.compiled.metrics("compiled")})
         tracking.log_metrics({f"optimize.{k}": v for k, v in result.optimize_usage.items()})
@@ -146,6 +147,7 @@ class GenerateOutputs:
     stats: Any
     tracking_uri: str
     run_id: str
+    usage: str = ""
 
 
 def run_generate(exp: Experiment, n: int, program_path: str | None = None, export: tuple[str, ...] = ("dataset",),
@@ -189,4 +191,4 @@ def run_generate(exp: Experiment, n: int, program_path: str | None = None, expor
             if (store.directory / name).exists():
                 mlflow.log_artifact(str(store.directory / name))
         run_id = active.info.run_id
-    return GenerateOutputs(out / "store", dataset_dir, stats, uri, run_id)
+    return GenerateOutputs(out / "store", dataset_dir, stats, uri, run_id, lms.meter.describe())

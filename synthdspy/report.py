@@ -87,6 +87,7 @@ def markdown(summary: dict[str, Any], samples: list[dict[str, Any]]) -> str:
     lines += ["", f"Budget: limits {budget['limits']}, used {budget['used']}"
               + (f", stopped: {budget['stopped_by_budget']}" if budget["stopped_by_budget"] else ""), "",
               f"Cost outside the held-out evaluations: {_setup_costs(summary)}.",
+              *([f"LM usage of the whole compile (billed): {summary['usage']['line']}."] if "usage" in summary else []),
               "", *(f"**Note:** {n}" for n in summary.get("notes", [])), "", "## Compiled predictors", ""]
     for name, p in summary["predictors"].items():
         lines += [f"### `{name}` ({p['demos']} demos)", "", "```", p["instructions"], "```", ""]

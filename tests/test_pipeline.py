@@ -40,6 +40,8 @@ def test_compile_writes_program_reports_and_mlflow_run(tmp_path, monkeypatch):
     assert report["baseline"]["n_records"] == 4 and report["compiled"]["n_records"] == 4
     assert 0 <= report["compiled"]["score"] <= 1
     assert "Simulated LM" in out.paths["report_md"].read_text()
+    assert report["usage"]["total"]["generator.calls"] > 0 and report["usage"]["total"]["judge.calls"] > 0
+    assert "LM usage of the whole compile (billed): generator" in out.paths["report_md"].read_text()
     loaded = SynthesisProgram.load_program(out.program_path)
     assert loaded.program_hash == report["program_hash"]
     start = SynthesisProgram.from_experiment(exp)
@@ -127,6 +129,7 @@ def test_generate_killed_and_resumed_gives_exactly_n(tmp_path):
     result = subprocess.run(_generate_cmd(tmp_path, n), cwd=ROOT, env=env, capture_output=True, text=True)
     assert result.returncode == 0, result.stderr[-2000:]
     assert f"{done_before} finished by an earlier run (resumed)" in result.stderr
+    assert "LM usage (billed; cache hits are free): generator" in result.stderr
     ds = _read_dataset(tmp_path / "out" / "generate" / "dataset")
     assert ds.num_rows == n
     assert len(set(ds["id"])) == n
