@@ -195,6 +195,13 @@ def test_injected_malformed_answers_are_never_replayed_to_a_clean_run():
         assert program(passage=SOURCE, config={"rollout_id": 12}).summary
 
 
+@pytest.mark.parametrize("adapter", ADAPTERS, ids=["chat", "json"])
+def test_an_empty_last_input_does_not_leak_the_adapter_format_into_answers(adapter):
+    with dspy.context(lm=SimLM(cache=False), adapter=adapter):
+        answer = dspy.Predict("question, source -> answer")(question="How many clips were sold?", source="").answer
+    assert answer and "Respond with" not in answer and "[[ ##" not in answer and "JSON" not in answer
+
+
 def test_n_candidates_differ():
     with dspy.context(lm=SimLM(cache=False, temperature=1.0)):
         pred = dspy.Predict("passage -> summary")(passage=SOURCE, config={"n": 4})

@@ -140,7 +140,7 @@ def _field_values(text: str, specs: list[FieldSpec], last: bool) -> dict[str, An
             continue
         raw = sections[spec.name]
         if last:
-            raw = re.split(r"\n\nRespond with ", raw)[0].strip()
+            raw = re.split(r"(?:\A|\n\n)Respond with ", raw)[0].strip()  # the adapter's closing line
         values[spec.name] = raw if spec.type_name == "str" else _maybe_json(raw)
     return values
 
