@@ -217,7 +217,8 @@ class _Writer:
             elif words & _REQUIREMENT_WORDS:
                 writer.requirements += _requirement_blocks(_as_text(value))
             elif words & _SOURCE_WORDS:
-                sources.append(_as_text(value))
+                if _as_text(value).strip():  # an empty source leaves the other inputs to write from
+                    sources.append(_as_text(value))
             elif words & _CANDIDATE_WORDS:
                 writer.candidates[name] = _as_text(value)
                 others.append(_as_text(value))
