@@ -60,3 +60,10 @@ def test_claim_returns_none_when_no_ticket_waits(tmp_path):
     study.enqueue_trial({})
     assert claim(study, storage).number == 0
     assert claim(study, storage) is None
+
+
+def test_a_journal_in_a_new_directory_is_created(tmp_path):
+    path = tmp_path / "new" / "dir" / "journal.log"
+    storage = open_storage(f"journal:{path}")
+    optuna.create_study(study_name="s", storage=storage).enqueue_trial({})
+    assert path.is_file()

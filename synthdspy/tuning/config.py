@@ -44,9 +44,11 @@ class StudySpec(_Strict):
     """``[study]``: sampler, pruner, trial budget and storage.
 
     ``sampler``: ``tpe`` (default; multivariate, grouped for the conditional schedule space),
-    ``random``, ``cmaes`` (needs the ``cmaes`` package) or ``gp`` (Optuna's Gaussian-process
-    Bayesian optimisation). ``pruner``: ``median``, ``hyperband`` or ``none``; by default median
-    for one objective and none for two (Optuna cannot prune multi-objective trials).
+    ``random``, ``cmaes`` (needs the ``cmaes`` package; CMA-ES samples a fixed continuous space, so
+    it tunes the mixture weights and Optuna samples the conditional schedule parameters at random)
+    or ``gp`` (Optuna's Gaussian-process Bayesian optimisation). ``pruner``: ``median``,
+    ``hyperband`` or ``none``; by default median for one objective and none for two (Optuna
+    cannot prune multi-objective trials).
     ``prune_warmup``: fraction of the steps before the median pruner may stop a trial.
     ``storage``: empty for ``sqlite:///OUTPUT/optuna.db``; any Optuna RDB URL
     (``postgresql://...``, ``mysql://...``, ``sqlite:///...``); or ``journal:PATH`` for an Optuna

@@ -17,6 +17,7 @@ lock before the read; other processes wait for it, up to a long lock timeout.
 from __future__ import annotations
 
 import warnings
+from pathlib import Path
 
 import optuna
 import sqlalchemy
@@ -52,6 +53,7 @@ def open_storage(url: str) -> BaseStorage:
         path = url.removeprefix("journal:")
         if not path:
             raise ConfigError("study.storage: 'journal:' needs a file path, e.g. journal:runs/tune/x/journal.log")
+        Path(path).parent.mkdir(parents=True, exist_ok=True)
         return JournalStorage(JournalFileBackend(path))
     sqlite = url.startswith("sqlite")
     # isolation_level=None: the driver leaves transactions to SQLAlchemy (see _begin_immediate)
