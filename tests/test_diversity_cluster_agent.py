@@ -276,6 +276,23 @@ def test_batch_score_checks_k_and_scores() -> None:
     assert [c.sample_indices for c in result.round.clusters] == [[1, 2], [3], [4]]
 
 
+def test_scorer_retries_a_failed_round_with_a_fresh_sample_even_from_a_greedy_judge() -> None:
+    from synthdspy.metrics.diversity.scorers import ClusterAgentScorer
+
+    seen = {"cluster": 0}
+
+    def first_answer_garbled(task: str, inputs: dict[str, Any]) -> Any:
+        if task == "cluster":
+            seen["cluster"] += 1
+            if seen["cluster"] == 1:
+                return "no fields here"
+        return topic_handler()(task, inputs)
+
+    lm, _ = canned_lm(first_answer_garbled, temperature=0.0)  # cached: a repeat request replays the garble
+    result = ClusterAgentScorer(CRITERIA, lm=lm)(["x 1", "x 2", "y 1", "z 1"])
+    assert result.raw == pytest.approx(3 * 3 / 4)
+
+
 # ---- whole runs ------------------------------------------------------------------------------
 
 

@@ -230,11 +230,19 @@ def _indexed(texts: Sequence[str]) -> dict[int, str]:
     return {i: t for i, t in enumerate(texts, 1)}
 
 
-def _rollout_config(lm: Any, rollout_id: int | None) -> dict[str, Any]:
-    """``rollout_id`` asks DSPy for a distinct sample; it only matters when temperature > 0."""
+RETRY_TEMPERATURE = 1.0
+"""Temperature of a retried round when the judge runs greedily (a new sample needs one above 0)."""
+
+
+def _rollout_config(lm: Any, rollout_id: int | None, fresh: bool = False) -> dict[str, Any]:
+    """``rollout_id`` asks DSPy for a distinct sample; it only matters when temperature > 0, so a
+    ``fresh`` request (a retry) of a greedy judge also raises the temperature to
+    :data:`RETRY_TEMPERATURE`."""
     temperature = getattr(lm, "kwargs", {}).get("temperature") if lm is not None else None
-    if rollout_id is None or temperature == 0:
+    if rollout_id is None:
         return {}
+    if temperature == 0:
+        return {"rollout_id": rollout_id, "temperature": RETRY_TEMPERATURE} if fresh else {}
     return {"rollout_id": rollout_id}
 
 
@@ -273,7 +281,7 @@ def _reason(exc: Exception) -> str:
 class ClusterRound(dspy.Module):
     """One clustering round: cluster K texts under the criteria, then verify the clusters.
 
-    ``forward(criteria, texts, rollout_id=None)`` returns a ``dspy.Prediction`` with
+    ``forward(criteria, texts, rollout_id=None, fresh=False)`` returns a ``dspy.Prediction`` with
     ``clusters``, ``verdicts`` (None without verification), ``score`` (:class:`RoundScore` or
     None), ``skipped`` (reason or None) and ``usage`` (:class:`LMUsage`).
     It never raises for a bad LM answer: the round is marked skipped.
@@ -285,9 +293,10 @@ class ClusterRound(dspy.Module):
         self.cluster = dspy.Predict(ClusterSamples)
         self.verify = dspy.Predict(VerifyClusters)
 
-    def forward(self, criteria: str, texts: list[str], rollout_id: int | None = None) -> dspy.Prediction:
+    def forward(self, criteria: str, texts: list[str], rollout_id: int | None = None,
+                fresh: bool = False) -> dspy.Prediction:
         samples = _indexed(texts)
-        config = _rollout_config(dspy.settings.lm, rollout_id)
+        config = _rollout_config(dspy.settings.lm, rollout_id, fresh)
         clusters: list[ProposedCluster] = []
         verdicts: list[ClusterVerdict] | None = None
         meter = UsageMeter()
@@ -321,8 +330,9 @@ class ClusterBatchScore:
         k_samples: K, the batch size every call must have (paper: 10).
         verify: run the self-verification step (paper: yes).
 
-    ``__call__(texts, rollout_id=None)`` returns a :class:`BatchClusterResult` whose score lies in
-    [1/K, K]; it raises ``ValueError`` when ``len(texts) != k_samples``.
+    ``__call__(texts, rollout_id=None, fresh=False)`` returns a :class:`BatchClusterResult` whose
+    score lies in [1/K, K]; ``fresh`` asks for a new sample even from a greedy judge (a retry). It
+    raises ``ValueError`` when ``len(texts) != k_samples``.
     """
 
     def __init__(self, criteria: DiversityCriteria, lm: Any | None = None, k_samples: int = 10,
@@ -332,11 +342,12 @@ class ClusterBatchScore:
         self.k_samples = k_samples
         self.round = ClusterRound(verify=verify)
 
-    def __call__(self, texts: Sequence[str], rollout_id: int | None = None) -> BatchClusterResult:
+    def __call__(self, texts: Sequence[str], rollout_id: int | None = None, fresh: bool = False) -> BatchClusterResult:
         if len(texts) != self.k_samples:
             raise ValueError(f"ClusterBatchScore expects exactly {self.k_samples} texts, got {len(texts)}")
         with dspy.context(lm=self.lm) if self.lm else contextlib.nullcontext():
-            pred = self.round(criteria=self.criteria.prompt_text(), texts=list(texts), rollout_id=rollout_id)
+            pred = self.round(criteria=self.criteria.prompt_text(), texts=list(texts), rollout_id=rollout_id,
+                              fresh=fresh)
         record = RoundRecord(
             round=rollout_id or 0, sample_ids=list(range(len(texts))), clusters=pred.clusters,
             verdicts=pred.verdicts, score=pred.score, skipped=pred.skipped, usage=pred.usage,

@@ -60,8 +60,9 @@ class EmbeddingScorer:
 class ClusterAgentScorer:
     """One cluster-agent round over the batch under the judge LM, against frozen criteria.
 
-    A round that fails or whose answer is malformed is retried once with another rollout; if it
-    fails again the batch scores 0 with the reason as feedback.
+    A round that fails or whose answer is malformed is retried once with a fresh sample (rollout 1,
+    at temperature 1.0 if the judge is greedy); if it fails again the batch scores 0 with the
+    reason as feedback.
     """
 
     name = "cluster_agent"
@@ -77,7 +78,7 @@ class ClusterAgentScorer:
         scorer = ClusterBatchScore(self.criteria, lm=self.lm, k_samples=len(texts), verify=self.verify)
         result = scorer(texts)
         if result.score is None:
-            result = scorer(texts, rollout_id=1)
+            result = scorer(texts, rollout_id=1, fresh=True)
         if result.score is None:
             return DiversityScore(0.0, None, f"The diversity judge could not score this batch: {result.round.skipped}")
         k = len(texts)
