@@ -10,8 +10,10 @@ documents (a source, or a ``group_by`` value of one):
   ``fraction`` of the group's characters (nanoGPT's split of one text). The draw ignores
   curriculum stages, so runs with and without a curriculum, or with another difficulty measure,
   are scored on the same validation documents.
-- ``stage/<stage>``: the validation documents of each curriculum stage (a warning is logged for a
-  stage with fewer than ``floor`` of them).
+- ``stage/<stage>``: the validation documents of each curriculum stage. A stage with fewer than
+  ``floor`` of them is topped up with training documents of that stage (at most half of them,
+  seeded); those leave training and join only ``stage/<stage>``, so ``val/<group>`` stays the
+  stage-independent draw. A warning is logged when a stage still has fewer than ``floor``.
 - ``heldout/<name>``: documents matching a held-out dimension combination, removed from training.
 - ``ood/<name>``: out-of-distribution probe sources, read only for evaluation.
 - ``gold``: an optional human-curated file.
@@ -219,6 +221,12 @@ def build_splits(docs: Sequence[Document], spec: ValidationSpec, stage_names: Se
         val_docs = [d for name, ds in evals.items() if name.startswith("val/") for d in ds]
         for k, stage in enumerate(stage_names):
             members = [d for d in val_docs if d.stage == k]
+            if len(members) < spec.floor:  # top up from the stage's training documents
+                pool = [d for d in train if d.stage == k]
+                extra = rng.sample(pool, min(spec.floor - len(members), len(pool) // 2))
+                moved = {id(d) for d in extra}
+                train = [d for d in train if id(d) not in moved]
+                members += extra
             if len(members) < spec.floor:
                 log.warning("stage/%s has %d validation documents (floor %d): its loss is noisy",
                             stage, len(members), spec.floor)

@@ -50,6 +50,20 @@ def test_the_validation_draw_does_not_depend_on_curriculum_stages():
     assert [d.index for d in draws[0]] == [d.index for d in draws[1]]
 
 
+def test_every_curriculum_stage_gets_validation_documents_without_changing_the_group_draw():
+    docs = [Document(f"text {i}", "h", i, stage=i // 4) for i in range(12)]  # 4 per stage, 1 drawn
+    spec = ValidationSpec(fraction=0.1, floor=2, seed=3)
+    plain = build_splits(docs, spec, None)
+    staged = build_splits(docs, spec, ["Foundations", "Skill Building", "Advanced Integration"])
+    assert [d.index for d in staged.evals["val/h"]] == [d.index for d in plain.evals["val/h"]]
+    for stage in ("Foundations", "Skill Building", "Advanced Integration"):
+        members = staged.evals[f"stage/{stage}"]
+        assert len(members) == 2 and len({d.stage for d in members}) == 1
+    held = {d.index for name, ds in staged.evals.items() for d in ds}
+    assert held.isdisjoint(d.index for d in staged.train)
+    assert {d.stage for d in staged.train} == {0, 1, 2}  # every stage keeps training documents
+
+
 def test_stratified_split_caps_a_value_so_training_keeps_it():
     docs = labelled_docs(100)  # 2 'Rare' docs: floor 5 but at most half of them may leave training
     train, val = stratified_split(docs, 0.1, floor=5, max_value_share=0.5, rng=random.Random(0))
