@@ -219,10 +219,7 @@ def diversity(
         console.print("[bold yellow]llm_cluster: SIMULATED LM, not a real model's judgement[/]")
     typer.echo(markdown_table(report))
     if report.criteria_usage is not None:
-        u = report.llm_usage()
-        cost = "unknown" if u["cost_usd"] is None else f"${u['cost_usd']:.4f}"
-        console.print(f"cluster-agent LM: {u['prompt_tokens'] + u['completion_tokens']} billed tokens, {cost} "
-                      "(cache hits are free)")
+        console.print(f"cluster-agent LM usage (billed, cache hits free): {report.llm_usage()}")
     console.print(f"wrote {report.output_dir}/diversity.json and {len(report.figures)} charts; "
                   f"MLflow: {report.tracking_uri}")
 

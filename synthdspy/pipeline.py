@@ -119,9 +119,7 @@ def run_compile(exp: Experiment) -> CompileOutputs:
                                  traced=lambda: autolog_traces(exp.tracking.autolog))
         program_path = result.program.save_program(
             out / "compiled_program.json", extra={"experiment": exp.name, "variant": variant, "config_hash": chash})
-        summary = compile_summary(exp.name, variant, chash, exp.compile.optimizer, result, lms.describe(),
-                                  lms.simulated)
-        summary["usage"] = {"total": lms.meter.metrics(), "line": lms.meter.describe()}
+        summary = compile_summary(exp.name, variant, chash, exp.compile.optimizer, result, lms)
         paths = write_compile_report(out, summary, result)
         tracking.log_metrics({**result.baseline.metrics("baseline"), **result.compiled.metrics("compiled")})
         tracking.log_metrics({f"optimize.{k}": v for k, v in result.optimize_usage.items()})

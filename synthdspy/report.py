@@ -8,6 +8,7 @@ from typing import Any
 
 from rich.table import Table
 
+from synthdspy.lm import LMs
 from synthdspy.optimizers.compile import CompileResult
 
 COMPONENTS = ("score", "quality", "pass_rate", "diversity", "n_records")
@@ -21,15 +22,18 @@ def _evaluation(ev) -> dict[str, Any]:
 
 
 def compile_summary(exp_name: str, variant: str, config_hash: str, optimizer: str, result: CompileResult,
-                    lms: dict[str, str], simulated: bool) -> dict[str, Any]:
-    """The JSON-ready report of a compile (the variant's record): both held-out evaluations, usage, budget."""
+                    lms: LMs) -> dict[str, Any]:
+    """The JSON-ready report of a compile (the variant's record): both held-out evaluations, the
+    optimization's and the criteria's usage, the budget, and ``usage``: every role's billed usage
+    over the whole compile (``total`` metrics and a one-``line`` summary)."""
     return {
         "experiment": exp_name,
         "variant": variant,
         "config_hash": config_hash,
         "optimizer": optimizer,
-        "simulated": simulated,
-        "lms": lms,
+        "simulated": lms.simulated,
+        "lms": lms.describe(),
+        "usage": {"total": lms.meter.metrics(), "line": lms.meter.describe()},
         "program_hash": result.program.program_hash,
         "baseline": _evaluation(result.baseline),
         "compiled": _evaluation(result.compiled),
@@ -87,7 +91,7 @@ def markdown(summary: dict[str, Any], samples: list[dict[str, Any]]) -> str:
     lines += ["", f"Budget: limits {budget['limits']}, used {budget['used']}"
               + (f", stopped: {budget['stopped_by_budget']}" if budget["stopped_by_budget"] else ""), "",
               f"Cost outside the held-out evaluations: {_setup_costs(summary)}.",
-              *([f"LM usage of the whole compile (billed): {summary['usage']['line']}."] if "usage" in summary else []),
+              f"LM usage of the whole compile (billed): {summary['usage']['line']}.",
               "", *(f"**Note:** {n}" for n in summary.get("notes", [])), "", "## Compiled predictors", ""]
     for name, p in summary["predictors"].items():
         lines += [f"### `{name}` ({p['demos']} demos)", "", "```", p["instructions"], "```", ""]

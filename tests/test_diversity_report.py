@@ -157,7 +157,7 @@ def test_cli_with_the_simulator_says_so_and_reports_what_the_criteria_cost(tmp_p
             "-N", "4", "-K", "5", "-M", "2", "-J", "3", "--n-criteria", "2", "--threads", "2", "-o", str(out)]
     result = CliRunner().invoke(app, args)
     assert result.exit_code == 0, result.output
-    assert "SIMULATED LM" in result.output and "billed tokens" in result.output
+    assert "SIMULATED LM" in result.output and "completion tokens" in result.output
     report = json.loads((out / "diversity.json").read_text())
     assert report["simulated"] is True
     assert report["criteria_usage"]["prompt_tokens"] > 0

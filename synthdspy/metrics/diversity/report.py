@@ -222,15 +222,17 @@ class DiversityReport(BaseModel):
     tracking_uri: str | None = None
     figures: list[str] = []
 
-    def llm_usage(self) -> dict[str, Any]:
-        """Total billed cluster-agent usage: criteria plus every input's rounds (cost None if unknown)."""
+    def llm_usage(self) -> str:
+        """Total billed cluster-agent usage, criteria plus every input's rounds, as one sentence:
+        ``N prompt + M completion tokens, $C`` (cost "unknown" when LiteLLM has no price)."""
         from synthdspy.metrics.diversity.cluster_agent import LMUsage
 
         total = LMUsage(**(self.criteria_usage or {}))
         for item in self.inputs:
             if item.cluster_agent and item.cluster_agent.get("usage"):
                 total = total.add(LMUsage(**item.cluster_agent["usage"]))
-        return total.model_dump()
+        cost = "unknown" if total.cost_usd is None else f"${total.cost_usd:.4f}"
+        return f"{total.prompt_tokens} prompt + {total.completion_tokens} completion tokens, {cost}"
 
 
 def markdown_table(report: DiversityReport) -> str:
@@ -257,10 +259,7 @@ def markdown(report: DiversityReport) -> str:
                   "> the pipeline and are not a real model's judgement.", ""]
     lines.append(markdown_table(report))
     if report.criteria_usage is not None:
-        u = report.llm_usage()
-        cost = "unknown" if u["cost_usd"] is None else f"${u['cost_usd']:.4f}"
-        lines += ["", f"Cluster-agent LM usage (billed, cache hits free): {u['prompt_tokens']} prompt + "
-                  f"{u['completion_tokens']} completion tokens, {cost}."]
+        lines += ["", f"Cluster-agent LM usage (billed, cache hits free): {report.llm_usage()}."]
     return "\n".join(lines) + "\n"
 
 
