@@ -15,6 +15,7 @@ import typer
 from rich.console import Console
 
 from synthdspy.configio import ConfigError
+from synthdspy.llm_failures import RunAbortedError
 
 # LiteLLM's bundled price map: no download at start-up (set the variable to False for the live map).
 os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
@@ -31,12 +32,13 @@ def _user_error_types() -> tuple[type[Exception], ...]:
     from synthdspy.seeds.loading import SeedLoadError
     from synthdspy.store import StoreError
 
-    return ConfigError, FileNotFoundError, SeedLoadError, StoreError
+    return ConfigError, FileNotFoundError, SeedLoadError, StoreError, RunAbortedError
 
 
 def user_errors(fn: F) -> F:
     """Turn user errors raised by ``fn`` (a bad config, seed file, program file or store) into a
-    one-line message, with secret values redacted, and exit code 2."""
+    one-line message, with secret values redacted, and exit code 2; a run stopped by a run-fatal
+    LM error or the circuit breaker (:class:`~synthdspy.llm_failures.RunAbortedError`) exits 1."""
 
     @functools.wraps(fn)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
@@ -50,7 +52,7 @@ def user_errors(fn: F) -> F:
             from synthdspy.tracking import scrub_env_secrets
 
             console.print(f"[bold red]error:[/] {escape(scrub_env_secrets(str(exc)))}", highlight=False)
-            raise typer.Exit(2) from None
+            raise typer.Exit(1 if isinstance(exc, RunAbortedError) else 2) from None
 
     return wrapper  # type: ignore[return-value]
 
@@ -93,31 +95,33 @@ def generate_cmd(
     export: list[str] = typer.Option(["dataset"], "--export", help="dataset, parquet and/or jsonl."),
     set_: list[str] = typer.Option(None, "--set", help=SET_HELP),
     seeds: str = typer.Option(None, "--seeds", help="Seed file or hf:// id replacing seeds.source."),
+    max_usd: float = typer.Option(None, "--max-usd", help="Stop launching units once this many dollars are spent "
+                                  "(in-flight units finish; re-run with a higher cap to resume)."),
+    estimate: bool = typer.Option(False, "--estimate", help="Run a few units, then project tokens, cost and time "
+                                  "for -n (the records are kept; a later run resumes from them)."),
 ) -> None:
-    """Generate N records with gates applied; resumes an interrupted run in the same output directory."""
+    """Generate N records with gates applied; resumes an interrupted run in the same output directory.
+
+    Exit codes: 0 all N records passed; 1 fewer than N (LM failures, the circuit breaker, the
+    spending cap, or rollouts spent); 2 a configuration or input error.
+    """
+    from synthdspy.generate_report import print_estimate, print_summary
     from synthdspy.pipeline import run_generate
-    from synthdspy.tracking import ui_command
 
     bad = [e for e in export if e not in ("dataset", "parquet", "jsonl")]
     if bad:
         raise ConfigError(f"--export {bad}: expected dataset, parquet or jsonl")
+    if max_usd is not None and max_usd <= 0:
+        raise ConfigError(f"--max-usd {max_usd:g}: must be a positive number of dollars")
     exp = _load(experiment, set_, seeds)
-    out = run_generate(exp, n, program, tuple(export))
-    s = out.stats
-    console.print(
-        f"passed {s.passed}, rejected {s.rejected} (kept with reasons), failed units {s.failed_units}; "
-        f"{s.units_run} units run now, {s.units_resumed} finished by an earlier run (resumed)"
-    )
-    if s.failed_units:
-        console.print(f"[yellow]warning:[/] {s.failed_units} units failed after their retries; each error is in "
-                      f"{out.store_dir / 'failures.jsonl'}")
-    if s.passed < n:
-        console.print(f"[yellow]warning:[/] only {s.passed} of {n} records passed the gates after every rollout "
-                      f"was spent; see `synthdspy gate-report {exp.output.dir}` for the reasons")
-    console.print(f"LM usage (billed; cache hits are free): {out.usage}")
-    console.print(f"dataset:    {out.dataset_dir}  (datasets.load_from_disk)")
-    console.print(f"store:      {out.store_dir}")
-    console.print(f"MLflow run: {out.run_id}  ->  {ui_command(out.tracking_uri)}")
+    units = max(3, exp.lm.generator.concurrency) if estimate else None
+    out = run_generate(exp, n, program, tuple(export), max_usd=max_usd, unit_limit=units)
+    if estimate:
+        print_estimate(console, out, n)
+        return
+    print_summary(console, out, n, exp)
+    if out.stats.passed < n:
+        raise typer.Exit(1)
 
 
 @app.command("tasks")

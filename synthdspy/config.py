@@ -48,9 +48,32 @@ class SimulatorOptions(Strict):
     malformed_rate: float = Field(0.0, ge=0, le=1)
 
 
+class PriceConfig(Strict):
+    """A model's price in USD per million tokens, overriding LiteLLM's cost map."""
+
+    input_per_mtok: float = Field(..., ge=0)
+    output_per_mtok: float = Field(..., ge=0)
+
+
+# Parameters that must not go through ``extra``: they have their own keys (or are the key).
+RESERVED_EXTRA = {"model", "messages", "api_key", "api_base", "base_url", "timeout", "temperature", "max_tokens",
+                  "num_retries", "cache", "n", "stream"}
+# Providers whose documented temperature range is [0, 1] (Anthropic's Messages API).
+TEMPERATURE_MAX_1 = ("anthropic/", "claude")
+
+
 class LMRole(Strict):
     """One LM role. ``model`` is a LiteLLM string (``openai/...``, ``anthropic/...``,
-    ``hosted_vllm/...``, ``ollama_chat/...``) or ``sim/<name>`` for the offline simulator."""
+    ``hosted_vllm/...``, ``ollama_chat/...``) or ``sim/<name>`` for the offline simulator.
+
+    ``timeout_s``: seconds one HTTP request may take before it is abandoned and retried.
+    ``rpm`` / ``tpm``: your account's requests / tokens per minute, if you know them (learned from
+    the provider's rate-limit headers otherwise). ``price``: USD per million input/output tokens
+    (for models LiteLLM cannot price: local servers, new models). ``extra``: provider parameters
+    passed through (``top_p``, ``stop``, ``seed``, ``reasoning_effort``, ``extra_body``,
+    ``extra_headers`` ...). ``adapter``: ``chat`` (DSPy's ChatAdapter) or ``json`` (JSONAdapter,
+    native JSON-schema structured outputs where the provider supports them).
+    """
 
     model: str = "sim/default"
     api_base: str | None = None
@@ -59,13 +82,33 @@ class LMRole(Strict):
     max_tokens: int = Field(2048, gt=0)
     concurrency: int = Field(8, ge=1, le=512)
     num_retries: int = Field(3, ge=0, le=20)
+    timeout_s: float = Field(120.0, gt=0, le=3600)
+    rpm: int | None = Field(None, ge=1)
+    tpm: int | None = Field(None, ge=1)
+    price: PriceConfig | None = None
+    extra: dict[str, Any] = Field(default_factory=dict)
+    adapter: Literal["chat", "json"] = "chat"
     cache: bool = True
     simulator: SimulatorOptions = Field(default_factory=SimulatorOptions)
+
+    @model_validator(mode="after")
+    def _provider_rules(self) -> LMRole:
+        reserved = sorted(RESERVED_EXTRA & set(self.extra))
+        if reserved:
+            raise ValueError(f"extra: {reserved} have their own keys (or cannot be set); remove them from extra")
+        if self.model.lower().startswith(TEMPERATURE_MAX_1) and self.temperature > 1.0:
+            raise ValueError(f"temperature {self.temperature:g} is outside {self.model}'s range [0, 1]")
+        return self
 
     @property
     def is_simulated(self) -> bool:
         """True when this role is answered by the offline simulator."""
         return self.model.startswith("sim/")
+
+    @property
+    def max_temperature(self) -> float:
+        """The highest temperature the provider accepts (1.0 for Anthropic, else 2.0)."""
+        return 1.0 if self.model.lower().startswith(TEMPERATURE_MAX_1) else 2.0
 
 
 class LMConfig(Strict):

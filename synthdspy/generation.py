@@ -5,135 +5,85 @@ LM samples again while a re-run replays DSPy's cache. Units are taken in order: 
 rollout 0, then every seed at rollout 1, ... until the store holds ``n`` passed records or
 ``max_rollouts`` passes are spent.
 
+Never more work than ``n`` needs: units in flight count towards the target, scaled by the passed
+records a finished unit has yielded so far, so a run pays for at most a few units beyond ``n``.
+
+Failures (:mod:`synthdspy.llm_failures`): transient LM errors are retried inside the LM engine;
+a run-fatal one (wrong key, no quota, unknown model) stops the run at once with
+:class:`RunAbortedError`; a record-fatal one (context length, refusal, truncation) fails its unit
+with the reason in ``failures.jsonl``; any other error (an unparseable answer) retries the unit
+once, re-sending only the failed call (:mod:`synthdspy.unit_calls`). The circuit breaker
+(:mod:`synthdspy.run_guard`) stops a run whose units keep failing, and ``max_usd`` stops launching
+units once that much has been spent (in-flight units finish; a re-run resumes).
+
 Resume: a unit is written to ``units.jsonl`` only after all of its records are in the store. On a
 re-run, finished units are skipped; an interrupted unit is run again, and because record ids are
 stable, the store drops the records it already has. Stateful gates (dedup) are first handed the
 stored records (``Gate.restore``). So a killed run finishes with no lost and no duplicated record.
-A store is tied to the program and generator that started it (:func:`claim_store`).
-A unit that still fails after ``max_attempts`` (retries bypass the cache, so a malformed cached
-answer is not replayed) is written to ``failures.jsonl`` with its error.
 """
 
 from __future__ import annotations
 
-import contextlib
 import contextvars
-import json
-import threading
+import time
 from collections.abc import Iterator
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
-from dataclasses import dataclass
-from pathlib import Path
+from dataclasses import dataclass, field
 
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from synthdspy.configio import ConfigError
+from synthdspy.llm_failures import Failure, RunAbortedError, classify
 from synthdspy.lm import LMs, roles_context
 from synthdspy.program import SynthesisProgram
 from synthdspy.records import Record, Seed, SeedFieldError
+from synthdspy.run_dir import UnitJournal
+from synthdspy.run_guard import CircuitBreaker, SpendCap
 from synthdspy.store import RecordStore
-from synthdspy.tracking import scrub_env_secrets
+from synthdspy.unit_calls import failed_calls, unit_attempt
 
 
 @dataclass
 class GenerateStats:
     """Counts of one generate run: ``passed``/``rejected`` records in the store (including what a
-    resumed store already held), ``failed_units`` and ``units_run`` by this invocation, and
-    ``units_resumed``, the units an earlier run had finished."""
+    resumed store already held), ``failed_units`` and ``units_run`` by this invocation,
+    ``units_resumed`` (finished by an earlier run), ``stopped_by`` (``budget``, ``breaker``,
+    ``unit_limit`` or empty), ``failures`` by class, ``seconds`` of wall time and ``passed_now``,
+    the records this invocation added."""
 
     passed: int
     rejected: int
     failed_units: int
     units_run: int
     units_resumed: int
+    stopped_by: str = ""
+    failures: dict[str, int] = field(default_factory=dict)
+    seconds: float = 0.0
+    passed_now: int = 0
 
 
-def claim_store(directory: Path, program: SynthesisProgram, generator: str) -> None:
-    """Tie the store in ``directory`` to one program and generator model (``run.json``).
-
-    A new store records them; a store that holds another program's records (another task, gate,
-    parameter or prompt: another ``program_hash``) or another generator's is refused, so a resume
-    never mixes records of two programs or counts old records as this program's.
-
-    Raises:
-        ConfigError: the store belongs to another program or generator (the message names both
-            and the directory).
-    """
-    path = directory / "run.json"
-    mine = {"program_hash": program.program_hash, "task": program.task_cfg.name, "generator": generator}
-    if path.exists():
-        theirs = json.loads(path.read_text(encoding="utf-8"))
-        if {k: theirs.get(k) for k in mine} != mine:
-            raise ConfigError(
-                f"{directory}: holds records of program {theirs.get('program_hash')} (task "
-                f"{theirs.get('task')}, generator {theirs.get('generator')}); this run is program "
-                f"{mine['program_hash']} (task {mine['task']}, generator {generator}). Set another "
-                f"output.dir, or remove {directory} to start over"
-            )
-        return
-    directory.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(mine, indent=2) + "\n", encoding="utf-8")
-
-
-class UnitJournal:
-    """Append-only ``units.jsonl`` of finished units and ``failures.jsonl`` of failed ones."""
-
-    def __init__(self, directory: Path) -> None:
-        self.done_path = directory / "units.jsonl"
-        self.fail_path = directory / "failures.jsonl"
-        self._lock = threading.Lock()
-        self.done: set[str] = set()
-        if self.done_path.exists():
-            for line in self.done_path.read_text(encoding="utf-8").splitlines():
-                with contextlib.suppress(json.JSONDecodeError):
-                    self.done.add(json.loads(line)["unit"])
-
-    def _append(self, path: Path, entry: dict) -> None:
-        with self._lock, path.open("a", encoding="utf-8") as fh:
-            fh.write(json.dumps(entry, ensure_ascii=False) + "\n")
-            fh.flush()
-
-    def finish(self, unit: str, n_records: int) -> None:
-        """Mark ``unit`` as finished with ``n_records`` records stored."""
-        self._append(self.done_path, {"unit": unit, "records": n_records})
-        self.done.add(unit)
-
-    def fail(self, unit: str, seed_id: str, rollout: int, error: BaseException, attempts: int) -> None:
-        """Record a unit that failed ``attempts`` times, with the error type and message."""
-        self._append(self.fail_path, {
-            "unit": unit, "seed_id": seed_id, "rollout": rollout, "attempts": attempts,
-            "error": type(error).__name__, "message": scrub_env_secrets(str(error))[:2000],
-        })
-
-
-@contextlib.contextmanager
-def uncached(lms: LMs) -> Iterator[None]:
-    """Run with cache-bypassing copies of the generator and judge (for retries)."""
-    gen = lms.generator.copy(cache=False)
-    judge = lms.judge.copy(cache=False)
-    fresh = LMs(gen, judge, lms.reflection, lms.concurrency, lms.meter, lms.simulated)
-    with roles_context(fresh):
-        yield
-
-
-def run_unit(program: SynthesisProgram, seed: Seed, rollout: int, lms: LMs, max_attempts: int) -> list[Record]:
-    """Run one unit, retrying on any error up to ``max_attempts`` times in total.
+def run_unit(program: SynthesisProgram, seed: Seed, rollout: int, lms: LMs, max_attempts: int = 2) -> list[Record]:
+    """Run one unit; after an unclassified error (an unparseable answer), retry it up to
+    ``max_attempts`` times in total, re-sending only the calls that failed (the others replay
+    from the cache, so they are not paid twice).
 
     Raises:
         SeedFieldError: at once, when the seed lacks a field the task needs.
-        Exception: the last error when every attempt failed.
+        Exception: an LM error of class run, record or transient (retries happen in the engine),
+            or the last error when every attempt failed.
     """
-    last: BaseException | None = None
+    refresh: frozenset[str] = frozenset()
     for attempt in range(max_attempts):
-        try:
-            with uncached(lms) if attempt else roles_context(lms):
+        with roles_context(lms), unit_attempt(refresh, attempt) as log:
+            try:
                 return program(seed, rollout=rollout)
-        except SeedFieldError:
-            raise  # the seed itself is wrong: no retry can help
-        except Exception as exc:  # any provider, adapter or gate error: retry, then record
-            last = exc
-    assert last is not None
-    raise last
+            except SeedFieldError:
+                raise
+            except Exception as exc:
+                if classify(exc).kind != "other" or attempt + 1 >= max_attempts:
+                    raise
+                refresh = refresh | failed_calls(exc, log)
+    raise AssertionError("unreachable: the last attempt returns or raises")
 
 
 def units(seeds: list[Seed], max_rollouts: int) -> Iterator[tuple[str, Seed, int]]:
@@ -143,74 +93,152 @@ def units(seeds: list[Seed], max_rollouts: int) -> Iterator[tuple[str, Seed, int
             yield f"{seed.id}#{rollout}", seed, rollout
 
 
+def aborted(exc: BaseException, failure: Failure, lms: LMs) -> RunAbortedError:
+    """A one-line :class:`RunAbortedError` for a run-fatal ``exc``: the role(s) on the failing
+    model, their endpoint and key variable, the failure class and the provider's message."""
+    model = getattr(exc, "model", None)
+    named = [r for r, m in lms.describe().items() if m == model] or list(lms.describe())
+    where = "; ".join(lms.endpoints.get(r, r) for r in named)
+    message = " ".join(str(exc).split())[:300]
+    return RunAbortedError(f"{failure.reason} error from {where}: {message}")
+
+
+@dataclass
+class _Loop:
+    """The mutable state of one run (kept together for the progress line)."""
+
+    n: int
+    store: RecordStore
+    lms: LMs
+    breaker: CircuitBreaker
+    started: float = field(default_factory=time.monotonic)
+    passed_start: int = 0
+    finished_units: int = 0
+    passed_by_units: int = 0
+    failed: int = 0
+
+    def per_unit(self) -> float:
+        """Passed records a finished unit has yielded so far (1.0 before any finished)."""
+        return self.passed_by_units / self.finished_units if self.finished_units else 1.0
+
+    def info(self) -> str:
+        elapsed = max(time.monotonic() - self.started, 1e-6)
+        rate = (self.store.n_passed - self.passed_start) / elapsed
+        left = self.n - self.store.n_passed
+        eta = f"ETA {left / rate:,.0f}s" if rate > 0 and left > 0 else "ETA -"
+        usage = self.lms.meter.snapshot()
+        spent = sum(u.cost_usd for u in usage.values())
+        unpriced = any(u.unpriced_calls for u in usage.values())
+        cost = f"${spent:.4f}" + (" + unpriced" if unpriced else "")
+        fails = self.breaker.describe() or "none"
+        return (f"{rate:.2f} rec/s  {cost}  {eta}  rejected {self.store.n_rejected}  "
+                f"failed units {self.failed} ({fails})")
+
+
 def generate(
     program: SynthesisProgram, seeds: list[Seed], lms: LMs, store: RecordStore, n: int,
-    max_rollouts: int = 10, max_attempts: int = 3, show_progress: bool = True,
+    max_rollouts: int = 10, max_attempts: int = 2, show_progress: bool = True,
+    max_usd: float | None = None, unit_limit: int | None = None, breaker: CircuitBreaker | None = None,
 ) -> GenerateStats:
-    """Generate until ``store`` holds ``n`` passed records (see the module docstring for resume).
+    """Generate until ``store`` holds ``n`` passed records (see the module docstring).
 
     Args:
         program: the (compiled) synthesis program.
         seeds: the seeds, cycled with increasing rollout ids.
-        lms: LM roles; ``lms.concurrency`` units run at once.
+        lms: LM roles; up to ``lms.concurrency`` units run at once.
         store: where records (passed and rejected) go.
         n: target number of passed records.
         max_rollouts: passes over ``seeds`` before giving up on reaching ``n``.
-        max_attempts: tries per unit before it is recorded as failed.
+        max_attempts: tries per unit after an unparseable answer.
+        max_usd: stop launching units once the meter has spent this many dollars.
+        unit_limit: run at most this many new units (``--estimate``).
+        breaker: the circuit breaker (default :class:`CircuitBreaker`).
 
     Raises:
-        ConfigError: a seed lacks a field the task needs before any unit has succeeded (a wrong
-            seed file or ``[seeds] fields`` mapping); later such seeds are recorded as failed units.
+        ConfigError: a seed lacks a field the task needs before any unit has succeeded.
+        RunAbortedError: a run-fatal LM error, or the circuit breaker tripped.
     """
     journal = UnitJournal(store.directory)
     if len(store):
         program.gates.restore(store.iter_records())
-    resumed = len(journal.done)
-    failed = 0
-    ran = 0
+    loop = _Loop(n, store, lms, breaker or CircuitBreaker(), passed_start=store.n_passed)
+    cap = SpendCap(max_usd)
+    resumed, ran, stopped_by = len(journal.done), 0, ""
     todo = units(seeds, max_rollouts)
     progress = Progress(
         TextColumn("[bold]generate"), BarColumn(), MofNCompleteColumn(), TextColumn("passed"),
         TextColumn("{task.fields[info]}"), TimeElapsedColumn(), disable=not show_progress,
     )
 
-    def info() -> str:
-        return f"rejected {store.n_rejected}  failed units {failed}"
+    def wanted(in_flight: int) -> bool:
+        return store.n_passed + in_flight * loop.per_unit() < n
 
     with progress, ThreadPoolExecutor(max_workers=lms.concurrency) as pool:
-        bar = progress.add_task("generate", total=n, completed=min(n, store.n_passed), info=info())
+        bar = progress.add_task("generate", total=n, completed=min(n, store.n_passed), info=loop.info())
         pending: dict[Future, tuple[str, Seed, int]] = {}
         exhausted = False
-        while True:
-            while not exhausted and len(pending) < lms.concurrency and store.n_passed < n:
-                nxt = next(todo, None)
-                if nxt is None:
-                    exhausted = True
+        try:
+            while True:
+                while not exhausted and not stopped_by and len(pending) < lms.concurrency and wanted(len(pending)):
+                    if cap.reached(lms.meter.cost_usd):
+                        stopped_by = "budget"
+                        break
+                    if unit_limit is not None and ran + len(pending) >= unit_limit:
+                        stopped_by = "unit_limit"
+                        break
+                    nxt = next(todo, None)
+                    if nxt is None:
+                        exhausted = True
+                        break
+                    if nxt[0] in journal.done:
+                        continue
+                    fut = pool.submit(contextvars.copy_context().run, run_unit, program, nxt[1], nxt[2], lms,
+                                      max_attempts)
+                    pending[fut] = nxt
+                if not pending:
                     break
-                key, seed, rollout = nxt
-                if key in journal.done:
-                    continue
-                ctx = contextvars.copy_context()
-                fut = pool.submit(ctx.run, run_unit, program, seed, rollout, lms, max_attempts)
-                pending[fut] = nxt
-            if not pending:
-                break
-            finished, _ = wait(pending, return_when=FIRST_COMPLETED)
-            for fut in finished:
-                key, seed, rollout = pending.pop(fut)
-                ran += 1
-                try:
-                    records = fut.result()
-                except Exception as exc:
-                    if isinstance(exc, SeedFieldError) and not journal.done:
-                        raise ConfigError(f"{exc} (no unit has succeeded: check the seed file and the "
-                                          "[seeds] fields mapping)") from None
-                    failed += 1
-                    journal.fail(key, seed.id, rollout, exc, 1 if isinstance(exc, SeedFieldError) else max_attempts)
-                    continue
-                for record in records:
-                    store.append(record)
-                journal.finish(key, len(records))
-            progress.update(bar, completed=min(n, store.n_passed), info=info())
-    return GenerateStats(store.n_passed, store.n_rejected, failed, ran, resumed)
+                finished, _ = wait(pending, return_when=FIRST_COMPLETED)
+                for fut in finished:
+                    key, seed, rollout = pending.pop(fut)
+                    ran += 1
+                    trip = _finish(fut, key, seed, rollout, journal, loop, max_attempts)
+                    if trip:
+                        raise RunAbortedError(f"circuit breaker: {trip}; failures by class: "
+                                              f"{loop.breaker.describe()}; last error in {journal.fail_path}")
+                progress.update(bar, completed=min(n, store.n_passed), info=loop.info())
+        except BaseException:
+            for fut in pending:
+                fut.cancel()
+            raise
+    return GenerateStats(store.n_passed, store.n_rejected, loop.failed, ran, resumed, stopped_by,
+                         dict(loop.breaker.by_class), time.monotonic() - loop.started,
+                         store.n_passed - loop.passed_start)
 
+
+def _finish(fut: Future, key: str, seed: Seed, rollout: int, journal: UnitJournal, loop: _Loop,
+            max_attempts: int) -> str | None:
+    """Store a finished unit's records, or journal its failure; returns why the breaker tripped."""
+    try:
+        records = fut.result()
+    except SeedFieldError as exc:
+        if not journal.done:
+            raise ConfigError(f"{exc} (no unit has succeeded: check the seed file and the [seeds] fields "
+                              "mapping)") from None
+        loop.failed += 1
+        journal.fail(key, seed.id, rollout, exc, 1, "record:seed_field")
+        return None
+    except Exception as exc:
+        failure = classify(exc)
+        if failure.kind == "run":
+            raise aborted(exc, failure, loop.lms) from None
+        loop.failed += 1
+        journal.fail(key, seed.id, rollout, exc, max_attempts if failure.kind == "other" else 1,
+                     f"{failure.kind}:{failure.reason}")
+        return loop.breaker.record(failure)
+    before = loop.store.n_passed
+    for record in records:
+        loop.store.append(record)
+    journal.finish(key, len(records))
+    loop.finished_units += 1
+    loop.passed_by_units += loop.store.n_passed - before
+    return loop.breaker.record(None)

@@ -22,9 +22,10 @@ from typing import Any
 
 import dspy
 
-from synthdspy import tracking
+from synthdspy import tracking, unit_calls
 from synthdspy.config import LMConfig, LMRole
 from synthdspy.configio import ConfigError
+from synthdspy.pricing import response_cost
 
 ROLES = ("generator", "judge", "reflection")
 _ROLES_KEY = "synthdspy_roles"
@@ -39,6 +40,7 @@ class RoleUsage:
     prompt_tokens: int = 0
     completion_tokens: int = 0
     cost_usd: float = 0.0
+    unpriced_calls: int = 0
 
     @property
     def total_tokens(self) -> int:
@@ -59,13 +61,29 @@ class UsageMeter:
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
     def add(self, role: str, usage: dict[str, Any], cost: float | None) -> None:
-        """Add one call's ``usage`` (OpenAI-style token counts) and ``cost`` (USD or None) to ``role``."""
+        """Add one call's ``usage`` (OpenAI-style token counts) and ``cost`` (USD, or None when the
+        model is unpriced: counted in ``unpriced_calls``, never as $0) to ``role``."""
         with self._lock:
             r = self.roles.setdefault(role, RoleUsage())
             r.calls += 1
             r.prompt_tokens += int(usage.get("prompt_tokens") or 0)
             r.completion_tokens += int(usage.get("completion_tokens") or 0)
-            r.cost_usd += float(cost or 0.0)
+            if cost is None:
+                r.unpriced_calls += 1
+            else:
+                r.cost_usd += float(cost)
+
+    @property
+    def cost_usd(self) -> float:
+        """Dollars spent so far by every role (priced calls only)."""
+        with self._lock:
+            return sum(r.cost_usd for r in self.roles.values())
+
+    @property
+    def calls(self) -> int:
+        """Billed calls so far, all roles."""
+        with self._lock:
+            return sum(r.calls for r in self.roles.values())
 
     def snapshot(self) -> dict[str, RoleUsage]:
         """A copy of the counters."""
@@ -86,34 +104,16 @@ class UsageMeter:
     def describe(self) -> str:
         """One line per run summary: billed tokens, cost and calls of each role, e.g.
         ``generator 12,034 tokens $0.0120 (40 calls); judge ...``."""
-        parts = [f"{role} {u.total_tokens:,} tokens ${u.cost_usd:.4f} ({u.calls} calls)"
+        parts = [f"{role} {u.total_tokens:,} tokens {_dollars(u)} ({u.calls} calls)"
                  for role, u in sorted(self.snapshot().items())]
         return "; ".join(parts) or "no billed LM calls"
 
 
-def token_cost(model: str, prompt_tokens: int, completion_tokens: int) -> float | None:
-    """USD price of ``prompt_tokens`` + ``completion_tokens`` on ``model`` from LiteLLM's cost map;
-    0.0 for the simulator, None when the model has no price (local servers, unknown names)."""
-    if model.startswith("sim/"):
-        return 0.0
-    os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
-    try:
-        import litellm
-
-        litellm.suppress_debug_info = True
-        p, c = litellm.cost_per_token(model=model, prompt_tokens=prompt_tokens, completion_tokens=completion_tokens)
-        return float(p + c)
-    except Exception:  # LiteLLM raises several types for models it cannot price
-        return None
-
-
-def _cost_of(model: str, response: Any, usage: dict[str, Any]) -> float:
-    """USD cost of one response: LiteLLM's own figure when present, else its cost map, else 0."""
-    hidden = getattr(response, "_hidden_params", None) or {}
-    if hidden.get("response_cost") is not None:
-        return float(hidden["response_cost"])
-    cost = token_cost(model, int(usage.get("prompt_tokens") or 0), int(usage.get("completion_tokens") or 0))
-    return cost or 0.0
+def _dollars(u: RoleUsage) -> str:
+    if u.unpriced_calls == u.calls and u.calls:
+        return "unpriced"
+    text = f"${u.cost_usd:.4f}"
+    return f"{text} + {u.unpriced_calls} unpriced calls" if u.unpriced_calls else text
 
 
 class MeteredMixin:
@@ -126,11 +126,15 @@ class MeteredMixin:
 
     meter: UsageMeter
     role: str
+    meter_history: bool = True  # False when the engine meters (real endpoints)
 
-    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+    def __call__(self, prompt: Any = None, *, messages: Any = None, **kwargs: Any) -> Any:
         if self.meter.gate is not None:
             self.meter.gate()
-        return super().__call__(*args, **kwargs)  # type: ignore[misc]
+        fp = unit_calls.before_call(self.model, prompt, messages, kwargs)  # type: ignore[attr-defined]
+        outputs = super().__call__(prompt, messages=messages, **kwargs)  # type: ignore[misc]
+        unit_calls.after_call(fp, outputs)
+        return outputs
 
     async def acall(self, *args: Any, **kwargs: Any) -> Any:
         if self.meter.gate is not None:
@@ -140,15 +144,18 @@ class MeteredMixin:
     def update_history(self, entry: dict) -> None:
         super().update_history(entry)  # type: ignore[misc]
         usage = dict(entry.get("usage") or {})
-        if usage:
+        if usage and self.meter_history:
             cost = entry.get("cost")
             if cost is None:
-                cost = _cost_of(self.model, entry.get("response"), usage)  # type: ignore[attr-defined]
+                cost = response_cost(self.model, entry.get("response"), usage)  # type: ignore[attr-defined]
             self.meter.add(self.role, usage, cost)
 
 
 class MeteredLM(MeteredMixin, dspy.LM):
-    """``dspy.LM`` that meters usage per role."""
+    """``dspy.LM`` on a :class:`~synthdspy.provider_engine.ProviderEngine`, which meters every billed
+    answer (truncated ones included) itself."""
+
+    meter_history = False
 
 
 def _metered_simulator() -> type:
@@ -186,24 +193,67 @@ def show_banner_once() -> None:
     _banner_shown = True
 
 
-def build_role(role_name: str, role: LMRole, meter: UsageMeter) -> dspy.BaseLM:
-    """Build the DSPy LM for one role.
+def _reasoning_settings(role_name: str, role: LMRole) -> tuple[float | None, int]:
+    """Temperature and max_tokens for OpenAI reasoning models (gpt-5*, o1/o3/o4), which take no
+    temperature but 1.0 and need room for reasoning tokens (DSPy requires >= 16000)."""
+    from dspy.clients.lm import _is_openai_reasoning_model
+
+    if not _is_openai_reasoning_model(role.model):
+        return role.temperature, role.max_tokens
+    notes = []
+    if role.temperature not in (1.0,):
+        notes.append(f"temperature {role.temperature:g} -> provider default")
+    if role.max_tokens < 16000:
+        notes.append(f"max_tokens {role.max_tokens} -> 16000 (reasoning tokens count against it)")
+    if notes:
+        from rich.console import Console
+
+        Console(stderr=True).print(f"[yellow]note:[/] lm.{role_name} {role.model} is a reasoning model: "
+                                   + "; ".join(notes), highlight=False)
+    return None, max(role.max_tokens, 16000)
+
+
+def _provider_lm(role_name: str, role: LMRole, meter: UsageMeter, timeout_s: float | None) -> dspy.BaseLM:
+    from synthdspy.pricing import response_cost as cost_of
+    from synthdspy.provider_engine import ENDPOINT_KEY, ProviderEngine
+    from synthdspy.ratelimit import limiter_for
+
+    extra = dict(role.extra)
+    client: dict[str, Any] = {"timeout": timeout_s or role.timeout_s}
+    for name in ("extra_headers", "headers"):
+        if name in extra:
+            client[name] = extra.pop(name)
+    if role.api_base:
+        client["api_base"] = role.api_base
+    key = _api_key(role_name, role)
+    if key:
+        client["api_key"] = key
+
+    def on_usage(name: str, usage: dict, raw: Any) -> None:
+        meter.add(name, usage, cost_of(role.model, raw, usage, role.price))
+
+    limiter = limiter_for(role.model, role.api_base, role.concurrency, role.rpm, role.tpm)
+    engine = ProviderEngine(role.model, role_name, limiter, role.concurrency, role.num_retries, on_usage, **client)
+    temperature, max_tokens = _reasoning_settings(role_name, role)
+    return MeteredLM(role.model, engine=engine, num_retries=0, temperature=temperature, max_tokens=max_tokens,
+                     cache=role.cache, **{ENDPOINT_KEY: f"{role.model} @ {role.api_base or 'default'}"}, **extra)
+
+
+def build_role(role_name: str, role: LMRole, meter: UsageMeter, timeout_s: float | None = None) -> dspy.BaseLM:
+    """Build the DSPy LM for one role; ``timeout_s`` overrides the role's (``doctor``).
+
+    Real models run on a :class:`~synthdspy.provider_engine.ProviderEngine` (rate limiter shared
+    per endpoint, retries, failure classes, metering); ``sim/...`` on the in-process simulator.
 
     Raises:
         ConfigError: when the role names an API-key variable that is not set.
     """
-    common = dict(temperature=role.temperature, max_tokens=role.max_tokens, cache=role.cache)
     if role.is_simulated:
         show_banner_once()
+        common = dict(temperature=role.temperature, max_tokens=role.max_tokens, cache=role.cache)
         lm = _metered_simulator()(role.model, num_retries=role.num_retries, **role.simulator.model_dump(), **common)
     else:
-        kwargs: dict[str, Any] = dict(common, num_retries=role.num_retries, engine="litellm")
-        if role.api_base:
-            kwargs["api_base"] = role.api_base
-        key = _api_key(role_name, role)
-        if key:
-            kwargs["api_key"] = key
-        lm = MeteredLM(role.model, **kwargs)
+        lm = _provider_lm(role_name, role, meter, timeout_s)
     lm.meter = meter  # type: ignore[attr-defined]
     lm.role = role_name  # type: ignore[attr-defined]
     return lm
@@ -219,22 +269,31 @@ class LMs:
     concurrency: int
     meter: UsageMeter
     simulated: bool
+    endpoints: dict[str, str] = field(default_factory=dict)
 
     def describe(self) -> dict[str, str]:
         """``{role: model}`` for summaries and MLflow params (``sim/...`` for the simulator)."""
         return {r: getattr(getattr(self, r), "model", "?") for r in ROLES}
 
 
-def build_lms(config: LMConfig) -> LMs:
-    """Build all roles from the ``[lm]`` config.
+def build_lms(config: LMConfig, timeout_s: float | None = None) -> LMs:
+    """Build all roles from the ``[lm]`` config (``timeout_s`` overrides every role's).
 
     Raises:
         ConfigError: a role names an API-key variable that is not set.
     """
     meter = UsageMeter()
-    roles = {name: build_role(name, getattr(config, name), meter) for name in ROLES}
+    roles = {name: build_role(name, getattr(config, name), meter, timeout_s) for name in ROLES}
     simulated = any(getattr(config, n).is_simulated for n in ROLES)
-    return LMs(**roles, concurrency=config.generator.concurrency, meter=meter, simulated=simulated)
+    return LMs(**roles, concurrency=config.generator.concurrency, meter=meter, simulated=simulated,
+               endpoints={n: describe_endpoint(n, getattr(config, n)) for n in ROLES})
+
+
+def describe_endpoint(role_name: str, role: LMRole) -> str:
+    """``lm.judge anthropic/claude-... at https://... (key from $ANTHROPIC_API_KEY)`` for messages."""
+    where = role.api_base or "the provider's default endpoint"
+    key = f"key from ${role.api_key_env}" if role.api_key_env else "no api_key_env set"
+    return f"lm.{role_name} {role.model} at {where} ({key})"
 
 
 def lm_from_model_string(model: str, role: str = "judge", api_base: str | None = None,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -138,7 +138,7 @@ def run_compile(exp: Experiment) -> CompileOutputs:
 
 @dataclass
 class GenerateOutputs:
-    """Where a generate run wrote its store and exports, and what it counted."""
+    """Where a generate run wrote its store and exports, and what it counted and spent."""
 
     store_dir: Path
     dataset_dir: Path
@@ -146,47 +146,81 @@ class GenerateOutputs:
     tracking_uri: str
     run_id: str
     usage: str = ""
+    exported: int = 0
+    billed_calls: int = 0
+    cost_usd: float = 0.0
+    unpriced: bool = False
+    meter_metrics: dict[str, float] = field(default_factory=dict)
+
+
+def _store_identity(program: Any, exp: Experiment) -> dict[str, Any]:
+    gen = exp.lm.generator
+    return {"program_hash": program.program_hash, "task": program.task_cfg.name, "generator": gen.model,
+            "api_base": gen.api_base}
 
 
 def run_generate(exp: Experiment, n: int, program_path: str | None = None, export: tuple[str, ...] = ("dataset",),
-                 show_progress: bool = True) -> GenerateOutputs:
+                 show_progress: bool = True, max_usd: float | None = None,
+                 unit_limit: int | None = None) -> GenerateOutputs:
     """Generate ``n`` passed records with the (compiled) program into ``exp.output.dir/generate``.
 
-    Resumes a previous run in the same directory. Exports the passed records as a Hugging Face
-    dataset (``dataset/``), and optionally ``records.parquet`` / ``records.jsonl``.
+    Resumes a previous run in the same directory (which it locks for its life). Exports the passed
+    records as a Hugging Face dataset (``dataset/``), and optionally ``records.parquet`` /
+    ``records.jsonl``. ``max_usd`` caps spending; ``unit_limit`` runs only that many units
+    (``--estimate``).
 
     Raises:
-        ConfigError: ``program_path`` is not a valid synthdspy program file, or the output
-            directory holds records of another program or generator (:func:`claim_store`).
+        ConfigError: ``program_path`` is not a valid synthdspy program file, the output directory
+            holds records of another program or endpoint, another run holds its lock, ``n < 1``,
+            or ``max_usd`` is set while a role's model has no price.
+        RunAbortedError: a run-fatal LM error or the circuit breaker.
     """
     import mlflow
 
-    from synthdspy.generation import claim_store, generate
+    from synthdspy.configio import ConfigError
+    from synthdspy.generation import generate
+    from synthdspy.pricing import check_budget_priced
     from synthdspy.program import SynthesisProgram
+    from synthdspy.run_dir import claim_store, exclusive_lock
     from synthdspy.seeds.source import experiment_seeds
     from synthdspy.store import RecordStore
 
+    if n < 1:
+        raise ConfigError(f"-n {n}: the number of records to generate must be at least 1")
+    if max_usd is not None:
+        check_budget_priced({r: (getattr(exp.lm, r).model, getattr(exp.lm, r).price) for r in ("generator", "judge")},
+                            f"--max-usd {max_usd:g}")
     out = Path(exp.output.dir) / "generate"
-    lms = build_lms(exp.lm)
     program = SynthesisProgram.load_program(program_path) if program_path else SynthesisProgram.from_experiment(exp)
     pool = max(n, exp.seeds.train_size + exp.seeds.dev_size)
     seeds = experiment_seeds(exp.seeds, pool)
-    claim_store(out / "store", program, lms.generator.model)
-    uri = tracking.configure(exp.tracking.uri, exp.tracking.experiment, Path(exp.output.dir))
-    tags = {"kind": "generate", "simulated": str(lms.simulated), "program_hash": program.program_hash}
-    params = {**run_params(exp, lms), "n": n, "program": program_path or "(uncompiled)"}
-    with tracking.run(f"generate-{exp.name}", params=params, tags=tags) as active, RecordStore(out / "store") as store:
-        with autolog_traces(exp.tracking.autolog):
-            stats = generate(program, seeds, lms, store, n, show_progress=show_progress)
-        store.flush()
-        dataset_dir = out / "dataset"
-        for fmt in export:
-            target = {"dataset": dataset_dir, "parquet": out / "records.parquet", "jsonl": out / "records.jsonl"}[fmt]
-            store.export(target, fmt=fmt, passed_only=True, limit=n)
-        tracking.log_metrics({"passed": stats.passed, "rejected": stats.rejected, "failed_units": stats.failed_units,
-                              **lms.meter.metrics()})
-        for name in ("units.jsonl", "failures.jsonl"):
-            if (store.directory / name).exists():
-                mlflow.log_artifact(str(store.directory / name))
-        run_id = active.info.run_id
-    return GenerateOutputs(out / "store", dataset_dir, stats, uri, run_id, lms.meter.describe())
+    with exclusive_lock(out):
+        claim_store(out / "store", _store_identity(program, exp))
+        lms = build_lms(exp.lm)
+        uri = tracking.configure(exp.tracking.uri, exp.tracking.experiment, Path(exp.output.dir))
+        tags = {"kind": "generate", "simulated": str(lms.simulated), "program_hash": program.program_hash}
+        params = {**run_params(exp, lms), "n": n, "program": program_path or "(uncompiled)"}
+        with tracking.run(f"generate-{exp.name}", params=params, tags=tags) as active, \
+                RecordStore(out / "store") as store:
+            try:
+                with autolog_traces(exp.tracking.autolog):
+                    stats = generate(program, seeds, lms, store, n, show_progress=show_progress, max_usd=max_usd,
+                                     unit_limit=unit_limit)
+            finally:
+                tracking.log_metrics({"passed": store.n_passed, "rejected": store.n_rejected, **lms.meter.metrics()})
+                for name in ("units.jsonl", "failures.jsonl"):
+                    if (store.directory / name).exists():
+                        mlflow.log_artifact(str(store.directory / name))
+            store.flush()
+            dataset_dir = out / "dataset"
+            exported = min(n, store.n_passed)
+            for fmt in export:
+                target = {"dataset": dataset_dir, "parquet": out / "records.parquet",
+                          "jsonl": out / "records.jsonl"}[fmt]
+                store.export(target, fmt=fmt, passed_only=True, limit=n)
+            tracking.log_metrics({"failed_units": stats.failed_units, "exported": exported})
+            mlflow.set_tag("stopped_by", stats.stopped_by)
+            run_id = active.info.run_id
+    unpriced = any(u.unpriced_calls for u in lms.meter.snapshot().values())
+    return GenerateOutputs(out / "store", dataset_dir, stats, uri, run_id, lms.meter.describe(), exported,
+                           lms.meter.calls, lms.meter.cost_usd, unpriced, lms.meter.metrics())

@@ -7,10 +7,12 @@ from pathlib import Path
 
 import dspy
 import pytest
+from dspy.clients.engines.litellm_engine import LiteLLMEngine
 
 from synthdspy.config import LMConfig, LMRole, load_experiment
 from synthdspy.configio import ConfigError
 from synthdspy.lm import MeteredLM, UsageMeter, build_lms, build_role, judge_context, roles_context
+from synthdspy.provider_engine import ProviderEngine
 from synthdspy.sim_server import serve
 
 ROOT = Path(__file__).parent.parent
@@ -28,7 +30,10 @@ def test_real_role_reads_key_from_env_and_uses_litellm(monkeypatch):
     role = LMRole(model="openai/gpt-4o-mini", api_key_env="MY_TEST_KEY", api_base="http://127.0.0.1:9/v1")
     lm = build_role("generator", role, UsageMeter())
     assert isinstance(lm, MeteredLM) and lm.model == "openai/gpt-4o-mini"
-    assert lm.kwargs["api_key"] == "sk-role-key-123456" and lm.engine == "litellm"
+    engine = lm.engine
+    assert isinstance(engine, ProviderEngine) and isinstance(engine, LiteLLMEngine)
+    assert engine.client_options["api_key"] == "sk-role-key-123456" and "api_key" not in lm.kwargs
+    assert engine.client_options["timeout"] == 120.0 and lm.num_retries == 0  # retries live in the engine
     assert "sk-role-key" not in json.dumps(lm.dump_state(), default=str)
 
 

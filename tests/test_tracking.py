@@ -50,7 +50,7 @@ def test_local_store_keeps_artifacts_in_the_output_directory(tmp_path, monkeypat
 
 
 def test_registered_key_variables_are_scrubbed_whatever_their_name(monkeypatch, tmp_path):
-    from synthdspy.generation import UnitJournal
+    from synthdspy.run_dir import UnitJournal
 
     monkeypatch.setenv("MY_LLM_CREDENTIAL", "abcd1234efgh5678")
     assert "abcd1234efgh5678" in scrub_env_secrets("failed with abcd1234efgh5678")  # not secret-looking

@@ -43,7 +43,7 @@ import dspy
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
-from synthdspy.lm import token_cost
+from synthdspy.pricing import token_cost
 from synthdspy.signatures.diversity import (
     ClusterSamples,
     ClusterVerdict,

@@ -1,0 +1,54 @@
+"""What ``synthdspy generate`` prints when it ends: the summary, or the ``--estimate`` projection."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from rich.console import Console
+
+
+def print_summary(console: Console, out: Any, n: int, exp: Any) -> None:
+    """The run summary: records passed/rejected, exported versus stored, failures by class, why it
+    stopped, spending, and where the files are."""
+    from synthdspy.tracking import ui_command
+
+    s = out.stats
+    console.print(
+        f"passed {s.passed}, rejected {s.rejected} (kept with reasons), failed units {s.failed_units}; "
+        f"{s.units_run} units run now, {s.units_resumed} finished by an earlier run (resumed)"
+    )
+    console.print(f"exported {out.exported} of the {s.passed} passed records stored (-n {n}); "
+                  f"{s.passed_now} new in {s.seconds:.1f}s ({s.passed_now / max(s.seconds, 1e-6):.2f} records/s)")
+    if s.failures:
+        classes = ", ".join(f"{k} {v}" for k, v in sorted(s.failures.items(), key=lambda kv: -kv[1]))
+        console.print(f"[yellow]warning:[/] {s.failed_units} units failed ({classes}); each error is in "
+                      f"{out.store_dir / 'failures.jsonl'}")
+    if s.units_run and not out.billed_calls:
+        console.print("note: every LM answer of this run was served from the response cache (nothing billed)")
+    if s.stopped_by == "budget":
+        console.print(f"[yellow]stopped by the spending cap:[/] ${out.cost_usd:.4f} spent; re-run with a higher "
+                      "--max-usd to resume")
+    elif s.passed < n:
+        console.print(f"[yellow]warning:[/] only {s.passed} of {n} records passed after every rollout was spent; "
+                      f"see `synthdspy gate-report {exp.output.dir}` for the reasons")
+    console.print(f"LM usage (billed; cache hits are free): {out.usage}")
+    console.print(f"dataset:    {out.dataset_dir}  (datasets.load_from_disk)")
+    console.print(f"store:      {out.store_dir}")
+    console.print(f"MLflow run: {out.run_id}  ->  {ui_command(out.tracking_uri)}")
+
+
+def print_estimate(console: Console, out: Any, n: int) -> None:
+    """Project tokens, dollars and wall time for ``n`` passed records from the units just run
+    (linear in passed records; the rate is this run's, at its concurrency)."""
+    s = out.stats
+    if not s.passed_now:
+        console.print(f"estimate: {s.units_run} units ran and none passed, so nothing can be projected; "
+                      f"usage so far: {out.usage}")
+        return
+    scale = n / s.passed_now
+    tokens = sum(int(v) for k, v in out.meter_metrics.items() if k.endswith(".tokens") and not k.startswith("total"))
+    cost = "unpriced" if out.unpriced else f"${out.cost_usd * scale:,.2f}"
+    console.print(f"estimate from {s.units_run} units ({s.passed_now} passed, {s.rejected} rejected, "
+                  f"{s.failed_units} failed) in {s.seconds:.1f}s:")
+    console.print(f"  for -n {n}: about {tokens * scale:,.0f} tokens, {cost}, {s.seconds * scale / 60:,.1f} minutes "
+                  f"at this concurrency; the {s.passed} records made now are kept and a run resumes from them")

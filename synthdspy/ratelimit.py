@@ -1,0 +1,217 @@
+"""One rate limiter per endpoint (model + api_base): AIMD concurrency and RPM/TPM pacing.
+
+Every role whose LM points at the same endpoint shares one :class:`EndpointLimiter` (see
+:func:`limiter_for`), so a generator and a judge on one API account never exceed its limits
+together. Three mechanisms work at once, none of which needs configuration:
+
+- **AIMD concurrency** (additive increase, multiplicative decrease, as in TCP congestion control,
+  Chiu & Jain 1989): the number of requests in flight may grow by ``1/window`` per success up to
+  the roles' ``concurrency`` and is halved on a 429, at most once per round trip (a 429 for a
+  request sent before the last decrease does not decrease again).
+- **Pacing from the provider's headers**: ``x-ratelimit-limit-requests`` / ``-tokens`` (OpenAI's
+  documented headers; Anthropic's ``anthropic-ratelimit-*`` are mapped to the same names by
+  LiteLLM) set a learned RPM/TPM, and requests are spaced at ``safety`` times that rate (a
+  generic cell rate algorithm with no burst, so a sliding 60-second window is never exceeded).
+  When ``x-ratelimit-remaining-*`` says no more than the requests already in flight are left,
+  new requests wait for ``x-ratelimit-reset-*``.
+- **Retry-After**: a 429 or 503 with a ``retry-after`` hint pauses the whole endpoint for that
+  long, clamped to ``[0.5, 60]`` seconds.
+
+``rpm`` / ``tpm`` from the config are used from the first request on (before any header is seen);
+with both a configured and a learned limit, the lower wins. Tokens are counted as the provider
+counts them for rate limiting: a prompt estimate plus ``max_tokens``.
+"""
+
+from __future__ import annotations
+
+import re
+import threading
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+
+RETRY_AFTER_RANGE = (0.5, 60.0)
+_DURATION = re.compile(r"(\d+(?:\.\d+)?)(ms|s|m|h)")
+_UNIT_S = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0}
+
+
+def parse_duration(value: str | float | None) -> float | None:
+    """Seconds in an OpenAI reset header (``"1s"``, ``"6m0s"``, ``"120ms"``) or a plain number;
+    None when absent or unreadable."""
+    if value is None:
+        return None
+    text = str(value).strip()
+    try:
+        return max(0.0, float(text))
+    except ValueError:
+        pass
+    parts = _DURATION.findall(text)
+    return sum(float(n) * _UNIT_S[u] for n, u in parts) if parts else None
+
+
+def _int(value: object) -> int | None:
+    try:
+        return int(float(str(value)))
+    except (TypeError, ValueError):
+        return None
+
+
+@dataclass
+class _Pacer:
+    """Spaces events at ``rate`` units per second (GCRA without burst)."""
+
+    rate: float | None = None
+    next_t: float = 0.0
+
+    def reserve(self, now: float, amount: float = 1.0) -> float:
+        """Seconds to wait before an event of ``amount`` units; reserves its slot."""
+        if not self.rate:
+            return 0.0
+        start = max(now, self.next_t)
+        self.next_t = start + amount / self.rate
+        return start - now
+
+
+@dataclass
+class LimiterStats:
+    """Counters of one endpoint: requests started, 429s seen, the current AIMD window."""
+
+    started: int = 0
+    rate_limited: int = 0
+    decreases: int = 0
+    window: float = 0.0
+    learned_rpm: int | None = None
+    learned_tpm: int | None = None
+
+
+@dataclass
+class EndpointLimiter:
+    """Admission control for one endpoint; thread-safe.
+
+    Args:
+        name: the endpoint, for messages (``model @ api_base``).
+        max_concurrency: upper bound of the AIMD window (requests in flight).
+        rpm / tpm: configured requests and tokens per minute, or None to learn them.
+        safety: share of a limit to pace at (0.95: 5% headroom for clock skew and other clients).
+        clock / sleep: injectable for tests.
+    """
+
+    name: str
+    max_concurrency: int
+    rpm: int | None = None
+    tpm: int | None = None
+    safety: float = 0.95
+    clock: Callable[[], float] = time.monotonic
+    sleep: Callable[[float], None] = time.sleep
+    stats: LimiterStats = field(default_factory=LimiterStats)
+
+    def __post_init__(self) -> None:
+        self._cond = threading.Condition()
+        self._window = float(self.max_concurrency)
+        self._in_flight = 0
+        self._paused_until = 0.0
+        self._last_decrease = -1.0
+        self._requests = _Pacer()
+        self._tokens = _Pacer()
+        self._learned_rpm: int | None = None
+        self._learned_tpm: int | None = None
+        self._set_rates()
+
+    def _set_rates(self) -> None:
+        def lowest(a: int | None, b: int | None) -> int | None:
+            known = [x for x in (a, b) if x]
+            return min(known) if known else None
+
+        rpm, tpm = lowest(self.rpm, self._learned_rpm), lowest(self.tpm, self._learned_tpm)
+        self._requests.rate = rpm * self.safety / 60.0 if rpm else None
+        self._tokens.rate = tpm * self.safety / 60.0 if tpm else None
+
+    @property
+    def window(self) -> int:
+        """Requests allowed in flight now (the AIMD window, at least 1)."""
+        return max(1, int(self._window))
+
+    def acquire(self, tokens: int = 0) -> float:
+        """Block until a request of ``tokens`` estimated tokens may start; returns its start time
+        (the clock's), to hand back to :meth:`release`."""
+        with self._cond:
+            while self._in_flight >= self.window or self.clock() < self._paused_until:
+                pause = self._paused_until - self.clock()
+                self._cond.wait(timeout=max(0.01, min(pause, 1.0)) if pause > 0 else 1.0)
+            self._in_flight += 1
+            now = self.clock()
+            wait = max(self._requests.reserve(now), self._tokens.reserve(now, float(tokens)))
+            self.stats.started += 1
+        if wait > 0:
+            self.sleep(wait)
+        return self.clock()
+
+    def release(self, started: float, ok: bool, rate_limited: bool = False, retry_after: float | None = None,
+                headers: Mapping[str, object] | None = None) -> None:
+        """End a request that began at ``started``: success widens the window, a 429 halves it
+        (once per round trip); ``retry_after`` pauses the endpoint; ``headers`` update pacing."""
+        with self._cond:
+            self._in_flight -= 1
+            now = self.clock()
+            if ok:
+                self._window = min(float(self.max_concurrency), self._window + 1.0 / max(self._window, 1.0))
+            elif rate_limited:
+                self.stats.rate_limited += 1
+                if started >= self._last_decrease:
+                    self._window = max(1.0, self._window / 2.0)
+                    self._last_decrease = now
+                    self.stats.decreases += 1
+            if retry_after is not None:
+                lo, hi = RETRY_AFTER_RANGE
+                self._paused_until = max(self._paused_until, now + min(max(retry_after, lo), hi))
+            if headers:
+                self._read_headers(headers, now)
+            self.stats.window = self._window
+            self._cond.notify_all()
+
+    def _read_headers(self, headers: Mapping[str, object], now: float) -> None:
+        h = {str(k).lower().removeprefix("llm_provider-"): v for k, v in headers.items()}
+        changed = False
+        for kind in ("requests", "tokens"):
+            limit = _int(h.get(f"x-ratelimit-limit-{kind}"))
+            attr = "_learned_rpm" if kind == "requests" else "_learned_tpm"
+            if limit and limit != getattr(self, attr):
+                setattr(self, attr, limit)
+                changed = True
+            remaining = _int(h.get(f"x-ratelimit-remaining-{kind}"))
+            reset = parse_duration(h.get(f"x-ratelimit-reset-{kind}"))  # type: ignore[arg-type]
+            threshold = self._in_flight if kind == "requests" else 0
+            if remaining is not None and reset and remaining <= threshold:
+                self._paused_until = max(self._paused_until, now + min(reset, RETRY_AFTER_RANGE[1]))
+        if changed:
+            self._set_rates()
+            self.stats.learned_rpm, self.stats.learned_tpm = self._learned_rpm, self._learned_tpm
+
+
+_registry: dict[tuple[str, str], EndpointLimiter] = {}
+_registry_lock = threading.Lock()
+
+
+def limiter_for(model: str, api_base: str | None, concurrency: int, rpm: int | None = None,
+                tpm: int | None = None) -> EndpointLimiter:
+    """The process-wide limiter of endpoint (``model``, ``api_base``): created on first use,
+    then shared. A later role on the same endpoint raises its ``max_concurrency`` to the larger
+    of the two and tightens ``rpm`` / ``tpm`` to the lower configured value."""
+    key = (model, api_base or "")
+    with _registry_lock:
+        limiter = _registry.get(key)
+        if limiter is None:
+            limiter = EndpointLimiter(f"{model} @ {api_base or 'default endpoint'}", concurrency, rpm, tpm)
+            _registry[key] = limiter
+            return limiter
+        limiter.max_concurrency = max(limiter.max_concurrency, concurrency)
+        limiter.rpm = min(x for x in (limiter.rpm, rpm) if x) if (limiter.rpm or rpm) else None
+        limiter.tpm = min(x for x in (limiter.tpm, tpm) if x) if (limiter.tpm or tpm) else None
+        limiter._set_rates()
+        return limiter
+
+
+def reset_limiters() -> None:
+    """Forget every endpoint's limiter (tests, or a new run in the same process)."""
+    with _registry_lock:
+        _registry.clear()
