@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import shutil
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -10,6 +11,7 @@ from typing import Any
 
 from synthdspy import tracking
 from synthdspy.config import Experiment
+from synthdspy.llm_failures import RunAbortedError
 from synthdspy.lm import LMs, build_lms
 from synthdspy.records import content_hash
 
@@ -95,17 +97,29 @@ def run_compile(exp: Experiment) -> CompileOutputs:
 
     Raises:
         synthdspy.configio.ConfigError: bad seeds or LM settings.
+        RunAbortedError: the LMs failed (run-fatal error, or every held-out batch failed); nothing
+            is left behind: no variant directory, no compiled program, no MLflow run.
     """
+
+    variant = variant_name(exp)
+    out = Path(exp.output.dir) / "variants" / variant
+    created = not out.exists()
+    out.mkdir(parents=True, exist_ok=True)
+    try:
+        return _compile_into(exp, variant, out)
+    except RunAbortedError:
+        if created:  # no half-written variant: the directory, its files and its MLflow run go
+            shutil.rmtree(out, ignore_errors=True)
+        raise
+
+
+def _compile_into(exp: Experiment, variant: str, out: Path) -> CompileOutputs:
     import mlflow
 
     from synthdspy.metrics.objective import diversity_label
     from synthdspy.optimizers.compile import compile_program
-    from synthdspy.report import compile_summary, write_compile_report
     from synthdspy.seeds.source import train_dev_seeds
 
-    variant = variant_name(exp)
-    out = Path(exp.output.dir) / "variants" / variant
-    out.mkdir(parents=True, exist_ok=True)
     lms = build_lms(exp.lm)
     train, dev = train_dev_seeds(exp.seeds)
     uri = tracking.configure(exp.tracking.uri, exp.tracking.experiment, Path(exp.output.dir))
@@ -115,25 +129,44 @@ def run_compile(exp: Experiment) -> CompileOutputs:
             "baseline_hash": baseline_hash, "simulated": str(lms.simulated),
             "diversity_metric": diversity_label(exp.objective)}
     with tracking.run(variant, params=run_params(exp, lms), tags=tags) as active:
-        result = compile_program(exp, lms, train, dev, out_dir=out,
-                                 traced=lambda: autolog_traces(exp.tracking.autolog))
-        program_path = result.program.save_program(
-            out / "compiled_program.json", extra={"experiment": exp.name, "variant": variant, "config_hash": chash})
-        summary = compile_summary(exp.name, variant, chash, exp.compile.optimizer, result, lms)
-        paths = write_compile_report(out, summary, result)
-        tracking.log_metrics({**result.baseline.metrics("baseline"), **result.compiled.metrics("compiled")})
-        tracking.log_metrics({f"optimize.{k}": v for k, v in result.optimize_usage.items()})
-        tracking.log_metrics({f"criteria.{k}": v for k, v in result.criteria_usage.items()})
-        used = result.budget["used"]
-        tracking.log_metrics({"optimize.seconds": result.optimize_seconds,
-                              **{f"budget.used.{k}": v for k, v in used.items()}})
-        mlflow.set_tag("stopped_by_budget", str(result.budget["stopped_by_budget"] or ""))
-        log_candidates(result.candidates)
-        for p in [program_path, *paths.values(), out / "criteria.json"]:
-            if p.exists():
-                mlflow.log_artifact(str(p))
         run_id = active.info.run_id
+        try:
+            result = compile_program(exp, lms, train, dev, out_dir=out,
+                                     traced=lambda: autolog_traces(exp.tracking.autolog))
+        except RunAbortedError as exc:
+            failed: RunAbortedError | None = exc
+        else:
+            failed = None
+            program_path, paths, summary = _record_compile(exp, variant, out, chash, lms, result)
+    if failed is not None:
+        mlflow.delete_run(run_id)  # a failed compile leaves no "compiled" run behind
+        raise failed
     return CompileOutputs(program_path, paths, summary, uri, run_id)
+
+
+def _record_compile(exp: Experiment, variant: str, out: Path, chash: str, lms: LMs,
+                    result: Any) -> tuple[Path, dict[str, Path], dict[str, Any]]:
+    """Save the compiled program and reports and log them to the active MLflow run."""
+    import mlflow
+
+    from synthdspy.report import compile_summary, write_compile_report
+
+    program_path = result.program.save_program(
+        out / "compiled_program.json", extra={"experiment": exp.name, "variant": variant, "config_hash": chash})
+    summary = compile_summary(exp.name, variant, chash, exp.compile.optimizer, result, lms)
+    paths = write_compile_report(out, summary, result)
+    tracking.log_metrics({**result.baseline.metrics("baseline"), **result.compiled.metrics("compiled")})
+    tracking.log_metrics({f"optimize.{k}": v for k, v in result.optimize_usage.items()})
+    tracking.log_metrics({f"criteria.{k}": v for k, v in result.criteria_usage.items()})
+    used = result.budget["used"]
+    tracking.log_metrics({"optimize.seconds": result.optimize_seconds,
+                          **{f"budget.used.{k}": v for k, v in used.items()}})
+    mlflow.set_tag("stopped_by_budget", str(result.budget["stopped_by_budget"] or ""))
+    log_candidates(result.candidates)
+    for p in [program_path, *paths.values(), out / "criteria.json"]:
+        if p.exists():
+            mlflow.log_artifact(str(p))
+    return program_path, paths, summary
 
 
 @dataclass

@@ -15,6 +15,11 @@ never waits for the limiter, never counts against a rate limit and is never bill
 5. raises :class:`~synthdspy.llm_failures.TruncatedAnswerError` on ``finish_reason == "length"``
    and :class:`~synthdspy.llm_failures.RefusedAnswerError` on a content filter or refusal.
 
+Single-flight: a request identical to one still in flight (same messages, parameters and rollout
+id) waits for that one's answer instead of being sent again. DSPy's ``Evaluate`` re-submits a
+straggling batch after 120 s while the first submission still runs; without this, every call of
+that batch would be billed twice.
+
 Secrets (the role's key and every credential-like environment variable) are scrubbed from the
 messages of every exception it raises, so a provider that echoes the key in an error body cannot
 carry it into logs, MLflow traces or ``failures.jsonl``.
@@ -26,11 +31,14 @@ never replayed for another (DSPy's own key drops ``api_base``).
 
 from __future__ import annotations
 
+import hashlib
+import json
 import random
 import threading
 import time
 import warnings
 from collections.abc import Callable
+from dataclasses import dataclass, field
 from typing import Any
 
 from dspy.clients.engines.litellm_engine import LiteLLMEngine
@@ -119,6 +127,15 @@ def _choice(raw: Any) -> tuple[str | None, Any]:
     return reason, message
 
 
+@dataclass
+class _Flight:
+    """One request in flight, awaited by identical requests sent meanwhile (single-flight)."""
+
+    done: threading.Event = field(default_factory=threading.Event)
+    result: Any = None
+    error: BaseException | None = None
+
+
 class ProviderEngine(LiteLLMEngine):
     """DSPy's LiteLLM engine with synthdspy's limiter, retries, failure classes and meter.
 
@@ -143,6 +160,8 @@ class ProviderEngine(LiteLLMEngine):
         self._slots = threading.BoundedSemaphore(concurrency)
         self._secrets = tuple(v for k, v in client_options.items() if k == "api_key" and isinstance(v, str))
         self._rng = random.Random()
+        self._flights: dict[str, _Flight] = {}
+        self._flight_lock = threading.Lock()
 
     def complete_legacy(self, lm: Any, request: dict[str, Any], **context: Any) -> Any:
         """One logical call: limiter, attempts with backoff, checks (see the module docstring).
@@ -152,6 +171,29 @@ class ProviderEngine(LiteLLMEngine):
             Exception: DSPy's classified LM error once retries are spent or for a fatal class.
         """
         request = {k: v for k, v in request.items() if k != ENDPOINT_KEY}
+        key = hashlib.sha256(json.dumps(request, sort_keys=True, default=str).encode()).hexdigest()
+        with self._flight_lock:
+            flight = self._flights.get(key)
+            leader = flight is None
+            if flight is None:
+                flight = self._flights[key] = _Flight()
+        if not leader:  # the same request is in flight (a straggler re-submission): share its answer
+            flight.done.wait()
+            if flight.error is not None:
+                raise flight.error
+            return flight.result
+        try:
+            flight.result = self._send(lm, request, context)
+            return flight.result
+        except BaseException as exc:
+            flight.error = exc
+            raise
+        finally:
+            with self._flight_lock:
+                self._flights.pop(key, None)
+            flight.done.set()
+
+    def _send(self, lm: Any, request: dict[str, Any], context: dict[str, Any]) -> Any:
         tokens = estimate_tokens(request)
         for attempt in range(self.num_retries + 1):
             with self._slots:

@@ -24,6 +24,7 @@ from typing import Any
 import dspy
 
 from synthdspy.config import Experiment
+from synthdspy.llm_failures import RunAbortedError, classify
 from synthdspy.lm import LMs, roles_context
 from synthdspy.metrics.diversity.scorers import DiversityScorer, make_scorer
 from synthdspy.metrics.objective import BatchScores, Objective
@@ -63,7 +64,8 @@ class _NeverRaises(dspy.Module):
         try:
             return self.student(seeds=seeds)
         except Exception as exc:  # noqa: BLE001 - any failure of one batch is that batch's score of 0
-            return dspy.Prediction(records=[], error=f"{type(exc).__name__}: {exc}")
+            fatal = classify(exc).kind == "run"
+            return dspy.Prediction(records=[], error=f"{type(exc).__name__}: {' '.join(str(exc).split())}", fatal=fatal)
 
 
 def seed_batches(seeds: list[Seed], size: int) -> list[dspy.Example]:
@@ -119,6 +121,10 @@ def evaluate(student: BatchGenerator, examples: list[dspy.Example], objective: O
     """Run ``student`` on each batch (``lms.concurrency`` threads) and score it with ``objective``.
 
     A batch that raises scores 0, is counted in the mean, and its error is kept.
+
+    Raises:
+        RunAbortedError: a batch failed with a run-fatal LM error (wrong key, no quota, unknown
+            model), or every batch failed (a dead endpoint): scores of 0 would be meaningless.
     """
     from synthdspy.metrics.diversity.cluster_agent import bootstrap_interval
 
@@ -136,6 +142,11 @@ def evaluate(student: BatchGenerator, examples: list[dspy.Example], objective: O
         records.extend(getattr(prediction, "records", None) or [])
         if getattr(prediction, "error", None):
             errors.append(prediction.error)
+            if getattr(prediction, "fatal", False):
+                raise RunAbortedError(f"{lms.endpoints.get('generator', 'the LM')} failed: {prediction.error[:300]}")
+    if examples and len(errors) == len(examples):
+        raise RunAbortedError(f"every one of the {len(examples)} held-out batches failed, so the LMs are not "
+                              f"answering; first error: {errors[0][:300]}")
     interval = None
     if len(batches) >= 2:
         ci = bootstrap_interval([b.diversity for b in batches])

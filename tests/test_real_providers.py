@@ -1,0 +1,164 @@
+"""Generate and compile against an endpoint that misbehaves as hosted providers document: wrong key,
+no quota, unknown model, dead server, truncation, hangs, rate limits, spending caps, two runs on one
+directory, a key echoed in an error. All through dspy.LM -> ProviderEngine -> LiteLLM -> HTTP."""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+
+import pytest
+
+from synthdspy.config import load_experiment
+from synthdspy.configio import ConfigError
+from synthdspy.llm_failures import RunAbortedError
+from synthdspy.provider_server import ProviderOptions
+from synthdspy.sim_server import serve_provider
+
+ROOT = Path(__file__).parent.parent
+KEY = "sk-test-provider-key-0123456789"
+KEY_ENV = "SYNTHDSPY_TEST_PROVIDER_KEY"
+
+
+@pytest.fixture(autouse=True)
+def _key(monkeypatch):
+    monkeypatch.setenv(KEY_ENV, KEY)
+
+
+def experiment(tmp_path: Path, url: str, *extra: str, name: str = "grounded_qa.toml", roles=("generator", "judge")):
+    sets = [f"output.dir={json.dumps(str(tmp_path / 'out'))}", "tracking.autolog=false"]
+    for role in roles:
+        sets += [f"lm.{role}.model=openai/sim-model", f"lm.{role}.api_base={json.dumps(url)}",
+                 f"lm.{role}.api_key_env={KEY_ENV}", f"lm.{role}.num_retries=2", f"lm.{role}.timeout_s=5"]
+    return load_experiment(ROOT / "experiments" / name, [*sets, *extra])
+
+
+def files_text(directory: Path) -> str:
+    """Every byte under ``directory`` (MLflow's database and artifacts included), as text."""
+    return "".join(p.read_bytes().decode("utf-8", "replace") for p in directory.rglob("*") if p.is_file())
+
+
+@pytest.mark.parametrize("fault, needle", [
+    ({"api_key": "sk-the-right-key-000000"}, KEY_ENV),
+    ({"insufficient_quota": True}, "quota"),
+    ({"models": ["another-model"]}, "openai/sim-model"),
+])
+def test_run_fatal_errors_stop_generate_at_once_naming_the_cause(tmp_path, fault, needle):
+    from synthdspy.pipeline import run_generate
+
+    with serve_provider(provider=ProviderOptions(**fault)) as ep:
+        start = time.monotonic()
+        with pytest.raises(RunAbortedError, match=needle) as info:
+            run_generate(experiment(tmp_path, ep.url), n=20, show_progress=False)
+        assert time.monotonic() - start < 15
+        # in flight when the first answer came back: at most one request per concurrent unit, never retried
+        assert ep.stats()["requests"] <= 4
+    assert "\n" not in str(info.value)
+    assert KEY not in str(info.value) and KEY not in files_text(tmp_path)  # the 401 echoes the key
+
+
+def test_a_dead_endpoint_fails_generate_and_compile_fast_leaving_no_compiled_program(tmp_path):
+    from synthdspy.pipeline import run_compile, run_generate
+
+    dead = "http://127.0.0.1:9/v1"
+    start = time.monotonic()
+    with pytest.raises(RunAbortedError, match="circuit breaker"):
+        run_generate(experiment(tmp_path, dead, "lm.generator.num_retries=1"), n=10, show_progress=False)
+    assert time.monotonic() - start < 60
+    exp = experiment(tmp_path, dead, "lm.generator.num_retries=0", "lm.judge.num_retries=0",
+                     "compile.num_candidates=1", "seeds.dev_size=4", "seeds.train_size=4")
+    with pytest.raises(RunAbortedError, match="held-out batches failed"):
+        run_compile(exp)
+    assert not list((tmp_path / "out").rglob("compiled_program.json"))
+    assert not (tmp_path / "out" / "variants").exists() or not any((tmp_path / "out" / "variants").iterdir())
+
+
+def test_truncated_answers_fail_their_units_as_truncated_without_retries(tmp_path):
+    from synthdspy.pipeline import run_generate
+
+    with serve_provider() as ep:
+        exp = experiment(tmp_path, ep.url, "lm.generator.max_tokens=8", "gates=[]")
+        with pytest.raises(RunAbortedError, match="record:truncated"):
+            run_generate(exp, n=20, show_progress=False)
+        requests = ep.stats()["requests"]
+    failures = [json.loads(x) for x in (tmp_path / "out/generate/store/failures.jsonl").read_text().splitlines()]
+    assert failures and all(f["class"] == "record:truncated" for f in failures)
+    assert requests <= 2 * len(failures) + exp.lm.generator.concurrency
+
+
+def test_hung_requests_time_out_and_are_retried(tmp_path):
+    from synthdspy.pipeline import run_generate
+
+    with serve_provider(provider=ProviderOptions(hang_rate=0.4, hang_s=60, seed=3)) as ep:
+        exp = experiment(tmp_path, ep.url, "lm.generator.timeout_s=1", "lm.judge.timeout_s=1", "gates=[]",
+                         "lm.generator.num_retries=4", "lm.judge.num_retries=4")
+        start = time.monotonic()
+        out = run_generate(exp, n=8, show_progress=False)
+        assert time.monotonic() - start < 60
+        assert ep.stats()["hung"] >= 1
+    assert out.stats.passed >= 8
+
+
+def test_rate_limits_are_learned_from_headers_and_nothing_is_paid_twice(tmp_path):
+    from synthdspy.pipeline import run_generate
+
+    with serve_provider(provider=ProviderOptions(rpm=600, server_error_rate=0.1, seed=1)) as ep:
+        out = run_generate(experiment(tmp_path, ep.url), n=12, show_progress=False)
+        stats = ep.stats()
+    assert out.stats.passed >= 12
+    assert stats["rate_limited"] <= 0.05 * stats["requests"]
+    assert stats["duplicate_successes"] == 0  # a failed judge call is re-sent alone, never its unit
+
+
+def test_units_in_flight_count_towards_n(tmp_path):
+    from synthdspy.pipeline import run_generate
+
+    with serve_provider() as ep:
+        exp = experiment(tmp_path, ep.url, "gates=[]", "task.num_questions=1", "lm.generator.concurrency=8")
+        out = run_generate(exp, n=10, show_progress=False)
+        requests = ep.stats()["requests"]
+    assert out.stats.passed >= 10 and out.exported == 10
+    assert out.stats.units_run <= 11 and requests <= 11
+
+
+def test_spending_cap_stops_the_run_and_a_higher_cap_resumes(tmp_path):
+    from synthdspy.pipeline import run_generate
+
+    price = "{ input_per_mtok = 2000.0, output_per_mtok = 8000.0 }"
+    with serve_provider() as ep:
+        exp = experiment(tmp_path, ep.url, "gates=[]", "lm.generator.concurrency=2",
+                         f"lm.generator.price={price}", f"lm.judge.price={price}")
+        first = run_generate(exp, n=12, show_progress=False, max_usd=0.5)
+        assert first.stats.stopped_by == "budget" and first.stats.passed < 12
+        per_unit = first.cost_usd / max(first.stats.units_run, 1)
+        assert first.cost_usd <= 0.5 + 2 * per_unit + 1e-9  # the cap plus the units in flight
+        second = run_generate(exp, n=12, show_progress=False, max_usd=100.0)
+    assert second.stats.units_resumed == first.stats.units_run and second.stats.passed >= 12
+
+
+def test_a_usd_cap_on_an_unpriced_model_is_refused(tmp_path):
+    from synthdspy.pipeline import run_generate
+
+    with pytest.raises(ConfigError, match=r"lm.generator model openai/sim-model has no known price"):
+        run_generate(experiment(tmp_path, "http://127.0.0.1:9/v1"), n=2, show_progress=False, max_usd=1.0)
+
+
+def test_a_second_generate_on_one_directory_refuses(tmp_path):
+    from synthdspy.pipeline import run_generate
+    from synthdspy.run_dir import exclusive_lock
+
+    exp = experiment(tmp_path, "http://127.0.0.1:9/v1")
+    with exclusive_lock(Path(exp.output.dir) / "generate"), \
+            pytest.raises(ConfigError, match="another generate run .* is writing to this store"):
+        run_generate(exp, n=2, show_progress=False)
+
+
+def test_answers_cached_from_one_endpoint_are_not_replayed_for_another(tmp_path):
+    from synthdspy.pipeline import run_generate
+
+    with serve_provider() as ep:
+        run_generate(experiment(tmp_path / "a", ep.url, "gates=[]"), n=2, show_progress=False)
+    with pytest.raises(RunAbortedError):  # same model name, same prompts, a server that is down
+        run_generate(experiment(tmp_path / "b", "http://127.0.0.1:9/v1", "gates=[]", "lm.generator.num_retries=0"),
+                     n=2, show_progress=False)
