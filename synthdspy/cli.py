@@ -24,6 +24,7 @@ app = typer.Typer(help="Synthetic training data as optimizable DSPy programs.", 
 console = Console(stderr=True, soft_wrap=True)  # long paths and commands stay on one line
 F = TypeVar("F", bound=Callable[..., Any])
 
+DOCTOR_TIMEOUT_S = 15.0  # seconds per request: doctor answers quickly, even for a hanging endpoint
 SET_HELP = "Override a config key, e.g. --set compile.optimizer=bootstrap_rs (repeatable)."
 
 
@@ -149,12 +150,13 @@ def doctor_cmd(
     experiment: str = typer.Argument(..., help="Experiment TOML file."),
     set_: list[str] = typer.Option(None, "--set", help=SET_HELP),
 ) -> None:
-    """Check that each configured LM role answers a one-line request."""
+    """Check that each configured LM role answers a one-line request (15 s timeout per request)."""
+    from synthdspy.llm_failures import classify
     from synthdspy.lm import ROLES, build_lms
     from synthdspy.tracking import scrub_env_secrets
 
     exp = _load(experiment, set_)
-    lms = build_lms(exp.lm)
+    lms = build_lms(exp.lm, timeout_s=DOCTOR_TIMEOUT_S)
     failures = 0
     for role in ROLES:
         lm = getattr(lms, role)
@@ -163,8 +165,9 @@ def doctor_cmd(
             console.print(f"[green]ok[/]   {role:<10} {lm.model}: {str(answer[0])[:60]!r}")
         except Exception as exc:
             failures += 1
-            detail = scrub_env_secrets(str(exc))[:200]
-            console.print(f"[red]fail[/] {role:<10} {lm.model}: {type(exc).__name__}: {detail}")
+            detail = scrub_env_secrets(" ".join(str(exc).split()))[:200]
+            failure = classify(exc)
+            console.print(f"[red]fail[/] {lms.endpoints[role]}: {failure.kind}:{failure.reason}: {detail}")
     if failures:
         raise typer.Exit(1)
 

@@ -14,6 +14,7 @@ only for calls that were not served from DSPy's cache, so a replayed re-run cost
 from __future__ import annotations
 
 import contextlib
+import functools
 import os
 import threading
 from collections.abc import Callable, Iterator
@@ -256,6 +257,9 @@ def build_role(role_name: str, role: LMRole, meter: UsageMeter, timeout_s: float
         lm = _provider_lm(role_name, role, meter, timeout_s)
     lm.meter = meter  # type: ignore[attr-defined]
     lm.role = role_name  # type: ignore[attr-defined]
+    lm.max_temperature = role.max_temperature  # type: ignore[attr-defined]
+    lm.adapter_name = role.adapter  # type: ignore[attr-defined]
+    lm.fixed_temperature = lm.kwargs.get("temperature") is None and not role.is_simulated  # type: ignore[attr-defined]
     return lm
 
 
@@ -284,9 +288,28 @@ def build_lms(config: LMConfig, timeout_s: float | None = None) -> LMs:
     """
     meter = UsageMeter()
     roles = {name: build_role(name, getattr(config, name), meter, timeout_s) for name in ROLES}
-    simulated = any(getattr(config, n).is_simulated for n in ROLES)
+    simulated = any(_simulated(getattr(config, n)) for n in ROLES)
     return LMs(**roles, concurrency=config.generator.concurrency, meter=meter, simulated=simulated,
                endpoints={n: describe_endpoint(n, getattr(config, n)) for n in ROLES})
+
+
+def _simulated(role: LMRole) -> bool:
+    """True for ``sim/...`` and for an HTTP endpoint whose ``/models`` says it is synthdspy's
+    simulator server (so runs over HTTP are labelled simulated too); prints the banner."""
+    from synthdspy.provider_server import is_simulator_endpoint
+
+    if role.is_simulated:
+        return True
+    key = os.environ.get(role.api_key_env) if role.api_key_env else None
+    if role.api_base and _probe(role.api_base, key, is_simulator_endpoint):
+        show_banner_once()
+        return True
+    return False
+
+
+@functools.lru_cache(maxsize=64)
+def _probe(api_base: str, key: str | None, check: Callable[..., bool]) -> bool:
+    return check(api_base, key, timeout_s=2.0)
 
 
 def describe_endpoint(role_name: str, role: LMRole) -> str:
@@ -317,7 +340,7 @@ def roles_context(lms: LMs) -> Iterator[None]:
     DSPy copies these settings into its worker threads, so gates inside ``dspy.Parallel`` or an
     optimizer's evaluation see the same roles.
     """
-    with dspy.context(lm=lms.generator, **{_ROLES_KEY: lms}):
+    with dspy.context(lm=lms.generator, adapter=_adapter(lms.generator), **{_ROLES_KEY: lms}):
         yield
 
 
@@ -333,5 +356,12 @@ def judge_context() -> Iterator[None]:
     if roles is None:
         yield
         return
-    with dspy.context(lm=roles.judge):
+    with dspy.context(lm=roles.judge, adapter=_adapter(roles.judge)):
         yield
+
+
+def _adapter(lm: dspy.BaseLM) -> dspy.Adapter | None:
+    """The adapter of ``lm``'s role (``[lm.<role>] adapter``): DSPy's JSONAdapter, which asks for
+    native JSON-schema structured outputs where the provider supports them, or None (DSPy's
+    default, the ChatAdapter with its JSON fallback)."""
+    return dspy.JSONAdapter() if getattr(lm, "adapter_name", "chat") == "json" else None

@@ -157,7 +157,7 @@ class EndpointLimiter:
                 self._window = min(float(self.max_concurrency), self._window + 1.0 / max(self._window, 1.0))
             elif rate_limited:
                 self.stats.rate_limited += 1
-                if started >= self._last_decrease:
+                if started > self._last_decrease:
                     self._window = max(1.0, self._window / 2.0)
                     self._last_decrease = now
                     self.stats.decreases += 1

@@ -30,6 +30,43 @@ def default_tracking_uri(output_dir: str | Path) -> str:
     return f"sqlite:///{path / 'mlflow.db'}"
 
 
+def ensure_sqlite_store(path: Path) -> None:
+    """Create MLflow's SQLite database at ``path`` atomically, or check an existing one.
+
+    MLflow creates its tables in several migrations; a process killed meanwhile leaves a database
+    that every later run refuses. So a new database is built under a temporary name and renamed
+    into place (``os.replace`` is atomic), and an existing one must have MLflow's ``alembic_version``
+    table.
+
+    Raises:
+        ConfigError: ``path`` exists but is not a complete MLflow database (the message says to
+            move it aside).
+    """
+    import sqlite3
+
+    from synthdspy.configio import ConfigError
+
+    if path.exists():
+        try:
+            with contextlib.closing(sqlite3.connect(f"file:{path}?mode=ro", uri=True)) as db:
+                ok = db.execute("select count(*) from sqlite_master where name='alembic_version'").fetchone()[0]
+                ok = ok and db.execute("select count(*) from alembic_version").fetchone()[0]
+        except sqlite3.DatabaseError:
+            ok = False
+        if not ok:
+            raise ConfigError(f"{path}: not a complete MLflow database (a run was killed while creating it?); "
+                              f"move it aside (mv {path} {path}.broken) and run again")
+        return
+    from mlflow.store.tracking.sqlalchemy_store import SqlAlchemyStore
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    tmp.unlink(missing_ok=True)
+    store = SqlAlchemyStore(f"sqlite:///{tmp}", (path.parent / "mlartifacts").resolve().as_uri())
+    store.engine.dispose()
+    os.replace(tmp, path)
+
+
 def flatten(data: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
     """Flatten nested mappings to ``{"a.b.c": value}``; lists become their string form.
 
@@ -65,6 +102,8 @@ def configure(tracking_uri: str | None, experiment: str, output_dir: str | Path)
     for noisy in ("alembic", "mlflow.store.db.utils", "mlflow.tracing.export.async_export_queue"):
         logging.getLogger(noisy).setLevel(logging.WARNING)  # table creation and exit-time flush notices
     uri = tracking_uri or default_tracking_uri(output_dir)
+    if uri.startswith("sqlite:///"):
+        ensure_sqlite_store(Path(uri.removeprefix("sqlite:///")))
     mlflow.set_tracking_uri(uri)
     if uri.startswith("sqlite:///") and mlflow.get_experiment_by_name(experiment) is None:
         artifacts = Path(uri.removeprefix("sqlite:///")).parent / "mlartifacts"

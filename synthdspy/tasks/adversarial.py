@@ -173,6 +173,9 @@ class AdversarialQATask(Task):
             question, answer, temperature = self._inject(injection, source, pair.question, pair.answer, rollout, i)
             metadata = {
                 "difficulty": self.difficulty, "temperature": temperature,
+                **({"note": f"drift temperature {self.drift_temperature:g} clipped to the provider's maximum "
+                            f"{temperature:g}"} if temperature < self.drift_temperature
+                   and injection == "high_temperature_drift" else {}),
                 "injected_failure": injection is not None, "injection_type": injection,
                 "expected_diagnosis": EXPECTED_DIAGNOSIS[injection] if injection else "NONE",
             }
@@ -190,7 +193,8 @@ class AdversarialQATask(Task):
             return question, self.from_memory(question=question, config=config).answer, self.temperature
         if injection == "high_temperature_drift":
             hot = call_config(rollout, index, self.num_questions, temperature=self.drift_temperature)
-            return question, self.answer(question=question, source=source, config=hot).answer, self.drift_temperature
+            used = hot.get("temperature", self.drift_temperature)
+            return question, self.answer(question=question, source=source, config=hot).answer, used
         if injection == "instruction_quality":
             vague = self.vague_question(source=source, config=config).question
             return vague, self.answer(question=vague, source=source, config=config).answer, self.temperature

@@ -26,15 +26,23 @@ def call_config(rollout: int, index: int = 0, stride: int = 1, temperature: floa
     Calls with identical prompts inside one unit (GRPO rollouts, repeated injections) need distinct
     cache entries, so the call gets ``rollout_id = rollout * stride + index`` (omitted when 0, the
     plain call, as in :func:`synthdspy.tasks.base.sampling_config`). ``temperature`` (clipped to
-    [0, 2]) overrides the LM's own for this call only.
+    [0, :func:`max_temperature`]) overrides the LM's own for this call only; reasoning models,
+    which take no temperature, get none.
     """
     config: dict[str, Any] = {}
     rollout_id = rollout * stride + index
     if rollout_id:
         config["rollout_id"] = rollout_id
-    if temperature is not None:
-        config["temperature"] = round(min(MAX_TEMPERATURE, max(0.0, temperature)), 4)
+    lm = dspy.settings.lm
+    if temperature is not None and not getattr(lm, "fixed_temperature", False):
+        config["temperature"] = round(min(max_temperature(), max(0.0, temperature)), 4)
     return config
+
+
+def max_temperature() -> float:
+    """The highest temperature the current LM's provider accepts (``max_temperature`` set by
+    :func:`synthdspy.lm.build_role`: 1.0 for Anthropic), else 2.0."""
+    return float(getattr(dspy.settings.lm, "max_temperature", MAX_TEMPERATURE))
 
 
 def seed_instruction(seed: Seed) -> str:

@@ -1,0 +1,147 @@
+"""The client side of real providers in isolation: the endpoint limiter (AIMD, header pacing,
+Retry-After), failure classes, backoff, key scrubbing, per-call retries, provider-specific config."""
+
+from __future__ import annotations
+
+import random
+
+import pytest
+
+from synthdspy.config import LMRole
+from synthdspy.configio import ConfigError
+from synthdspy.llm_failures import TruncatedAnswerError, classify
+from synthdspy.lm import UsageMeter, build_role
+from synthdspy.provider_engine import backoff_s, estimate_tokens, scrub_exception
+from synthdspy.ratelimit import EndpointLimiter, parse_duration
+
+
+class FakeClock:
+    def __init__(self) -> None:
+        self.t = 100.0
+
+    def __call__(self) -> float:
+        return self.t
+
+    def sleep(self, s: float) -> None:
+        self.t += s
+
+
+def limiter(**kw) -> tuple[EndpointLimiter, FakeClock]:
+    clock = FakeClock()
+    return EndpointLimiter("m @ u", kw.pop("max_concurrency", 8), clock=clock, sleep=clock.sleep, **kw), clock
+
+
+def test_aimd_halves_once_per_round_trip_and_grows_back_additively():
+    lim, clock = limiter()
+    starts = [lim.acquire() for _ in range(4)]
+    for s in starts:  # four 429s for requests sent before the first decrease: one halving
+        lim.release(s, ok=False, rate_limited=True)
+    assert lim.window == 4 and lim.stats.decreases == 1
+    clock.t += 1.0
+    later = lim.acquire()
+    lim.release(later, ok=False, rate_limited=True)  # sent after the decrease: halves again
+    assert lim.window == 2
+    for _ in range(20):
+        lim.release(lim.acquire(), ok=True)
+    assert 2 < lim.window <= 8
+
+
+def test_learned_rpm_paces_requests_below_the_limit():
+    lim, clock = limiter()
+    lim.release(lim.acquire(), ok=True, headers={"x-ratelimit-limit-requests": "120",
+                                                  "x-ratelimit-remaining-requests": "119"})
+    t0 = clock.t
+    for _ in range(57):
+        lim.release(lim.acquire(), ok=True)
+    rate_per_min = 57 / (clock.t - t0) * 60
+    assert 110 <= rate_per_min <= 120  # 95% of the learned limit
+
+
+def test_configured_tpm_spaces_requests_by_their_tokens():
+    lim, clock = limiter(tpm=6000)  # 95 tokens/s after the 5% margin
+    t0 = clock.t
+    for _ in range(4):
+        lim.release(lim.acquire(tokens=950), ok=True)
+    assert clock.t - t0 == pytest.approx(30.0, rel=0.01)
+
+
+def test_retry_after_and_exhausted_remaining_pause_the_endpoint():
+    lim, clock = limiter()
+    lim.release(lim.acquire(), ok=False, rate_limited=True, retry_after=300)
+    assert lim._paused_until - clock.t == pytest.approx(60.0)  # clamped to 60 s
+    lim2, clock2 = limiter()
+    lim2.release(lim2.acquire(), ok=True, headers={"x-ratelimit-remaining-requests": "0",
+                                                    "x-ratelimit-reset-requests": "1.5s"})
+    assert lim2._paused_until - clock2.t == pytest.approx(1.5)
+
+
+def test_reset_durations_in_openai_format():
+    assert parse_duration("6m0s") == 360 and parse_duration("120ms") == pytest.approx(0.12)
+    assert parse_duration("1.5") == 1.5 and parse_duration(None) is None and parse_duration("soon") is None
+
+
+def test_backoff_honours_retry_after_within_bounds_else_full_jitter():
+    rng = random.Random(0)
+    assert backoff_s(0, 120.0, rng) == 60.0 and backoff_s(3, 0.0, rng) == 0.5
+    draws = [backoff_s(3, None, rng) for _ in range(200)]
+    assert 0 <= min(draws) and max(draws) <= 8 and len(set(draws)) > 100
+
+
+def test_failure_classes_of_dspy_errors():
+    from dspy.utils import exceptions as ex
+
+    assert classify(ex.LMAuthError("bad key")).kind == "run"
+    assert classify(ex.LMBillingError("quota")).reason == "quota"
+    assert classify(ex.ContextWindowExceededError(message="too long")).kind == "record"
+    assert classify(ex.LMRateLimitError("slow down", retry_after=2.0)).retry_after == 2.0
+    wrapped = RuntimeError("wrapper")
+    wrapped.__cause__ = TruncatedAnswerError("cut")
+    assert classify(wrapped).reason == "truncated"
+    assert classify(ValueError("unparseable")).kind == "other"
+
+
+def test_keys_are_scrubbed_from_the_whole_exception_chain():
+    inner = RuntimeError("Incorrect API key provided: sk-secret-abcdefgh123")
+    inner.message = "key sk-secret-abcdefgh123"  # type: ignore[attr-defined]
+    outer = ValueError("failed: sk-secret-abcdefgh123")
+    outer.__cause__ = inner
+    scrub_exception(outer, ("sk-secret-abcdefgh123",))
+    assert "sk-secret" not in str(outer) + str(inner) + inner.message  # type: ignore[attr-defined]
+
+
+def test_token_estimate_counts_prompt_and_max_tokens():
+    request = {"messages": [{"role": "user", "content": "x" * 400}], "max_tokens": 100}
+    assert estimate_tokens(request) == 200
+
+
+@pytest.mark.parametrize("model", ["openai/gpt-5-mini", "openai/o4-mini", "o3"])
+def test_reasoning_models_build_with_the_parameters_they_require(model):
+    lm = build_role("generator", LMRole(model=model, temperature=0.7, max_tokens=1024), UsageMeter())
+    assert lm.kwargs.get("temperature") is None and lm.kwargs["max_completion_tokens"] == 16000
+    assert lm.fixed_temperature
+
+
+def test_provider_parameters_pass_through_and_reserved_ones_are_refused():
+    role = LMRole(model="hosted_vllm/Qwen/Qwen2.5-7B-Instruct", api_base="http://127.0.0.1:9/v1",
+                  extra={"top_p": 0.9, "seed": 7, "extra_body": {"chat_template_kwargs": {"enable_thinking": False}},
+                         "extra_headers": {"X-Team": "data"}})
+    lm = build_role("judge", role, UsageMeter())
+    assert lm.kwargs["top_p"] == 0.9 and lm.kwargs["extra_body"]["chat_template_kwargs"]
+    assert lm.engine.client_options["extra_headers"] == {"X-Team": "data"}
+    with pytest.raises(ValueError, match="have their own keys"):
+        LMRole(model="openai/gpt-4o-mini", extra={"temperature": 0.3})
+
+
+def test_anthropic_temperature_above_one_is_a_config_error(tmp_path):
+    from synthdspy.config import load_experiment
+
+    toml = tmp_path / "e.toml"
+    toml.write_text('[lm.judge]\nmodel = "anthropic/claude-3-5-haiku-latest"\ntemperature = 1.3\n[task]\nname = "qa"\n')
+    with pytest.raises(ConfigError, match=r"lm.judge.*range \[0, 1\]"):
+        load_experiment(toml)
+
+
+def test_unpriced_models_are_reported_unpriced_never_as_zero_dollars():
+    meter = UsageMeter()
+    meter.add("generator", {"prompt_tokens": 10, "completion_tokens": 5}, None)
+    assert "unpriced" in meter.describe() and "$0.0000" not in meter.describe()
