@@ -39,8 +39,9 @@ def experiment_seeds(cfg: SeedsConfig, n: int) -> list[Seed]:
 
     Raises:
         synthdspy.configio.ConfigError: unknown ``builtin:`` name.
-        synthdspy.seeds.loading.SeedLoadError: unreadable file, bad row, missing field (naming
-            the file, row and field).
+        synthdspy.seeds.loading.SeedLoadError: unreadable, empty or corrupt file, bad row, missing
+            or null field, duplicate ids (naming the file, row and field), or a seed with no
+            ``source`` text to chunk when ``cfg.chunk_words`` > 0.
     """
     from synthdspy.configio import ConfigError
 
@@ -59,11 +60,14 @@ def experiment_seeds(cfg: SeedsConfig, n: int) -> list[Seed]:
         raise ConfigError(f"seeds.source: unknown built-in {cfg.source!r}; known: {', '.join(BUILTINS)}")
 
     from synthdspy.seeds.chunking import chunk_seeds
-    from synthdspy.seeds.loading import load_seeds
+    from synthdspy.seeds.loading import SeedLoadError, load_seeds
 
     seeds = load_seeds(cfg.source, fields=cfg.fields or None, shuffle_seed=cfg.sampling_seed)
     if cfg.chunk_words:
-        seeds = chunk_seeds(seeds, size=cfg.chunk_words, overlap=cfg.chunk_overlap)
+        try:
+            seeds = chunk_seeds(seeds, size=cfg.chunk_words, overlap=cfg.chunk_overlap)
+        except ValueError as exc:  # a seed whose source text is missing, null or not a string
+            raise SeedLoadError(f"{cfg.source}: seeds.chunk_words: {exc}") from None
     return seeds[:n]
 
 
