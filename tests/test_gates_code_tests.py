@@ -1,21 +1,24 @@
-"""The code_tests gate and its sandbox: passing and failing tests, and code that must not escape."""
+"""The code_tests gate and its sandbox: passing and failing tests, limits, the audit hook's refusals,
+and the refusal to run without bubblewrap. The attacks on the sandbox are in test_sandbox_attacks.py."""
 
 import os
 import pwd
-import subprocess
-import sys
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
 
+from synthdspy.gates import code_tests, sandbox_bwrap
 from synthdspy.gates.code_tests import CodeTestsGate, CodeTestsParams, extract_code
-from synthdspy.gates.sandbox import UNSHARE, network_namespace_available, run_python
+from synthdspy.gates.sandbox import SandboxUnavailable, run_python
 from synthdspy.records import Record
 from synthdspy.registry import GATES
 
 REAL_HOME = pwd.getpwuid(os.getuid()).pw_dir
+ESCAPE = Path("/var/tmp/synthdspy-sandbox-escape.txt")
+needs_bwrap = pytest.mark.skipif(sandbox_bwrap.bubblewrap_problem() is not None,
+                                 reason=f"bubblewrap does not work here: {sandbox_bwrap.bubblewrap_problem()}")
 
 SOLUTION = '''Here is the function:
 
@@ -47,7 +50,8 @@ def test_registered_with_validated_params():
     with pytest.raises(ValueError):
         CodeTestsParams(timeout_s=0)
     with pytest.raises(ValueError):
-        CodeTestsParams(network="none")
+        CodeTestsParams(network="hook")  # gone: the sandbox always has its own network namespace
+    assert CodeTestsParams().allow_unsandboxed is False
 
 
 def test_extract_code_prefers_python_block():
@@ -57,13 +61,16 @@ def test_extract_code_prefers_python_block():
     assert extract_code("w = 4") == "w = 4"
 
 
+@needs_bwrap
 def test_passing_code_counts_every_test_style():
     verdict = CodeTestsGate()(record(SOLUTION, TESTS))
     assert verdict.passed, verdict.reason
     assert verdict.score == 1.0
     assert verdict.reason == "4/4 tests passed"
+    assert verdict.details == {"isolation": "bubblewrap"}
 
 
+@needs_bwrap
 def test_failing_tests_give_fraction_and_first_failure():
     wrong = "def add(a, b):\n    return a - b\n"
     verdict = CodeTestsGate()(record(wrong, TESTS))
@@ -74,6 +81,7 @@ def test_failing_tests_give_fraction_and_first_failure():
     assert lenient.passed
 
 
+@needs_bwrap
 def test_missing_tests_or_code_fail_clearly():
     assert CodeTestsGate()(record(SOLUTION, "")).reason == "no tests in metadata.tests"
     assert CodeTestsGate(tests_key="unit")(record(SOLUTION, TESTS)).reason == "no tests in metadata.unit"
@@ -81,6 +89,7 @@ def test_missing_tests_or_code_fail_clearly():
     assert CodeTestsGate(tests_key="unit")(record(SOLUTION, TESTS, key="unit")).passed
 
 
+@needs_bwrap
 def test_syntax_and_import_errors_fail():
     broken = CodeTestsGate()(record("def add(a, b) return a", TESTS))
     assert not broken.passed and broken.diagnosis == "ERROR" and "SyntaxError" in broken.reason
@@ -96,20 +105,19 @@ ESCAPES = {
         "network",
     ),
     "read_home": (f"data = open({os.path.join(REAL_HOME, '.bashrc')!r}).read()\n", "filesystem"),
-    "read_home_pwd": (
-        "import os, pwd\nhome = pwd.getpwuid(os.getuid()).pw_dir\nopen(os.path.join(home, '.profile')).read()\n",
-        "filesystem",
-    ),
+    "read_etc_passwd": ("data = open('/etc/passwd').read()\n", "filesystem"),
     "list_root": ("import os\nnames = os.listdir('/root')\n", "filesystem"),
-    "write_outside": ("open('/tmp/synthdspy-sandbox-escape.txt', 'w').write('x')\n", "filesystem"),
+    "write_outside": (f"open({str(ESCAPE)!r}, 'w').write('x')\n", "filesystem"),
     "subprocess": ("import subprocess\nsubprocess.run(['ls', '/'])\n", "process"),
     "ctypes_call": ("import ctypes\nctypes.CDLL(None).system(b'ls /')\n", "native"),
     "ctypes_load": ("import ctypes\nctypes.CDLL('libc.so.6')\n", "native"),
 }
 
 
+@needs_bwrap
 @pytest.mark.parametrize("case", sorted(ESCAPES))
-def test_escapes_are_blocked_and_named(case):
+def test_audit_hook_still_blocks_and_names_escapes(case):
+    """Defence in depth: inside bubblewrap the audit hook still refuses and names what it sees."""
     code, kind = ESCAPES[case]
     start = time.perf_counter()
     verdict = CodeTestsGate(timeout_s=5)(record(code, "assert True"))
@@ -117,9 +125,10 @@ def test_escapes_are_blocked_and_named(case):
     assert not verdict.passed
     assert verdict.diagnosis == "BLOCKED"
     assert verdict.reason.startswith(f"blocked: {kind}"), verdict.reason
-    assert not Path("/tmp/synthdspy-sandbox-escape.txt").exists()
+    assert not ESCAPE.exists()
 
 
+@needs_bwrap
 def test_home_is_the_box():
     code = "import os\nopen(os.path.expanduser('~/note.txt'), 'w').write('kept inside')\n"
     tests = "import os\nassert os.path.expanduser('~') == os.getcwd()\nassert open('note.txt').read() == 'kept inside'"
@@ -127,6 +136,7 @@ def test_home_is_the_box():
     assert verdict.passed, verdict.reason
 
 
+@needs_bwrap
 @pytest.mark.parametrize("code", ["while True:\n    pass\n", "import time\ntime.sleep(60)\n"])
 def test_infinite_loop_hits_the_wall_clock_limit(code):
     start = time.perf_counter()
@@ -136,6 +146,7 @@ def test_infinite_loop_hits_the_wall_clock_limit(code):
     assert 1.0 <= elapsed < 10.0  # far below the 60 s the code asks for, with room for a loaded machine
 
 
+@needs_bwrap
 def test_timeout_keeps_tally_of_tests_that_ran():
     tests = "assert add(1, 1) == 2\nwhile True:\n    pass\nassert add(2, 2) == 4\n"
     result = run_python("def add(a, b):\n    return a + b\n", tests, timeout_s=1.0)
@@ -143,36 +154,54 @@ def test_timeout_keeps_tally_of_tests_that_ran():
     assert (result.passed, result.total) == (1, 2)
 
 
+@needs_bwrap
 def test_memory_and_output_limits():
     big = run_python("x = bytearray(1024 * 2**20)\n", "assert True", memory_mb=256)
     assert big.status == "error" and "MemoryError" in big.errors[0]
+    huge = CodeTestsGate()(record("x = bytearray(8 * 2**30)\n"))  # 8 GB against the default 512 MiB
+    assert not huge.passed and huge.diagnosis == "ERROR" and "MemoryError" in huge.reason
     flood = run_python("while True:\n    print('x' * 10000)\n", "assert True", max_file_mb=1, timeout_s=5)
     assert flood.status == "error" and "File too large" in flood.errors[0]
 
 
+@needs_bwrap
 def test_site_packages_are_opt_in():
     code, tests = "import numpy as np\n", "assert np.linalg.inv(np.eye(3)).sum() == 3\n"
     assert run_python(code, tests).status == "error"
     assert run_python(code, tests, site_packages=True).status == "passed"
 
 
-def test_hook_only_mode_still_blocks_network():
-    result = run_python("import socket\nsocket.socket()\n", "assert True", network="hook")
-    assert result.isolation == "hook"
+def test_refuses_without_bubblewrap_unless_allowed(monkeypatch):
+    monkeypatch.setattr(code_tests, "bubblewrap_problem", lambda: "bwrap not found on PATH")
+    with pytest.raises(SandboxUnavailable) as refused:
+        CodeTestsGate()
+    message = str(refused.value)
+    assert "\n" not in message and "apt-get install bubblewrap" in message and "allow_unsandboxed" in message
+    verdict = CodeTestsGate(allow_unsandboxed=True)(record(SOLUTION, TESTS))  # unsafe, and says so
+    assert verdict.passed and verdict.details == {"isolation": "none"}
+
+
+def test_missing_bwrap_is_detected(monkeypatch):
+    sandbox_bwrap.bubblewrap_problem.cache_clear()
+    monkeypatch.setattr(sandbox_bwrap.shutil, "which", lambda tool: None)
+    try:
+        assert sandbox_bwrap.bubblewrap_problem().startswith("bwrap")
+        with pytest.raises(SandboxUnavailable, match="apt-get install bubblewrap"):
+            run_python("x = 1", "assert x == 1")
+    finally:
+        sandbox_bwrap.bubblewrap_problem.cache_clear()
+
+
+def test_unsandboxed_run_keeps_the_harness_and_the_hook():
+    result = run_python("import socket\nsocket.socket()\n", "assert True", unsandboxed=True)
+    assert result.isolation == "none"
     assert result.status == "blocked" and result.violations[0].startswith("network")
+    wrong = run_python("def add(a, b):\n    return a - b\n", "assert add(1, 2) == 3\nassert add(0, 0) == 0\n",
+                       unsandboxed=True)
+    assert (wrong.status, wrong.passed, wrong.total) == ("failed", 1, 2)
 
 
-@pytest.mark.skipif(not network_namespace_available(), reason="no unprivileged user namespaces here")
-def test_namespace_mode_leaves_only_loopback():
-    result = run_python("import socket\nsocket.socket()\n", "assert True", network="namespace")
-    assert result.isolation == "namespace" and result.status == "blocked"
-    # what the namespace guarantees without the hook: no interface but loopback
-    script = "print(open('/proc/net/dev').read())"
-    done = subprocess.run([*UNSHARE, sys.executable, "-c", script], capture_output=True, text=True, check=True)
-    interfaces = [line.split(":")[0].strip() for line in done.stdout.splitlines() if ":" in line]
-    assert interfaces == ["lo"]
-
-
+@needs_bwrap
 def test_gate_runs_concurrently_without_harming_the_caller():
     gate = CodeTestsGate(timeout_s=1.5)
     records = [

@@ -1,68 +1,79 @@
-"""Run untrusted generated Python against its tests in a throwaway subprocess.
+"""Run untrusted generated Python against its tests, and decide the verdict outside its reach.
 
-What :func:`run_python` guarantees, and what it does not:
+Isolation (``SandboxResult.isolation``):
 
-- Fresh directory: the code runs with its working directory, ``HOME`` and ``TMPDIR`` set to a new
-  temporary directory (the *box*), which is deleted afterwards, with a minimal environment
-  (``PATH``, ``LANG``) and ``python -I -B -S`` (no user site, no ``PYTHON*`` variables, no
-  site-packages unless ``site_packages=True``, no bytecode written).
-- Time: a wall-clock limit (the whole process group is killed with SIGKILL) and a CPU-time limit
-  (``RLIMIT_CPU``) as a backstop. Memory: ``RLIMIT_AS``. File size: ``RLIMIT_FSIZE`` (also caps
-  what the code can print). No core dumps. The limits are hard limits set by the child before the
-  code runs, so the code cannot raise them.
-- Network: when unprivileged user namespaces work (``unshare --user --map-root-user --net`` from
-  util-linux), the process runs in its own network namespace whose only interface is a loopback
-  that is down: no traffic can leave, whatever the code does, native code included. Either way an
-  audit hook (PEP 578) refuses every ``socket.*`` event, so an attempt is reported as
-  ``blocked: network``.
-- Files, processes, native code: the audit hook refuses reads outside the box, the Python
-  installation and ``sys.path`` (so ``~``, ``/root``, ``/etc`` ... are refused), writes outside
-  the box, process creation (``fork``, ``exec``, ``subprocess``, ``os.system``), signals to other
-  processes and ``ctypes`` beyond importing it. Audit hooks are NOT a security boundary: they see
-  only the Python-level operations that CPython audits (``os.stat``/``os.path.exists`` are not
-  audited, so the code can learn whether a path exists), and native code in a C extension, or code
-  that deliberately tampers with the interpreter, bypasses them. Running as root does not change
-  this (file permissions are no second line). The guard catches accidents of generated code, not
-  an adversary: run code from an adversary in a container or VM.
+- ``bubblewrap`` (the default, and the only mode the ``code_tests`` gate uses unless told
+  otherwise): everything runs inside bubblewrap, an operating-system boundary described in
+  :mod:`synthdspy.gates.sandbox_bwrap`: own user, PID, network and mount namespaces, no network
+  route, no view of this machine's files beyond the Python installation (read-only), a small
+  private tmpfs as the only writable place, no capabilities, and every process ended with the run.
+  Without a working ``bwrap``, :func:`run_python` refuses with :class:`SandboxUnavailable`.
+- ``none`` (``unsandboxed=True``, the gate's ``allow_unsandboxed``): the same harness as plain
+  subprocesses of this user, in a temporary directory, with only the resource limits and the
+  solution process's audit hook. UNSAFE: that hook is no boundary (native code, ``_posixsubprocess``
+  and introspection get around it), so the code can read and write what this user can, use the
+  network and leave processes behind. Use it only for code you would run yourself.
 
-The result channel is a file outside the box that the bootstrap opens before the guard is
-installed; the verdict is read from it, never from the code's stdout.
+Limits, in both modes: a wall-clock limit (the process group is killed with SIGKILL), and hard
+rlimits on CPU time, address space (per process), file size (which also caps what the code can
+print) and core dumps; under bubblewrap also on the number of processes and threads (32, counted
+in the sandbox's own user namespace) and a ``/box`` of 4 x ``max_file_mb``.
+
+The verdict: the tests run in a harness process (:mod:`synthdspy.gates.sandbox_boot`), the solution
+in a separate, unprivileged solution process that the harness talks to through pipes; results go
+to a file descriptor only the harness holds. This module counts the tests itself from the tests'
+source, accepts a result only for a test it counted, and at most once, and clamps the score to
+[0, 1]; a result stream that breaks these rules fails the run (status ``invalid``, score 0).
 """
 
 from __future__ import annotations
 
+import ast
 import contextlib
-import functools
 import json
 import math
 import os
-import shutil
 import signal
 import subprocess
-import sys
 import tempfile
 import time
+from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Literal
+from typing import IO, Any
 
-BOOTSTRAP = Path(__file__).with_name("sandbox_boot.py")
-UNSHARE = ("unshare", "--user", "--map-root-user", "--net")
+from synthdspy.gates.sandbox_bwrap import (
+    BOX,
+    HARNESS,
+    INSIDE,
+    INSTALL_HINT,
+    bubblewrap_problem,
+    harness_command,
+    minimal_env,
+    wrap,
+)
+from synthdspy.gates.sandbox_wire import count_tests, syntax_error
+
 OUTPUT_TAIL = 2000
+PROCESSES = 32
+BOX_FILES = 4
 
-NetworkMode = Literal["auto", "namespace", "hook"]
+
+class SandboxUnavailable(RuntimeError):
+    """Bubblewrap cannot run here, and running untrusted code without it was not allowed."""
 
 
-@functools.cache
-def network_namespace_available() -> bool:
-    """Whether ``unshare --user --map-root-user --net`` can start a process here (checked once)."""
-    if shutil.which("unshare") is None:
-        return False
-    try:
-        done = subprocess.run([*UNSHARE, "true"], capture_output=True, timeout=10, check=False)
-    except (OSError, subprocess.SubprocessError):
-        return False
-    return done.returncode == 0
+def refusal(problem: str) -> str:
+    """The one-line error for a machine where bubblewrap does not work."""
+    return (f"code_tests refuses to run untrusted code without bubblewrap ({problem}): {INSTALL_HINT}, "
+            "or set allow_unsandboxed = true on the gate (unsafe: the code then runs with your user's rights)")
+
+
+def require_bubblewrap() -> None:
+    """Raise :class:`SandboxUnavailable` (with :func:`refusal`'s message) unless bubblewrap works here."""
+    problem = bubblewrap_problem()
+    if problem is not None:
+        raise SandboxUnavailable(refusal(problem))
 
 
 @dataclass
@@ -70,12 +81,14 @@ class SandboxResult:
     """What happened to one run.
 
     ``status`` is one of ``passed`` (every test passed), ``failed`` (some test failed), ``blocked``
-    (the guard refused an operation), ``timeout`` (wall-clock limit), ``killed`` (ended by a signal:
-    CPU or file-size limit), ``error`` (the code or tests did not parse, raised at import, or set-up
-    code in the tests raised), ``crashed`` (exited without finishing), ``no_tests``.
-    ``passed``/``total`` count tests (``total`` from the parsed tests, so it is known even after a
-    timeout); ``failures`` and ``violations`` are short messages; ``isolation`` is ``namespace`` or
-    ``hook``; ``seconds`` is the wall-clock time of the subprocess.
+    (the audit hook refused an operation), ``timeout`` (wall-clock limit), ``killed`` (the solution
+    process was ended by a signal: CPU or file-size limit), ``error`` (the code or tests did not
+    parse, the solution raised at import or exited, or set-up code in the tests raised),
+    ``crashed`` (the harness exited without finishing), ``invalid`` (the harness reported results
+    that do not match the tests; nothing counts), ``no_tests``. ``passed``/``total`` count tests
+    (``total`` from the parsed tests, so it is known even after a timeout); ``failures``,
+    ``violations`` and ``errors`` are short messages; ``isolation`` is ``bubblewrap`` or ``none``;
+    ``seconds`` is the wall-clock time of the run.
     """
 
     status: str
@@ -86,65 +99,81 @@ class SandboxResult:
     errors: list[str] = field(default_factory=list)
     stdout: str = ""
     stderr: str = ""
-    isolation: str = "hook"
+    isolation: str = "bubblewrap"
     seconds: float = 0.0
 
     @property
     def fraction(self) -> float:
-        """Share of tests that passed, 0.0 when there are none."""
-        return self.passed / self.total if self.total else 0.0
+        """Share of tests that passed, in [0, 1]; 0.0 when there are none."""
+        return min(1.0, max(0.0, self.passed / self.total)) if self.total else 0.0
 
 
-def _command(root: Path, box: Path, isolation: str, memory_mb: int, timeout_s: float,
-             max_file_mb: int, site_packages: bool) -> list[str]:
-    python = [sys.executable, "-I", "-B"] + ([] if site_packages else ["-S"])
-    args = [str(BOOTSTRAP), str(box), str(root / "result.jsonl"), str(memory_mb * 2**20),
-            str(math.ceil(timeout_s) + 1), str(max_file_mb * 2**20)]
-    return [*(UNSHARE if isolation == "namespace" else ()), *python, *args]
-
-
-def _tail(path: Path) -> str:
+def expected_tests(tests: str) -> list[str] | str:
+    """The test names of ``tests`` counted here, never by the sandbox; a message when it does not parse."""
     try:
-        with path.open("rb") as f:
-            f.seek(max(0, path.stat().st_size - OUTPUT_TAIL))
-            return f.read().decode("utf-8", errors="replace")
-    except OSError:
-        return ""
+        return count_tests(ast.parse(tests, "tests.py"))
+    except SyntaxError as exc:
+        return syntax_error(exc)
+    except (ValueError, RecursionError, MemoryError) as exc:
+        return f"tests.py cannot be parsed: {type(exc).__name__}"
 
 
-def _read_events(path: Path) -> list[dict]:
+def _tail(stream: IO[bytes]) -> str:
+    size = stream.seek(0, os.SEEK_END)
+    stream.seek(max(0, size - OUTPUT_TAIL))
+    return stream.read().decode("utf-8", errors="replace")
+
+
+def _read_events(stream: IO[bytes]) -> list[dict[str, Any]]:
+    stream.seek(0)
     events = []
-    for line in path.read_text(encoding="utf-8", errors="replace").splitlines():
-        try:
-            events.append(json.loads(line))
-        except json.JSONDecodeError:
-            continue  # a line cut short by a kill
+    for line in stream.read().decode("utf-8", errors="replace").splitlines():
+        with contextlib.suppress(json.JSONDecodeError):
+            event = json.loads(line)
+            if isinstance(event, dict):
+                events.append(event)
     return events
 
 
-def _summarise(events: list[dict], returncode: int | None, timed_out: bool, timeout_s: float) -> SandboxResult:
-    by_kind: dict[str, list[dict]] = {}
+def summarise(events: list[dict[str, Any]], names: list[str], returncode: int | None, timed_out: bool,
+              timeout_s: float) -> SandboxResult:
+    """The result of a run from the harness's events, checked against the test ``names`` counted here."""
+    remaining = Counter(names)
+    result = SandboxResult(status="passed", total=len(names))
+    invalid: list[str] = []
+    killed, done = "", False
     for e in events:
-        by_kind.setdefault(e.get("event", ""), []).append(e)
-    tests = by_kind.get("test", [])
-    result = SandboxResult(
-        status="passed",
-        passed=sum(1 for t in tests if t.get("passed")),
-        total=next((int(p["total"]) for p in by_kind.get("plan", [])), 0),
-        failures=[f"{t.get('name')}: {t.get('message')}" for t in tests if not t.get("passed")],
-        violations=[f"{v.get('kind')} ({v.get('name')} {v.get('detail', '')})".replace(" )", ")")
-                    for v in by_kind.get("violation", [])],
-        errors=[f"{e.get('stage')}: {e.get('message')}" for e in by_kind.get("error", [])],
-    )
-    if result.violations:
+        kind = e.get("event")
+        if kind == "test":
+            name = str(e.get("name"))
+            if remaining[name] <= 0:
+                invalid.append(f"a result for {name[:80]!r}, which is not a test or already has one")
+                continue
+            remaining[name] -= 1
+            if e.get("passed") is True:
+                result.passed += 1
+            else:
+                result.failures.append(f"{name}: {e.get('message')}")
+        elif kind == "violation":
+            result.violations.append(f"{e.get('kind')} ({e.get('name')} {e.get('detail', '')})".replace(" )", ")"))
+        elif kind == "error":
+            result.errors.append(f"{e.get('stage')}: {e.get('message')}")
+        elif kind == "killed":
+            killed = killed or str(e.get("signal"))
+        elif kind == "done":
+            done = True
+    if invalid:
+        result.status, result.passed = "invalid", 0
+        result.errors.insert(0, f"the harness reported {invalid[0]}")
+    elif result.violations:
         result.status = "blocked"
     elif timed_out:
         result.status = "timeout"
         result.errors.append(f"wall-clock limit of {timeout_s:g}s reached")
-    elif returncode is not None and returncode < 0:
+    elif killed:
         result.status = "killed"
-        result.errors.append(f"killed by {signal.Signals(-returncode).name}")
-    elif "done" not in by_kind:
+        result.errors.insert(0, f"killed by {killed}")
+    elif not done:
         result.status = "crashed"
         result.errors.append(f"exited with code {returncode} before finishing")
     elif result.errors:
@@ -156,61 +185,70 @@ def _summarise(events: list[dict], returncode: int | None, timed_out: bool, time
     return result
 
 
-def run_python(code: str, tests: str, *, timeout_s: float = 10.0, memory_mb: int = 512,
-               max_file_mb: int = 16, network: NetworkMode = "auto", site_packages: bool = False) -> SandboxResult:
-    """Run ``code`` as module ``solution`` and then ``tests`` in a sandboxed subprocess.
+def run_python(code: str, tests: str, *, timeout_s: float = 10.0, memory_mb: int = 512, max_file_mb: int = 16,
+               site_packages: bool = False, unsandboxed: bool = False) -> SandboxResult:
+    """Run ``code`` as module ``solution`` in one process and ``tests`` against it in another.
 
-    ``tests`` is Python source run in a namespace holding the solution's names (``from solution
-    import f`` also works): each top-level ``assert`` is one test, as is each ``test*`` function and
-    each ``test*`` method of a ``Test*`` class (pytest style, run without pytest; fixtures are not
-    supported). Other top-level statements are set-up.
+    ``tests`` is Python source that sees the solution's names (``from solution import f`` also
+    works): each top-level ``assert`` is one test, as is each ``test*`` function and each ``test*``
+    method of a ``Test*`` class (pytest style, run without pytest; fixtures are not supported).
+    Other top-level statements are set-up. The solution's objects stay in its process: builtin
+    values (exact builtin types) are copied between the two, other objects are used through
+    references, and a list, dict, set or bytearray passed to a solution function gets back the
+    contents the function left it with. Only builtin values and the solution's own objects can be
+    passed to it (not a function defined in the tests).
 
     Args:
         code: the solution source.
         tests: the tests source.
-        timeout_s: wall-clock limit in seconds for the whole subprocess.
-        memory_mb: address-space limit (``RLIMIT_AS``) in MiB.
+        timeout_s: wall-clock limit in seconds for the whole run.
+        memory_mb: address-space limit (``RLIMIT_AS``) of each process, in MiB.
         max_file_mb: largest file (and largest stdout/stderr) the code may write, in MiB.
-        network: ``namespace`` requires a network namespace, ``hook`` uses only the audit hook,
-            ``auto`` uses a namespace when :func:`network_namespace_available`.
-        site_packages: let the code import installed third-party packages (read-only).
+        site_packages: let the solution import installed third-party packages (read-only).
+        unsandboxed: run without bubblewrap (UNSAFE, see the module doc) instead of refusing.
 
     Returns:
         The :class:`SandboxResult`; this function does not raise for anything the code does.
 
     Raises:
-        RuntimeError: ``network="namespace"`` on a machine where user namespaces are unavailable.
+        SandboxUnavailable: bubblewrap does not work here and ``unsandboxed`` is false.
     """
-    if network == "namespace" and not network_namespace_available():
-        raise RuntimeError("network='namespace' needs `unshare --user --net` (util-linux) and user namespaces")
-    isolation = "namespace" if network != "hook" and network_namespace_available() else "hook"
-    root = Path(tempfile.mkdtemp(prefix="synthdspy-sandbox-"))
-    try:
-        box = root / "box"
-        box.mkdir()
-        (box / "solution.py").write_text(code, encoding="utf-8")
-        (box / "tests.py").write_text(tests, encoding="utf-8")
-        (root / "result.jsonl").touch()
-        env = {"HOME": str(box), "TMPDIR": str(box), "PATH": "/usr/bin:/bin", "LANG": "C.UTF-8"}
-        cmd = _command(root, box, isolation, memory_mb, timeout_s, max_file_mb, site_packages)
+    isolation = "none" if unsandboxed else "bubblewrap"
+    names = expected_tests(tests)
+    if isinstance(names, str):
+        return SandboxResult(status="error", errors=[f"parse: {names}"], isolation=isolation)
+    if not unsandboxed:
+        require_bubblewrap()
+    with (tempfile.TemporaryDirectory(prefix="synthdspy-sandbox-", ignore_cleanup_errors=True) as run_dir,
+          tempfile.TemporaryFile() as results, tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err):
+        job: dict[str, Any] = dict(solution=code, tests=tests, memory_bytes=memory_mb * 2**20,
+                                   cpu_seconds=math.ceil(timeout_s) + 1, fsize_bytes=max_file_mb * 2**20)
+        harness, job["worker"] = harness_command(site_packages, str(HARNESS[0].parent) if unsandboxed else INSIDE)
+        if unsandboxed:
+            box = Path(run_dir) / "box"
+            box.mkdir()
+            job.update(box=str(box), processes=None)
+            command = [*harness, str(results.fileno())]
+            env = {"HOME": str(box), "TMPDIR": str(box), "PATH": "/usr/bin:/bin", "LANG": "C.UTF-8"}
+        else:
+            job.update(box=BOX, processes=PROCESSES)
+            command = wrap([*harness, str(results.fileno())], Path(run_dir), BOX_FILES * job["fsize_bytes"],
+                           site_packages)
+            box, env = Path(run_dir), minimal_env()
         start = time.perf_counter()
-        with (root / "stdout.txt").open("wb") as out, (root / "stderr.txt").open("wb") as err:
-            proc = subprocess.Popen(cmd, cwd=box, env=env, stdin=subprocess.DEVNULL, stdout=out, stderr=err,
-                                    start_new_session=True, close_fds=True)
-            timed_out = False
-            try:
-                proc.wait(timeout=timeout_s)
-            except subprocess.TimeoutExpired:
-                timed_out = True
-            finally:
-                _kill_group(proc)
-        result = _summarise(_read_events(root / "result.jsonl"), proc.returncode, timed_out, timeout_s)
-        result.seconds = time.perf_counter() - start
-        result.isolation = isolation
-        result.stdout, result.stderr = _tail(root / "stdout.txt"), _tail(root / "stderr.txt")
+        proc = subprocess.Popen(command, cwd=box, env=env, stdin=subprocess.PIPE, stdout=out, stderr=err,
+                                pass_fds=(results.fileno(),), start_new_session=True)
+        timed_out = False
+        try:
+            proc.communicate(json.dumps(job).encode(), timeout=timeout_s)
+        except subprocess.TimeoutExpired:
+            timed_out = True
+        finally:
+            _kill_group(proc)
+        result = summarise(_read_events(results), names, proc.returncode, timed_out, timeout_s)
+        result.seconds, result.isolation = time.perf_counter() - start, isolation
+        result.stdout, result.stderr = _tail(out), _tail(err)
         return result
-    finally:
-        shutil.rmtree(root, ignore_errors=True)
 
 
 def _kill_group(proc: subprocess.Popen) -> None:
@@ -218,3 +256,4 @@ def _kill_group(proc: subprocess.Popen) -> None:
     with contextlib.suppress(ProcessLookupError, PermissionError):
         os.killpg(proc.pid, signal.SIGKILL)
     proc.wait()
+
