@@ -45,6 +45,11 @@ def print_estimate(console: Console, out: Any, n: int) -> None:
         console.print(f"estimate: {s.units_run} units ran and none passed, so nothing can be projected; "
                       f"usage so far: {out.usage}")
         return
+    if not out.billed_calls:
+        console.print(f"estimate: the {s.units_run} units were served wholly from the response cache (nothing "
+                      "billed), so tokens and cost of fresh calls cannot be projected; use another output.dir "
+                      "or endpoint, or set cache = false")
+        return
     scale = n / s.passed_now
     tokens = sum(int(v) for k, v in out.meter_metrics.items() if k.endswith(".tokens") and not k.startswith("total"))
     cost = "unpriced" if out.unpriced else f"${out.cost_usd * scale:,.2f}"

@@ -97,7 +97,8 @@ def aborted(exc: BaseException, failure: Failure, lms: LMs) -> RunAbortedError:
     """A one-line :class:`RunAbortedError` for a run-fatal ``exc``: the role(s) on the failing
     model, their endpoint and key variable, the failure class and the provider's message."""
     model = getattr(exc, "model", None)
-    named = [r for r, m in lms.describe().items() if m == model] or list(lms.describe())
+    named = [r for r, m in lms.describe().items() if model and (m == model or m.endswith(f"/{model}"))]
+    named = named or [r for r, m in lms.describe().items() if not m.startswith("sim/")]
     where = "; ".join(lms.endpoints.get(r, r) for r in named)
     message = " ".join(str(exc).split())[:300]
     return RunAbortedError(f"{failure.reason} error from {where}: {message}")

@@ -207,6 +207,8 @@ class ProviderEngine(LiteLLMEngine):
                                          retry_after=failure.retry_after if transient else None,
                                          headers=_error_headers(exc))
                     scrub_exception(exc, self._secrets)
+                    if failure.kind == "run":
+                        self.limiter.abort(exc)
                     if not transient or attempt >= self.num_retries:
                         raise
                     wait = backoff_s(attempt, failure.retry_after, self._rng)

@@ -5,9 +5,11 @@ Every role whose LM points at the same endpoint shares one :class:`EndpointLimit
 together. Three mechanisms work at once, none of which needs configuration:
 
 - **AIMD concurrency** (additive increase, multiplicative decrease, as in TCP congestion control,
-  Chiu & Jain 1989): the number of requests in flight may grow by ``1/window`` per success up to
-  the roles' ``concurrency`` and is halved on a 429, at most once per round trip (a 429 for a
-  request sent before the last decrease does not decrease again).
+  Chiu & Jain 1989): the window of requests in flight starts at 1 and doubles per success (slow
+  start, so a wrong key or a dead model costs one request, not ``concurrency`` of them) up to the
+  roles' ``concurrency``; after the first 429 it grows by ``1/window`` per success and is halved on
+  a 429, at most once per round trip (a 429 for a request sent before the last decrease does not
+  decrease again).
 - **Pacing from the provider's headers**: ``x-ratelimit-limit-requests`` / ``-tokens`` (OpenAI's
   documented headers; Anthropic's ``anthropic-ratelimit-*`` are mapped to the same names by
   LiteLLM) set a learned RPM/TPM, and requests are spaced at ``safety`` times that rate (a
@@ -31,6 +33,10 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 
 RETRY_AFTER_RANGE = (0.5, 60.0)
+class EndpointAbortedError(RuntimeError):
+    """A request refused because the endpoint's limiter was aborted by a run-fatal error."""
+
+
 _DURATION = re.compile(r"(\d+(?:\.\d+)?)(ms|s|m|h)")
 _UNIT_S = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0}
 
@@ -107,7 +113,9 @@ class EndpointLimiter:
 
     def __post_init__(self) -> None:
         self._cond = threading.Condition()
-        self._window = float(self.max_concurrency)
+        self._window = 1.0
+        self._slow_start = True
+        self._aborted: BaseException | None = None
         self._in_flight = 0
         self._paused_until = 0.0
         self._last_decrease = -1.0
@@ -131,11 +139,27 @@ class EndpointLimiter:
         """Requests allowed in flight now (the AIMD window, at least 1)."""
         return max(1, int(self._window))
 
+    def abort(self, cause: BaseException) -> None:
+        """Refuse every later request: ``cause`` (a wrong key, no quota, an unknown model) is fatal
+        for this endpoint, so requests waiting for a slot must not be sent after it."""
+        with self._cond:
+            self._aborted = cause
+            self._cond.notify_all()
+
     def acquire(self, tokens: int = 0) -> float:
         """Block until a request of ``tokens`` estimated tokens may start; returns its start time
-        (the clock's), to hand back to :meth:`release`."""
+        (the clock's), to hand back to :meth:`release`.
+
+        Raises:
+            EndpointAbortedError: :meth:`abort` was called (its cause is chained).
+        """
         with self._cond:
-            while self._in_flight >= self.window or self.clock() < self._paused_until:
+            while True:
+                if self._aborted is not None:
+                    raise EndpointAbortedError(f"{self.name}: not sent, an earlier request failed fatally") \
+                        from self._aborted
+                if self._in_flight < self.window and self.clock() >= self._paused_until:
+                    break
                 pause = self._paused_until - self.clock()
                 self._cond.wait(timeout=max(0.01, min(pause, 1.0)) if pause > 0 else 1.0)
             self._in_flight += 1
@@ -154,9 +178,11 @@ class EndpointLimiter:
             self._in_flight -= 1
             now = self.clock()
             if ok:
-                self._window = min(float(self.max_concurrency), self._window + 1.0 / max(self._window, 1.0))
+                grow = self._window if self._slow_start else 1.0 / max(self._window, 1.0)
+                self._window = min(float(self.max_concurrency), self._window + grow)
             elif rate_limited:
                 self.stats.rate_limited += 1
+                self._slow_start = False
                 if started > self._last_decrease:
                     self._window = max(1.0, self._window / 2.0)
                     self._last_decrease = now
@@ -196,7 +222,8 @@ def limiter_for(model: str, api_base: str | None, concurrency: int, rpm: int | N
                 tpm: int | None = None) -> EndpointLimiter:
     """The process-wide limiter of endpoint (``model``, ``api_base``): created on first use,
     then shared. A later role on the same endpoint raises its ``max_concurrency`` to the larger
-    of the two and tightens ``rpm`` / ``tpm`` to the lower configured value."""
+    of the two and tightens ``rpm`` / ``tpm`` to the lower configured value; an abort of an earlier
+    run is cleared."""
     key = (model, api_base or "")
     with _registry_lock:
         limiter = _registry.get(key)
@@ -204,6 +231,7 @@ def limiter_for(model: str, api_base: str | None, concurrency: int, rpm: int | N
             limiter = EndpointLimiter(f"{model} @ {api_base or 'default endpoint'}", concurrency, rpm, tpm)
             _registry[key] = limiter
             return limiter
+        limiter._aborted = None  # a new run may follow a fixed key
         limiter.max_concurrency = max(limiter.max_concurrency, concurrency)
         limiter.rpm = min(x for x in (limiter.rpm, rpm) if x) if (limiter.rpm or rpm) else None
         limiter.tpm = min(x for x in (limiter.tpm, tpm) if x) if (limiter.tpm or tpm) else None

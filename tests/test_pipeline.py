@@ -278,12 +278,17 @@ def test_a_compile_cut_short_by_its_budget_says_so(tmp_path):
     assert not any("found no candidate" in n for n in out.summary["notes"])
 
 
-def test_a_held_out_batch_that_raises_scores_zero_with_tracing_on(tmp_path):
+def test_a_compile_whose_held_out_batches_all_fail_aborts_leaving_nothing_with_tracing_on(tmp_path):
+    import mlflow
+
+    from synthdspy.llm_failures import RunAbortedError
     from synthdspy.pipeline import run_compile
 
     exp = quick(tmp_path, "tracking.autolog=true", "compile.optimizer=bootstrap_rs", "lm.generator.num_retries=0",
                 "lm.generator.cache=false",  # answers cached by other tests would hide the failures
                 "lm.generator.simulator.error_rate=1.0")  # every generator call fails
-    out = run_compile(exp)
-    assert out.summary["baseline"]["failed_batches"] == 2 and out.summary["baseline"]["score"] == 0
-    assert any("held-out batches of the baseline raised and scored 0" in n for n in out.summary["notes"])
+    with pytest.raises(RunAbortedError, match="every one of the 2 held-out batches failed"):
+        run_compile(exp)
+    assert not list(Path(exp.output.dir).rglob("compiled_program.json"))
+    assert mlflow.search_runs(experiment_names=[exp.tracking.experiment], filter_string="tags.kind = 'compile'",
+                              output_format="list") == []

@@ -31,8 +31,20 @@ def limiter(**kw) -> tuple[EndpointLimiter, FakeClock]:
     return EndpointLimiter("m @ u", kw.pop("max_concurrency", 8), clock=clock, sleep=clock.sleep, **kw), clock
 
 
+def test_slow_start_sends_one_request_until_one_succeeds():
+    lim, clock = limiter()
+    assert lim.window == 1
+    lim.release(lim.acquire(), ok=False)  # a failed first request (a wrong key) does not open the window
+    assert lim.window == 1
+    for expected in (2, 4, 8, 8):
+        lim.release(lim.acquire(), ok=True)
+        assert lim.window == expected
+
+
 def test_aimd_halves_once_per_round_trip_and_grows_back_additively():
     lim, clock = limiter()
+    for _ in range(3):
+        lim.release(lim.acquire(), ok=True)
     starts = [lim.acquire() for _ in range(4)]
     for s in starts:  # four 429s for requests sent before the first decrease: one halving
         lim.release(s, ok=False, rate_limited=True)
@@ -84,7 +96,7 @@ def test_backoff_honours_retry_after_within_bounds_else_full_jitter():
     rng = random.Random(0)
     assert backoff_s(0, 120.0, rng) == 60.0 and backoff_s(3, 0.0, rng) == 0.5
     draws = [backoff_s(3, None, rng) for _ in range(200)]
-    assert 0 <= min(draws) and max(draws) <= 8 and len(set(draws)) > 100
+    assert min(draws) >= 0 and max(draws) <= 8 and len(set(draws)) > 100
 
 
 def test_failure_classes_of_dspy_errors():

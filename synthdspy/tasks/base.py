@@ -56,12 +56,18 @@ def require(seed: Seed, task: str, *names: str) -> list[Any]:
     """The values of ``names`` in ``seed.data``.
 
     Raises:
-        SeedFieldError: naming the seed, the task and the missing fields, and the fields the seed has.
+        SeedFieldError: naming the seed, the task and the missing fields, and the fields the seed has;
+            or the fields that are present but null or empty.
     """
-    missing = [n for n in names if seed.data.get(n) in (None, "")]
+    missing = [n for n in names if n not in seed.data]
+    empty = {n: "null" if seed.data[n] is None else "empty" for n in names
+             if n in seed.data and seed.data[n] in (None, "")}
     if missing:
         raise SeedFieldError(
             f"seed {seed.id}: task {task!r} needs field(s) {missing}; the seed has {sorted(seed.data)} "
             "(map your file's columns with [seeds] fields = {...})"
         )
+    if empty:
+        said = ", ".join(f"{n!r} is {how}" for n, how in empty.items())
+        raise SeedFieldError(f"seed {seed.id}: task {task!r} needs a value, but {said}")
     return [seed.data[n] for n in names]
