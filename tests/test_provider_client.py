@@ -3,6 +3,7 @@ Retry-After), failure classes, backoff, key scrubbing, per-call retries, provide
 
 from __future__ import annotations
 
+import json
 import random
 
 import pytest
@@ -157,3 +158,13 @@ def test_unpriced_models_are_reported_unpriced_never_as_zero_dollars():
     meter = UsageMeter()
     meter.add("generator", {"prompt_tokens": 10, "completion_tokens": 5}, None)
     assert "unpriced" in meter.describe() and "$0.0000" not in meter.describe()
+
+
+def test_a_torn_last_line_of_the_unit_journal_is_cut_on_open(tmp_path):
+    from synthdspy.run_dir import UnitJournal
+
+    (tmp_path / "units.jsonl").write_text('{"unit": "a#0", "records": 2}\n{"unit": "b#0", "rec')
+    journal = UnitJournal(tmp_path)
+    journal.finish("c#0", 1)
+    lines = (tmp_path / "units.jsonl").read_text().splitlines()
+    assert journal.done == {"a#0", "c#0"} and [json.loads(x)["unit"] for x in lines] == ["a#0", "c#0"]
