@@ -36,6 +36,7 @@ import os
 import signal
 import subprocess
 import tempfile
+import threading
 import time
 from collections import Counter
 from dataclasses import dataclass, field
@@ -238,22 +239,25 @@ def run_python(code: str, tests: str, *, timeout_s: float = 10.0, memory_mb: int
         start = time.perf_counter()
         proc = subprocess.Popen(command, cwd=box, env=env, stdin=subprocess.PIPE, stdout=out, stderr=err,
                                 pass_fds=(results.fileno(),), start_new_session=True)
-        timed_out = False
+        timed_out = threading.Event()
+        timer = threading.Timer(timeout_s, lambda: (timed_out.set(), _kill_group(proc)))
+        timer.start()  # a blocking wait and a timer, not Popen.wait(timeout)'s polling with sleeps
         try:
-            proc.communicate(json.dumps(job).encode(), timeout=timeout_s)
-        except subprocess.TimeoutExpired:
-            timed_out = True
+            with contextlib.suppress(BrokenPipeError), proc.stdin as job_pipe:
+                job_pipe.write(json.dumps(job).encode())
+            proc.wait()
         finally:
+            timer.cancel()
             _kill_group(proc)
-        result = summarise(_read_events(results), names, proc.returncode, timed_out, timeout_s)
+        result = summarise(_read_events(results), names, proc.returncode, timed_out.is_set(), timeout_s)
         result.seconds, result.isolation = time.perf_counter() - start, isolation
         result.stdout, result.stderr = _tail(out), _tail(err)
         return result
 
 
 def _kill_group(proc: subprocess.Popen) -> None:
-    """SIGKILL the process group of ``proc`` (anything it left behind) and reap ``proc``."""
-    with contextlib.suppress(ProcessLookupError, PermissionError):
-        os.killpg(proc.pid, signal.SIGKILL)
-    proc.wait()
+    """SIGKILL the process group of ``proc`` (anything it left behind), unless ``proc`` is reaped already."""
+    if proc.returncode is None:
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(proc.pid, signal.SIGKILL)
 

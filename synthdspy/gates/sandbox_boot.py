@@ -1,8 +1,7 @@
-"""The test harness of the ``code_tests`` sandbox (run as a script, never imported by synthdspy).
+"""The test harness of the ``code_tests`` sandbox (run inside it, never imported by synthdspy).
 
-Usage (by :func:`synthdspy.gates.sandbox.run_python` only)::
-
-    python -I -B -S sandbox_boot.py RESULT_FD  < job.json
+Started by :func:`synthdspy.gates.sandbox.run_python` only, through
+:func:`synthdspy.gates.sandbox_bwrap.harness_command` (``main(["-c", RESULT_FD])``, job on stdin).
 
 The job (JSON on stdin) holds the solution, the tests, the limits and the command of the solution
 process. The harness lowers its resource limits (hard limits, inherited by the solution process),
@@ -21,18 +20,19 @@ from __future__ import annotations
 import ast
 import ctypes
 import json
-import linecache
 import os
 import resource
 import subprocess
 import sys
 import types
-from collections.abc import Callable
-from typing import Any
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from sandbox_remote import Channel, Remote, SolutionGone  # noqa: E402
-from sandbox_wire import count_tests, describe, syntax_error, where  # noqa: E402
+from sandbox_remote import Channel, Remote, SolutionGone
+from sandbox_wire import count_tests, describe, syntax_error, where
+
+TYPE_CHECKING = False  # what typing.TYPE_CHECKING is at run time, without importing typing (slow to start)
+if TYPE_CHECKING:
+    from collections.abc import Callable
+    from typing import Any
 
 PR_SET_DUMPABLE = 4
 
@@ -55,16 +55,18 @@ def forbid_inspection() -> None:
         raise OSError("prctl(PR_SET_DUMPABLE, 0) failed")
 
 
-def describe_failure(exc: BaseException) -> str:
+def describe_failure(exc: BaseException, sources: dict[str, str]) -> str:
     """``ExcType: message`` plus the line of the solution (for an exception raised over there) or
-    of the tests where it was raised."""
-    return describe(type(exc).__name__, str(exc), getattr(exc, "_sandbox_where", "") or where(exc))
+    of ``sources`` (file name -> source: the tests) where it was raised."""
+    location = getattr(exc, "_sandbox_where", "") or where(exc, sources)
+    return describe(type(exc).__name__, str(exc), location)
 
 
 def run_tests(tests: str, tree: ast.Module, namespace: dict[str, Any], emit: Callable[..., None]) -> None:
     """Run top-level statements in order (each ``assert`` is one test, other statements set up),
     then every ``test*`` function and ``Test*`` class method; emit one ``test`` event per test."""
     tests_file = namespace["__file__"]
+    sources = {tests_file: tests}
     for node in tree.body:
         code = compile(ast.Module(body=[node], type_ignores=[]), tests_file, "exec")
         try:
@@ -73,9 +75,9 @@ def run_tests(tests: str, tree: ast.Module, namespace: dict[str, Any], emit: Cal
             if isinstance(node, ast.Assert):
                 segment = ast.get_source_segment(tests, node) or ""
                 emit(event="test", name=f"line {node.lineno}", passed=False,
-                     message=f"{segment[:200]} -> {describe_failure(exc)}")
+                     message=f"{segment[:200]} -> {describe_failure(exc, sources)}")
             else:
-                emit(event="error", stage="tests", message=f"line {node.lineno}: {describe_failure(exc)}")
+                emit(event="error", stage="tests", message=f"line {node.lineno}: {describe_failure(exc, sources)}")
             continue
         if isinstance(node, ast.Assert):
             emit(event="test", name=f"line {node.lineno}", passed=True, message="")
@@ -87,7 +89,7 @@ def run_tests(tests: str, tree: ast.Module, namespace: dict[str, Any], emit: Cal
             target = getattr(namespace[cls_name](), method) if cls_name else namespace[name]
             target()
         except BaseException as exc:  # noqa: BLE001 - any failure of generated code is a result
-            emit(event="test", name=name, passed=False, message=describe_failure(exc))
+            emit(event="test", name=name, passed=False, message=describe_failure(exc, sources))
         else:
             emit(event="test", name=name, passed=True, message="")
 
@@ -115,7 +117,7 @@ def load_solution(channel: Channel, source: str, emit: Callable[..., None]) -> d
         emit(event="error", stage="parse", message=str(exc))
         return None
     except BaseException as exc:  # noqa: BLE001 - any failure of generated code is a result
-        emit(event="error", stage="solution", message=describe_failure(exc))
+        emit(event="error", stage="solution", message=describe_failure(exc, {}))
         return None
     if type(exports) is not dict:
         emit(event="error", stage="solution", message="the solution process answered out of turn")
@@ -143,7 +145,6 @@ def main(argv: list[str]) -> int:
         emit(event="error", stage="parse", message=syntax_error(exc))
         emit(event="done")
         return 0
-    linecache.cache[tests_file] = (len(job["tests"]), None, job["tests"].splitlines(True), tests_file)
     channel = start_solution(job["worker"], box, emit)
     exports = load_solution(channel, job["solution"], emit)
     if exports is not None:
@@ -152,10 +153,6 @@ def main(argv: list[str]) -> int:
         sys.modules["solution"] = module
         namespace = {**exports, "__name__": "tests", "__file__": tests_file, "__builtins__": __builtins__}
         run_tests(job["tests"], tree, namespace, emit)
-    channel.close()
     emit(event="done")
+    channel.close()
     return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main(sys.argv))

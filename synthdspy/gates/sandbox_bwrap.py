@@ -18,8 +18,10 @@ bind-mounted onto mount points in the run's own directory, in a private mount na
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import os
+import py_compile
 import shutil
 import subprocess
 import sys
@@ -29,6 +31,8 @@ from pathlib import Path
 
 HARNESS = tuple(Path(__file__).with_name(name) for name in (
     "sandbox_boot.py", "sandbox_remote.py", "sandbox_wire.py", "sandbox_worker.py"))
+PYCACHE = HARNESS[0].parent / "__pycache__"
+LAUNCH = "import sys; sys.path.insert(0, {scripts!r}); from {module} import main; sys.exit(main(sys.argv))"
 INSIDE = "/sandbox"
 BOX = "/box"
 NOBODY = 65534
@@ -81,11 +85,35 @@ def python_paths(site_packages: bool) -> tuple[list[str], list[tuple[str, str]]]
     return kept, [(link, target) for link, target in links if not any(link.startswith(k + "/") for k in kept)]
 
 
+@functools.cache
+def compile_harness() -> None:
+    """Write the harness modules' bytecode to their ``__pycache__`` (once), so that the sandbox, which
+    sees that directory read-only, loads them without compiling on every start; where the package
+    directory is read-only (an installed package has its bytecode already), they are left as they are."""
+    for module in HARNESS:
+        with contextlib.suppress(OSError, py_compile.PyCompileError):
+            py_compile.compile(str(module), doraise=True)
+
+
 def harness_command(site_packages: bool, scripts: str) -> tuple[list[str], list[str]]:
-    """(command of the harness, command of the solution process), the scripts in directory ``scripts``."""
-    worker = [_interpreter(site_packages), "-I", "-B", *([] if site_packages else ["-S"])]
-    return ([os.path.realpath(sys.executable), "-I", "-B", "-S", f"{scripts}/sandbox_boot.py"],
-            [*worker, f"{scripts}/sandbox_worker.py"])
+    """(command of the harness, command of the solution process), their modules in directory ``scripts``."""
+    compile_harness()
+    worker = [_interpreter(site_packages), "-I", "-B", "-u", *([] if site_packages else ["-S"])]  # -u: it is killed
+    return ([os.path.realpath(sys.executable), "-I", "-B", "-S", "-c",
+             LAUNCH.format(scripts=scripts, module="sandbox_boot")],
+            [*worker, "-c", LAUNCH.format(scripts=scripts, module="sandbox_worker")])
+
+
+def _hidden_from_nobody(path: str) -> str | None:
+    """The part of ``path`` uid 65534 cannot reach (the entry below the first directory on the way
+    that it may not search), or None when it can reach all of it."""
+    parent = "/"
+    for part in Path(path).parts[1:]:
+        status = os.stat(parent)
+        if not (status.st_mode & 0o001 or status.st_uid == NOBODY):
+            return os.path.join(parent, part)
+        parent = os.path.join(parent, part)
+    return None
 
 
 def wrap(command: list[str], run_dir: Path, box_bytes: int, site_packages: bool) -> list[str]:
@@ -93,18 +121,20 @@ def wrap(command: list[str], run_dir: Path, box_bytes: int, site_packages: bool)
     this run that holds the staging mount points when running as root."""
     paths, links = python_paths(site_packages)
     binds = [(p, p) for p in paths] + [(str(h), f"{INSIDE}/{h.name}") for h in HARNESS]
+    binds += [(str(PYCACHE), f"{INSIDE}/__pycache__")] if PYCACHE.is_dir() else []
     as_root = os.geteuid() == 0
-    staged: list[str] = []
+    stages: dict[str, str] = {}  # part hidden from uid 65534 -> its mount point in run_dir
     args = ["bwrap", "--unshare-all", "--die-with-parent", "--new-session", "--clearenv"]
-    for i, (source, dest) in enumerate(binds):
-        if as_root:
-            stage = run_dir / f"stage{i}"
-            if os.path.isdir(source):
-                stage.mkdir()
-            else:
-                stage.touch()
-            staged += [source, str(stage)]
-            source = str(stage)
+    for source, dest in binds:
+        hidden = _hidden_from_nobody(source) if as_root else None
+        if hidden is not None:
+            if hidden not in stages:
+                stages[hidden] = str(run_dir / f"stage{len(stages)}")
+                if os.path.isdir(hidden):
+                    Path(stages[hidden]).mkdir()
+                else:
+                    Path(stages[hidden]).touch()
+            source = stages[hidden] + source[len(hidden):]
         args += ["--ro-bind", source, dest]
     for link, target in links:
         args += ["--symlink", target, link]
@@ -118,9 +148,12 @@ def wrap(command: list[str], run_dir: Path, box_bytes: int, site_packages: bool)
     if not as_root:
         return args
     os.chown(run_dir, NOBODY, NOBODY)
-    drop = ["setpriv", f"--reuid={NOBODY}", f"--regid={NOBODY}", "--clear-groups", "--"]
-    return ["unshare", "--mount", "--propagation", "private", "--", "sh", "-c", STAGE_SCRIPT, "sh", *staged, "--",
-            *drop, *args]
+    args = ["setpriv", f"--reuid={NOBODY}", f"--regid={NOBODY}", "--clear-groups", "--", *args]
+    if not stages:
+        return args
+    mounts = [path for pair in stages.items() for path in pair]
+    return ["unshare", "--mount", "--propagation", "private", "--", "sh", "-c", STAGE_SCRIPT, "sh", *mounts, "--",
+            *args]
 
 
 @functools.cache

@@ -1,16 +1,13 @@
-"""The solution process of the ``code_tests`` sandbox (run as a script, never imported by synthdspy).
+"""The solution process of the ``code_tests`` sandbox (run inside it, never imported by synthdspy).
 
-Usage (by :mod:`synthdspy.gates.sandbox_boot` only)::
-
-    python -I -B [-S] sandbox_worker.py REQUEST_FD REPLY_FD BOX
-
-The harness sends requests, one JSON line each, on ``REQUEST_FD``: first ``load`` (the solution's
-source, run as module ``solution``), then operations on the objects the solution made (``call``,
-``getattr``, ``eq``, ``len``, ``iter`` ...; see ``OPS``). Every request gets one reply on
-``REPLY_FD``: ``{"ok": value}`` (plus ``back``, the new contents of list/dict/set/bytearray
-arguments after a ``call``) or ``{"exc": exception}``. Values are encoded by
-:mod:`synthdspy.gates.sandbox_wire`; objects that are not plain data stay here and travel as
-references. This process holds no channel to the verdict: whatever it sends is data or a
+Started by :mod:`synthdspy.gates.sandbox_boot` only, as ``main(["-c", REQUEST_FD, REPLY_FD, BOX])``
+(see :func:`synthdspy.gates.sandbox_bwrap.harness_command`). The harness sends requests, one JSON
+line each, on ``REQUEST_FD``: first ``load`` (the solution's source, run as module ``solution``),
+then operations on the objects the solution made (``call``, ``getattr``, ``eq``, ``len``, ``iter``
+...; see ``OPS``). Every request gets one reply on ``REPLY_FD``: ``{"ok": value}`` (plus ``back``,
+the new contents of list/dict/set/bytearray arguments after a ``call``) or ``{"exc": exception}``.
+Values are encoded by :mod:`synthdspy.gates.sandbox_wire`; objects that are not plain data stay
+here and travel as references. This process holds no channel to the verdict: whatever it sends is data or a
 reference, and the harness decides what passed.
 
 Before the solution runs, an audit hook (PEP 578) refuses network use, process creation, ``ctypes``
@@ -27,11 +24,13 @@ import operator
 import os
 import sys
 import types
-from collections.abc import Callable
-from typing import Any, BinaryIO
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from sandbox_wire import MUTABLE, ProtocolError, decode, encode, receive, send, syntax_error, where  # noqa: E402
+from sandbox_wire import MUTABLE, ProtocolError, decode, encode, receive, send, syntax_error, where
+
+TYPE_CHECKING = False  # what typing.TYPE_CHECKING is at run time, without importing typing (slow to start)
+if TYPE_CHECKING:
+    from collections.abc import Callable
+    from typing import Any, BinaryIO
 
 NETWORK_PREFIXES = ("socket.",)
 PROCESS_EVENTS = frozenset({
@@ -132,6 +131,7 @@ class Worker:
 
     def __init__(self, requests: BinaryIO, replies: BinaryIO, box: str) -> None:
         self.requests, self.replies, self.box = requests, replies, box
+        self.sources: dict[str, str] = {}  # the solution's file -> its source, to quote failing lines
         self.objects: dict[int, Any] = {}
         self.refs: dict[int, int] = {}  # id(object) -> reference, so one object keeps one reference
 
@@ -170,6 +170,7 @@ class Worker:
         path = os.path.join(self.box, "solution.py")
         with open(path, "w", encoding="utf-8") as f:
             f.write(source)
+        self.sources[path] = source
         try:
             code = compile(source, path, "exec")
         except SyntaxError as exc:
@@ -204,12 +205,13 @@ class Worker:
             return {"exc": self.exception(exc)}
 
     def exception(self, exc: BaseException) -> dict[str, Any]:
-        """An exception as its class chain, message and the solution line that raised it."""
+        """An exception as its class chain, arguments, message and the solution line that raised it."""
         try:
             message = str(exc)
         except BaseException:  # noqa: BLE001 - an exception whose str() fails is still reported
             message = "<unprintable>"
-        return {"cls": self._other(type(exc)), "message": message[:2000], "where": where(exc)}
+        return {"cls": self._other(type(exc)), "args": self.encode(exc.args), "message": message[:2000],
+                "where": where(exc, self.sources)}
 
     def serve(self) -> None:
         """Answer requests until the harness closes the request channel."""
@@ -226,7 +228,3 @@ def main(argv: list[str]) -> int:
     with os.fdopen(int(argv[1]), "rb") as requests, os.fdopen(int(argv[2]), "wb") as replies:
         Worker(requests, replies, argv[3]).serve()
     return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main(sys.argv))
