@@ -7,7 +7,6 @@ with exit code 2, never as a stack trace.
 from __future__ import annotations
 
 import functools
-import os
 from collections.abc import Callable
 from typing import Any, TypeVar
 
@@ -16,9 +15,6 @@ from rich.console import Console
 
 from synthdspy.configio import ConfigError
 from synthdspy.llm_failures import RunAbortedError
-
-# LiteLLM's bundled price map: no download at start-up (set the variable to False for the live map).
-os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
 
 app = typer.Typer(help="Synthetic training data as optimizable DSPy programs.", no_args_is_help=True)
 console = Console(stderr=True, soft_wrap=True)  # long paths and commands stay on one line

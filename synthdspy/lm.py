@@ -259,6 +259,7 @@ def build_role(role_name: str, role: LMRole, meter: UsageMeter, timeout_s: float
     lm.role = role_name  # type: ignore[attr-defined]
     lm.max_temperature = role.max_temperature  # type: ignore[attr-defined]
     lm.adapter_name = role.adapter  # type: ignore[attr-defined]
+    lm.supports_n = role.is_simulated or _supports_n(role.model)  # type: ignore[attr-defined]
     lm.fixed_temperature = lm.kwargs.get("temperature") is None and not role.is_simulated  # type: ignore[attr-defined]
     return lm
 
@@ -310,6 +311,17 @@ def _simulated(role: LMRole) -> bool:
 @functools.lru_cache(maxsize=64)
 def _probe(api_base: str, key: str | None, check: Callable[..., bool]) -> bool:
     return check(api_base, key, timeout_s=2.0)
+
+
+def _supports_n(model: str) -> bool:
+    """True when LiteLLM's parameter table says ``model``'s provider takes ``n`` (several choices)."""
+    import litellm
+
+    provider, _, name = model.partition("/")
+    try:
+        return "n" in (litellm.get_supported_openai_params(model=name or provider, custom_llm_provider=provider) or [])
+    except Exception:  # an unknown provider: ask for one choice per call
+        return False
 
 
 def describe_endpoint(role_name: str, role: LMRole) -> str:

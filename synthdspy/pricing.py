@@ -1,20 +1,17 @@
 """USD prices of LM calls: the role's ``price`` override, else LiteLLM's bundled cost map.
 
-LiteLLM's local cost map is selected at import (``LITELLM_LOCAL_MODEL_COST_MAP``), so pricing never
-fetches the live map over the network. A model neither the config nor the map can price is
-*unpriced*: its cost is None, reported as "unpriced" (never as $0), and a USD budget on it is
-refused (:func:`check_budget_priced`).
+LiteLLM's local cost map is selected when synthdspy is imported (``LITELLM_LOCAL_MODEL_COST_MAP`` in
+``synthdspy/__init__.py``), so pricing never fetches the live map over the network. A model neither
+the config nor the map can price is *unpriced*: its cost is None, reported as "unpriced" (never as
+$0), and a USD budget on it is refused (:func:`check_budget_priced`).
 """
 
 from __future__ import annotations
 
-import os
 from typing import Any
 
 from synthdspy.config import PriceConfig
 from synthdspy.configio import ConfigError
-
-os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
 
 
 def token_cost(model: str, prompt_tokens: int, completion_tokens: int,

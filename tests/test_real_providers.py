@@ -161,3 +161,19 @@ def test_answers_cached_from_one_endpoint_are_not_replayed_for_another(tmp_path)
     with pytest.raises(RunAbortedError):  # same model name, same prompts, a server that is down
         run_generate(experiment(tmp_path / "b", "http://127.0.0.1:9/v1", "gates=[]", "lm.generator.num_retries=0"),
                      n=2, show_progress=False)
+
+
+@pytest.mark.parametrize("temperatures, sampling, calls_per_unit", [("[]", "n", 1), ("[0.3, 0.9]", "separate", 4)])
+def test_grpo_asks_for_its_rollouts_as_n_choices_of_one_request(tmp_path, temperatures, sampling, calls_per_unit):
+    from synthdspy.pipeline import run_generate
+
+    with serve_provider() as ep:
+        exp = experiment(tmp_path, ep.url, "gates=[]", "task.num_responses=4", f"task.temperatures={temperatures}",
+                         "task.score_responses=false", "lm.generator.concurrency=1", name="grpo.toml")
+        out = run_generate(exp, n=3, show_progress=False)
+        requests = ep.stats()["requests"]
+    records = [json.loads(x) for x in (out.store_dir / "records-00000.jsonl").read_text().splitlines()]
+    assert all(len(r["responses"]) == 4 for r in records)
+    assert all(len(set(r["responses"])) > 1 for r in records)  # n choices are distinct samples
+    assert requests == out.stats.units_run * calls_per_unit
+    assert {r["metadata"]["sampling"] for r in records} == {sampling}

@@ -51,8 +51,11 @@ class GRPOTask(Task):
     ``reward_scores`` when ``score_responses``).
 
     Temperatures come from :func:`rollout_temperatures` around the generator's temperature and are
-    kept in ``metadata.temperatures``; each response is a separate call with its own ``rollout_id``
-    so equal temperatures still sample afresh. Scores are the judge's 1-10 rubric scores
+    kept in ``metadata.temperatures``. With one temperature for every rollout and a provider that
+    takes ``n`` (OpenAI, vLLM, the simulator; not Anthropic or Ollama: ``supports_n`` set by
+    :func:`synthdspy.lm.build_role` from LiteLLM's parameter table), the rollouts are the ``n``
+    choices of one request (``metadata.sampling = "n"``); otherwise each is a separate call with its
+    own ``rollout_id`` so equal temperatures still sample afresh. Scores are the judge's 1-10 rubric scores
     (:meth:`RewardGate.score`, under the judge LM role); the scorer is frozen (never tuned by
     compile, like the gates).
 
@@ -85,13 +88,19 @@ class GRPOTask(Task):
             prompt = self.write_question(source=context, config=call_config(rollout)).question
         temps = rollout_temperatures(self.num_responses, base_temperature(), self.temperatures,
                                      self.temperature_spread)
-        responses = [
+        responses: list[str] = []
+        batched = len(temps) > 1 and len(set(temps)) == 1 and getattr(dspy.settings.lm, "supports_n", False)
+        if batched:  # one request for every rollout: the prompt is sent and billed once
+            config = {**call_config(rollout, 0, self.num_responses, temperature=temps[0]), "n": len(temps)}
+            pred = self.respond(question=prompt, source=context, config=config)
+            responses = [c.answer for c in pred.completions][: len(temps)]
+        responses += [  # separate calls: distinct temperatures, a provider without n, or choices short of n
             self.respond(question=prompt, source=context,
                          config=call_config(rollout, i, self.num_responses, temperature=t)).answer
-            for i, t in enumerate(temps)
+            for i, t in enumerate(temps) if i >= len(responses)
         ]
         scores = [self.scorer.score(prompt, context, r)[0] for r in responses] if self.score_responses else None
-        metadata: dict = {"temperatures": temps}
+        metadata: dict = {"temperatures": temps, "sampling": "n" if batched else "separate"}
         if seed.data.get("answer"):
             metadata["gold_answer"] = seed.data["answer"]
         return [self.record(seed, rollout, 0, instruction=prompt, input=context, responses=responses,
