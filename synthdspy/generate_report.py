@@ -32,6 +32,8 @@ def print_summary(console: Console, out: Any, n: int, exp: Any) -> None:
         console.print(f"[yellow]warning:[/] only {s.passed} of {n} records passed after every rollout was spent; "
                       f"see `synthdspy gate-report {exp.output.dir}` for the reasons")
     console.print(f"LM usage (billed; cache hits are free): {out.usage}")
+    if out.parse:
+        console.print(f"parse failures: {out.parse}")
     console.print(f"dataset:    {out.dataset_dir}  (datasets.load_from_disk)")
     console.print(f"store:      {out.store_dir}")
     console.print(f"MLflow run: {out.run_id}  ->  {ui_command(out.tracking_uri)}")

@@ -24,6 +24,7 @@ from typing import Any
 import dspy
 
 from synthdspy import tracking, unit_calls
+from synthdspy.adapters import ParseStats, counting_adapter
 from synthdspy.config import LMConfig, LMRole
 from synthdspy.configio import ConfigError
 from synthdspy.pricing import response_cost
@@ -275,6 +276,7 @@ class LMs:
     meter: UsageMeter
     simulated: bool
     endpoints: dict[str, str] = field(default_factory=dict)
+    parse_stats: ParseStats = field(default_factory=ParseStats)
 
     def describe(self) -> dict[str, str]:
         """``{role: model}`` for summaries and MLflow params (``sim/...`` for the simulator)."""
@@ -352,7 +354,7 @@ def roles_context(lms: LMs) -> Iterator[None]:
     DSPy copies these settings into its worker threads, so gates inside ``dspy.Parallel`` or an
     optimizer's evaluation see the same roles.
     """
-    with dspy.context(lm=lms.generator, adapter=_adapter(lms.generator), **{_ROLES_KEY: lms}):
+    with dspy.context(lm=lms.generator, adapter=_adapter(lms.generator, lms.parse_stats), **{_ROLES_KEY: lms}):
         yield
 
 
@@ -368,12 +370,12 @@ def judge_context() -> Iterator[None]:
     if roles is None:
         yield
         return
-    with dspy.context(lm=roles.judge, adapter=_adapter(roles.judge)):
+    with dspy.context(lm=roles.judge, adapter=_adapter(roles.judge, roles.parse_stats)):
         yield
 
 
-def _adapter(lm: dspy.BaseLM) -> dspy.Adapter | None:
+def _adapter(lm: dspy.BaseLM, stats: ParseStats) -> dspy.Adapter:
     """The adapter of ``lm``'s role (``[lm.<role>] adapter``): DSPy's JSONAdapter, which asks for
-    native JSON-schema structured outputs where the provider supports them, or None (DSPy's
-    default, the ChatAdapter with its JSON fallback)."""
-    return dspy.JSONAdapter() if getattr(lm, "adapter_name", "chat") == "json" else None
+    native JSON-schema structured outputs where the provider supports them, or its ChatAdapter
+    (with the JSON fallback), both counting parse failures into ``stats``."""
+    return counting_adapter(getattr(lm, "adapter_name", "chat"), stats)

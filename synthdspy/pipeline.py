@@ -184,6 +184,7 @@ class GenerateOutputs:
     cost_usd: float = 0.0
     unpriced: bool = False
     meter_metrics: dict[str, float] = field(default_factory=dict)
+    parse: str = ""
 
 
 def _store_identity(program: Any, exp: Experiment) -> dict[str, Any]:
@@ -240,7 +241,8 @@ def run_generate(exp: Experiment, n: int, program_path: str | None = None, expor
                     stats = generate(program, seeds, lms, store, n, show_progress=show_progress, max_usd=max_usd,
                                      unit_limit=unit_limit)
             finally:
-                tracking.log_metrics({"passed": store.n_passed, "rejected": store.n_rejected, **lms.meter.metrics()})
+                tracking.log_metrics({"passed": store.n_passed, "rejected": store.n_rejected, **lms.meter.metrics(),
+                                      **lms.parse_stats.metrics()})
                 for name in ("units.jsonl", "failures.jsonl"):
                     if (store.directory / name).exists():
                         mlflow.log_artifact(str(store.directory / name))
@@ -256,4 +258,5 @@ def run_generate(exp: Experiment, n: int, program_path: str | None = None, expor
             run_id = active.info.run_id
     unpriced = any(u.unpriced_calls for u in lms.meter.snapshot().values())
     return GenerateOutputs(out / "store", dataset_dir, stats, uri, run_id, lms.meter.describe(), exported,
-                           lms.meter.calls, lms.meter.cost_usd, unpriced, lms.meter.metrics())
+                           lms.meter.calls, lms.meter.cost_usd, unpriced, lms.meter.metrics(),
+                           lms.parse_stats.describe())

@@ -168,3 +168,19 @@ def test_a_torn_last_line_of_the_unit_journal_is_cut_on_open(tmp_path):
     journal.finish("c#0", 1)
     lines = (tmp_path / "units.jsonl").read_text().splitlines()
     assert journal.done == {"a#0", "c#0"} and [json.loads(x)["unit"] for x in lines] == ["a#0", "c#0"]
+
+
+@pytest.mark.parametrize("adapter", ["chat", "json"])
+def test_each_adapter_reports_its_parse_failure_rate(tmp_path, adapter):
+    from pathlib import Path
+
+    from synthdspy.config import load_experiment
+    from synthdspy.pipeline import run_generate
+
+    root = Path(__file__).parent.parent
+    exp = load_experiment(root / "experiments" / "grounded_qa.toml", [
+        f"output.dir={json.dumps(str(tmp_path))}", "tracking.autolog=false", "gates=[]", "lm.generator.cache=false",
+        f'lm.generator.adapter="{adapter}"', "lm.generator.simulator.malformed_rate=0.3"])
+    out = run_generate(exp, n=8, show_progress=False)
+    rate = float(out.parse.split("(")[1].split("%")[0])  # "<adapter> K of N answers unparseable (R%)..."
+    assert out.parse.startswith(adapter) and 0 < rate < 100
