@@ -173,7 +173,7 @@ def test_text_reference_and_bad_reference_rows(tmp_path):
     bad.write_text('{"text": "ok"}\n{"body": "no text"}\n')
     from synthdspy.seeds.loading import SeedLoadError
 
-    with pytest.raises(SeedLoadError, match=r"eval.jsonl: record 2 (line 2): .*'text'"):
+    with pytest.raises(SeedLoadError, match=r"eval.jsonl: record 2 \(line 2\): .*'text'"):
         DedupGate(reference=str(bad), embedding=False)(Record(id="r", task="t", output="x"))
 
 
