@@ -3,6 +3,7 @@
 from pathlib import Path
 
 import mlflow
+import pytest
 
 from synthdspy import tracking
 from synthdspy.tracking import REDACTED, flatten, scrub_env_secrets
@@ -58,3 +59,19 @@ def test_registered_key_variables_are_scrubbed_whatever_their_name(monkeypatch, 
     UnitJournal(tmp_path).fail("s#0", "s", 0, RuntimeError("401 for key abcd1234efgh5678"), attempts=3)
     assert "abcd1234efgh5678" not in (tmp_path / "failures.jsonl").read_text()
     assert REDACTED in (tmp_path / "failures.jsonl").read_text()
+
+
+def test_mlflow_db_is_created_whole_and_a_half_created_one_is_a_one_line_error(tmp_path):
+    import sqlite3
+
+    from synthdspy.configio import ConfigError
+
+    tracking.configure(None, "exp", tmp_path / "new")
+    assert [p.name for p in (tmp_path / "new").iterdir() if p.name.startswith(".")] == []  # no temp file left
+    assert tracking.ensure_sqlite_store(tmp_path / "new" / "mlflow.db") is None  # complete: accepted
+    half = tmp_path / "half"
+    half.mkdir()
+    with sqlite3.connect(half / "mlflow.db") as db:  # what a kill during MLflow's migrations leaves
+        db.execute("create table experiments (experiment_id integer)")
+    with pytest.raises(ConfigError, match=r"mlflow.db: not a complete MLflow database .* move it aside"):
+        tracking.configure(None, "exp", half)
