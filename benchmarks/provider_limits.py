@@ -15,8 +15,8 @@ directory:
 For each run it prints requests sent, the 429 share (429 rate_limit_exceeded / requests), the
 sustained rate of successful requests as a share of the limit ((successes - 1) / (last success
 - first success) * 60 / rpm), bodies answered 200 twice (paid twice), the seconds from first to last
-success (span) and from process start to the first success (start-up), wall time and records
-passed; then the ratio adaptive / rpm-set.
+success (span) and from process start to the first success (start-up), wall time, and records
+passed and rejected by the gates (the CLI's summary line); then the ratio adaptive / rpm-set.
 Targets (the issue): 429 share <= 5%, sustained rate >= 85% of the limit, no body paid twice.
 
 Runtime: about (requests / rpm) minutes per run; grounded_qa makes a generator call and up to
@@ -30,6 +30,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
 import subprocess
 import sys
 import tempfile
@@ -97,13 +98,14 @@ def run_once(label: str, n: int, rpm: int, latency_s: float, configured: int | N
             try:
                 proc = subprocess.run(command, cwd=ROOT, env=offline_env(tmp), capture_output=True, text=True,
                                       timeout=timeout_s, check=False)
-                rc, tail = proc.returncode, (proc.stdout + proc.stderr)[-1500:]
+                rc, output = proc.returncode, proc.stdout + proc.stderr
             except subprocess.TimeoutExpired:
-                rc, tail = 124, f"timed out after {timeout_s:g}s"
+                rc, output = 124, f"timed out after {timeout_s:g}s"
+            tail = output[-1500:]
             end = time.monotonic()
             stats = endpoint.stats()
         records = tmp / "out" / "generate" / "records.jsonl"
-        passed = sum(1 for _ in records.open()) if records.exists() else 0
+        exported = sum(1 for _ in records.open()) if records.exists() else 0
         if keep is not None:
             keep.mkdir(parents=True, exist_ok=True)
             (keep / f"{label}.log").write_text(tail)
@@ -112,10 +114,16 @@ def run_once(label: str, n: int, rpm: int, latency_s: float, configured: int | N
         "label": label, "rc": rc, "tail": tail, "requests": requests, "by_status": stats["by_status"],
         "rate_limited": stats["rate_limited"], "share_429": stats["rate_limited"] / requests if requests else 0.0,
         "sustained": sustained_share(stats, rpm), "duplicates": stats["duplicate_successes"],
-        "successes": stats["successes"], "wall_s": end - start, "passed": passed,
+        "successes": stats["successes"], "wall_s": end - start, "exported": exported, **summary_counts(output),
         "startup_s": (stats["first_success_t"] or end) - start,
         "span_s": (stats["last_success_t"] or end) - (stats["first_success_t"] or end),
     }
+
+
+def summary_counts(output: str) -> dict[str, int]:
+    """Records passed and rejected, from the CLI's summary line ("passed P, rejected R ...")."""
+    found = re.search(r"passed (\d+), rejected (\d+)", output)
+    return {"passed": int(found[1]), "rejected": int(found[2])} if found else {"passed": 0, "rejected": 0}
 
 
 def verdict(row: dict[str, Any]) -> str:
@@ -157,12 +165,12 @@ def main() -> None:
         if row["rc"] not in (0, 1):
             print(row["tail"])
     header = (f"{'run':<9} {'requests':>8} {'429':>6} {'sustained':>9} {'paid2x':>6} {'startup':>7} {'span':>7} "
-              f"{'wall_s':>7} {'passed':>6}  targets")
+              f"{'wall_s':>7} {'passed':>6} {'rejected':>8}  targets")
     print(header)
     for r in rows:
         print(f"{r['label']:<9} {r['requests']:>8} {r['share_429']:>6.1%} {r['sustained']:>9.1%} "
-              f"{r['duplicates']:>6} {r['startup_s']:>7.1f} {r['span_s']:>7.1f} {r['wall_s']:>7.1f} {r['passed']:>6}  "
-              f"{verdict(r)}")
+              f"{r['duplicates']:>6} {r['startup_s']:>7.1f} {r['span_s']:>7.1f} {r['wall_s']:>7.1f} {r['passed']:>6} "
+              f"{r['rejected']:>8}  {verdict(r)}")
     a, b = rows
     print(f"ratio adaptive/rpm-set: requests {ratio(a['requests'], b['requests'])}, "
           f"sustained {ratio(a['sustained'], b['sustained'])}, wall {ratio(a['wall_s'], b['wall_s'])}, "
