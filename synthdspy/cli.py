@@ -20,7 +20,7 @@ app = typer.Typer(help="Synthetic training data as optimizable DSPy programs.", 
 console = Console(stderr=True, soft_wrap=True)  # long paths and commands stay on one line
 F = TypeVar("F", bound=Callable[..., Any])
 
-DOCTOR_TIMEOUT_S = 15.0  # seconds per request: doctor answers quickly, even for a hanging endpoint
+DOCTOR_TIMEOUT_S = 15.0  # seconds per request, no retries: doctor answers within 15 s per role
 SET_HELP = "Override a config key, e.g. --set compile.optimizer=bootstrap_rs (repeatable)."
 
 
@@ -146,13 +146,14 @@ def doctor_cmd(
     experiment: str = typer.Argument(..., help="Experiment TOML file."),
     set_: list[str] = typer.Option(None, "--set", help=SET_HELP),
 ) -> None:
-    """Check that each configured LM role answers a one-line request (15 s timeout per request)."""
+    """Check that each configured LM role answers a one-line request (15 s timeout, no retries)."""
     from synthdspy.llm_failures import classify
     from synthdspy.lm import ROLES, build_lms
     from synthdspy.tracking import scrub_env_secrets
 
     exp = _load(experiment, set_)
-    lms = build_lms(exp.lm, timeout_s=DOCTOR_TIMEOUT_S)
+    quick = {"timeout_s": DOCTOR_TIMEOUT_S, "num_retries": 0}
+    lms = build_lms(exp.lm.model_copy(update={r: getattr(exp.lm, r).model_copy(update=quick) for r in ROLES}))
     failures = 0
     for role in ROLES:
         lm = getattr(lms, role)

@@ -23,7 +23,7 @@ def print_summary(console: Console, out: Any, n: int, exp: Any) -> None:
         classes = ", ".join(f"{k} {v}" for k, v in sorted(s.failures.items(), key=lambda kv: -kv[1]))
         console.print(f"[yellow]warning:[/] {s.failed_units} units failed ({classes}); each error is in "
                       f"{out.store_dir / 'failures.jsonl'}")
-    if s.units_run and not out.billed_calls:
+    if s.units_run and not out.billed_calls and not s.failed_units:
         console.print("note: every LM answer of this run was served from the response cache (nothing billed)")
     if s.stopped_by == "budget":
         console.print(f"[yellow]stopped by the spending cap:[/] ${out.cost_usd:.4f} spent; re-run with a higher "

@@ -104,6 +104,14 @@ def aborted(exc: BaseException, failure: Failure, lms: LMs) -> RunAbortedError:
     return RunAbortedError(f"{failure.reason} error from {where}: {message}")
 
 
+def stop_endpoints(lms: LMs) -> None:
+    """Abort the rate limiter of every role's endpoint, so no further request of this run is sent."""
+    for role in (lms.generator, lms.judge, lms.reflection):
+        limiter = getattr(getattr(role, "engine", None), "limiter", None)
+        if limiter is not None:
+            limiter.abort(RunAbortedError("the run stopped"))
+
+
 @dataclass
 class _Loop:
     """The mutable state of one run (kept together for the progress line)."""
@@ -208,8 +216,8 @@ def generate(
                                               f"{loop.breaker.describe()}; last error in {journal.fail_path}")
                 progress.update(bar, completed=min(n, store.n_passed), info=loop.info())
         except BaseException:
-            for fut in pending:
-                fut.cancel()
+            stop_endpoints(lms)  # units queued for a request slot or in backoff end now
+            pool.shutdown(wait=True, cancel_futures=True)  # requests on the wire end within timeout_s
             raise
     return GenerateStats(store.n_passed, store.n_rejected, loop.failed, ran, resumed, stopped_by,
                          dict(loop.breaker.by_class), time.monotonic() - loop.started,

@@ -96,6 +96,8 @@ def _table() -> list[tuple[type, Kind, str]]:
 
 
 _CODES: dict[str, tuple[Kind, str]] = {
+    "unsupported_parameter": ("run", "unsupported_parameter"),  # OpenAI: a parameter the model refuses
+    "unsupported_value": ("run", "unsupported_parameter"),
     "content_filter": ("record", "refused"),
     "content_policy_violation": ("record", "refused"),
     "overloaded_error": ("transient", "overloaded"),

@@ -16,7 +16,6 @@ from __future__ import annotations
 import contextlib
 import functools
 import os
-import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
@@ -28,94 +27,11 @@ from synthdspy.adapters import ParseStats, counting_adapter
 from synthdspy.config import LMConfig, LMRole
 from synthdspy.configio import ConfigError
 from synthdspy.pricing import response_cost
+from synthdspy.usage import UsageMeter
 
 ROLES = ("generator", "judge", "reflection")
 _ROLES_KEY = "synthdspy_roles"
 _banner_shown = False
-
-
-@dataclass
-class RoleUsage:
-    """Billed usage of one role: calls that reached the model (cache hits excluded)."""
-
-    calls: int = 0
-    prompt_tokens: int = 0
-    completion_tokens: int = 0
-    cost_usd: float = 0.0
-    unpriced_calls: int = 0
-
-    @property
-    def total_tokens(self) -> int:
-        """Prompt plus completion tokens."""
-        return self.prompt_tokens + self.completion_tokens
-
-
-@dataclass
-class UsageMeter:
-    """Thread-safe usage counters, one :class:`RoleUsage` per role name.
-
-    ``gate``, when set, is called before every LM call of the metered LMs and may raise to stop
-    spending (the compile budget's hard stop).
-    """
-
-    roles: dict[str, RoleUsage] = field(default_factory=dict)
-    gate: Callable[[], None] | None = None
-    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
-
-    def add(self, role: str, usage: dict[str, Any], cost: float | None) -> None:
-        """Add one call's ``usage`` (OpenAI-style token counts) and ``cost`` (USD, or None when the
-        model is unpriced: counted in ``unpriced_calls``, never as $0) to ``role``."""
-        with self._lock:
-            r = self.roles.setdefault(role, RoleUsage())
-            r.calls += 1
-            r.prompt_tokens += int(usage.get("prompt_tokens") or 0)
-            r.completion_tokens += int(usage.get("completion_tokens") or 0)
-            if cost is None:
-                r.unpriced_calls += 1
-            else:
-                r.cost_usd += float(cost)
-
-    @property
-    def cost_usd(self) -> float:
-        """Dollars spent so far by every role (priced calls only)."""
-        with self._lock:
-            return sum(r.cost_usd for r in self.roles.values())
-
-    @property
-    def calls(self) -> int:
-        """Billed calls so far, all roles."""
-        with self._lock:
-            return sum(r.calls for r in self.roles.values())
-
-    def snapshot(self) -> dict[str, RoleUsage]:
-        """A copy of the counters."""
-        with self._lock:
-            return {k: RoleUsage(**vars(v)) for k, v in self.roles.items()}
-
-    def metrics(self, prefix: str = "") -> dict[str, float]:
-        """Flat metrics ``{prefix}{role}.tokens`` / ``.cost_usd`` / ``.calls`` plus totals."""
-        out: dict[str, float] = {}
-        for role, u in self.snapshot().items():
-            out[f"{prefix}{role}.calls"] = u.calls
-            out[f"{prefix}{role}.tokens"] = u.total_tokens
-            out[f"{prefix}{role}.cost_usd"] = u.cost_usd
-        out[f"{prefix}total.tokens"] = sum(u.total_tokens for u in self.roles.values())
-        out[f"{prefix}total.cost_usd"] = sum(u.cost_usd for u in self.roles.values())
-        return out
-
-    def describe(self) -> str:
-        """One line per run summary: billed tokens, cost and calls of each role, e.g.
-        ``generator 12,034 tokens $0.0120 (40 calls); judge ...``."""
-        parts = [f"{role} {u.total_tokens:,} tokens {_dollars(u)} ({u.calls} calls)"
-                 for role, u in sorted(self.snapshot().items())]
-        return "; ".join(parts) or "no billed LM calls"
-
-
-def _dollars(u: RoleUsage) -> str:
-    if u.unpriced_calls == u.calls and u.calls:
-        return "unpriced"
-    text = f"${u.cost_usd:.4f}"
-    return f"{text} + {u.unpriced_calls} unpriced calls" if u.unpriced_calls else text
 
 
 class MeteredMixin:
@@ -215,13 +131,13 @@ def _reasoning_settings(role_name: str, role: LMRole) -> tuple[float | None, int
     return None, max(role.max_tokens, 16000)
 
 
-def _provider_lm(role_name: str, role: LMRole, meter: UsageMeter, timeout_s: float | None) -> dspy.BaseLM:
+def _provider_lm(role_name: str, role: LMRole, meter: UsageMeter) -> dspy.BaseLM:
     from synthdspy.pricing import response_cost as cost_of
     from synthdspy.provider_engine import ENDPOINT_KEY, ProviderEngine
     from synthdspy.ratelimit import limiter_for
 
     extra = dict(role.extra)
-    client: dict[str, Any] = {"timeout": timeout_s or role.timeout_s}
+    client: dict[str, Any] = {"timeout": role.timeout_s}
     for name in ("extra_headers", "headers"):
         if name in extra:
             client[name] = extra.pop(name)
@@ -234,15 +150,27 @@ def _provider_lm(role_name: str, role: LMRole, meter: UsageMeter, timeout_s: flo
     def on_usage(name: str, usage: dict, raw: Any) -> None:
         meter.add(name, usage, cost_of(role.model, raw, usage, role.price))
 
-    limiter = limiter_for(role.model, role.api_base, role.concurrency, role.rpm, role.tpm)
+    base = effective_api_base(role)
+    limiter = limiter_for(role.model, base, role.concurrency, role.rpm, role.tpm)
     engine = ProviderEngine(role.model, role_name, limiter, role.concurrency, role.num_retries, on_usage, **client)
     temperature, max_tokens = _reasoning_settings(role_name, role)
     return MeteredLM(role.model, engine=engine, num_retries=0, temperature=temperature, max_tokens=max_tokens,
-                     cache=role.cache, **{ENDPOINT_KEY: f"{role.model} @ {role.api_base or 'default'}"}, **extra)
+                     cache=role.cache, **{ENDPOINT_KEY: f"{role.model} @ {base or 'default'}"}, **extra)
 
 
-def build_role(role_name: str, role: LMRole, meter: UsageMeter, timeout_s: float | None = None) -> dspy.BaseLM:
-    """Build the DSPy LM for one role; ``timeout_s`` overrides the role's (``doctor``).
+def effective_api_base(role: LMRole) -> str | None:
+    """The server a role's requests go to: ``api_base``, else the ``<PROVIDER>_API_BASE`` /
+    ``<PROVIDER>_BASE_URL`` environment variable LiteLLM reads (e.g. ``OPENAI_BASE_URL``), else
+    None (the provider's default endpoint). Part of the cache key, the limiter's and the store's
+    identity, so a run moved to another server by the environment does not replay the first's."""
+    if role.api_base:
+        return role.api_base
+    provider = role.model.partition("/")[0].upper() if "/" in role.model else "OPENAI"
+    return os.environ.get(f"{provider}_API_BASE") or os.environ.get(f"{provider}_BASE_URL") or None
+
+
+def build_role(role_name: str, role: LMRole, meter: UsageMeter) -> dspy.BaseLM:
+    """Build the DSPy LM for one role.
 
     Real models run on a :class:`~synthdspy.provider_engine.ProviderEngine` (rate limiter shared
     per endpoint, retries, failure classes, metering); ``sim/...`` on the in-process simulator.
@@ -255,7 +183,7 @@ def build_role(role_name: str, role: LMRole, meter: UsageMeter, timeout_s: float
         common = dict(temperature=role.temperature, max_tokens=role.max_tokens, cache=role.cache)
         lm = _metered_simulator()(role.model, num_retries=role.num_retries, **role.simulator.model_dump(), **common)
     else:
-        lm = _provider_lm(role_name, role, meter, timeout_s)
+        lm = _provider_lm(role_name, role, meter)
     lm.meter = meter  # type: ignore[attr-defined]
     lm.role = role_name  # type: ignore[attr-defined]
     lm.max_temperature = role.max_temperature  # type: ignore[attr-defined]
@@ -283,14 +211,14 @@ class LMs:
         return {r: getattr(getattr(self, r), "model", "?") for r in ROLES}
 
 
-def build_lms(config: LMConfig, timeout_s: float | None = None) -> LMs:
-    """Build all roles from the ``[lm]`` config (``timeout_s`` overrides every role's).
+def build_lms(config: LMConfig) -> LMs:
+    """Build all roles from the ``[lm]`` config.
 
     Raises:
         ConfigError: a role names an API-key variable that is not set.
     """
     meter = UsageMeter()
-    roles = {name: build_role(name, getattr(config, name), meter, timeout_s) for name in ROLES}
+    roles = {name: build_role(name, getattr(config, name), meter) for name in ROLES}
     simulated = any(_simulated(getattr(config, n)) for n in ROLES)
     return LMs(**roles, concurrency=config.generator.concurrency, meter=meter, simulated=simulated,
                endpoints={n: describe_endpoint(n, getattr(config, n)) for n in ROLES})

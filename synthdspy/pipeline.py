@@ -188,9 +188,11 @@ class GenerateOutputs:
 
 
 def _store_identity(program: Any, exp: Experiment) -> dict[str, Any]:
+    from synthdspy.lm import effective_api_base
+
     gen = exp.lm.generator
     return {"program_hash": program.program_hash, "task": program.task_cfg.name, "generator": gen.model,
-            "api_base": gen.api_base}
+            "api_base": effective_api_base(gen)}
 
 
 def run_generate(exp: Experiment, n: int, program_path: str | None = None, export: tuple[str, ...] = ("dataset",),

@@ -31,11 +31,11 @@ never replayed for another (DSPy's own key drops ``api_base``).
 
 from __future__ import annotations
 
+import copy
 import hashlib
 import json
 import random
 import threading
-import time
 import warnings
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -102,6 +102,8 @@ def scrub_exception(exc: BaseException, secrets: tuple[str, ...]) -> None:
         if response is not None and hasattr(response, "_content"):
             try:
                 response._content = clean(response.content.decode("utf-8", "replace")).encode()
+                if hasattr(response, "_text"):  # httpx caches the decoded body too
+                    response._text = clean(response._text)
             except Exception:  # an SDK response without a readable body: nothing to scrub
                 continue
 
@@ -158,7 +160,8 @@ class ProviderEngine(LiteLLMEngine):
         self.num_retries = num_retries
         self.on_usage = on_usage
         self._slots = threading.BoundedSemaphore(concurrency)
-        self._secrets = tuple(v for k, v in client_options.items() if k == "api_key" and isinstance(v, str))
+        headers = {**(client_options.get("headers") or {}), **(client_options.get("extra_headers") or {})}
+        self._secrets = tuple(v for v in [client_options.get("api_key"), *headers.values()] if isinstance(v, str))
         self._rng = random.Random()
         self._flights: dict[str, _Flight] = {}
         self._flight_lock = threading.Lock()
@@ -180,8 +183,8 @@ class ProviderEngine(LiteLLMEngine):
         if not leader:  # the same request is in flight (a straggler re-submission): share its answer
             flight.done.wait()
             if flight.error is not None:
-                raise flight.error
-            return flight.result
+                raise RuntimeError("an identical request in flight failed") from flight.error
+            return copy.copy(flight.result)
         try:
             flight.result = self._send(lm, request, context)
             return flight.result
@@ -205,7 +208,7 @@ class ProviderEngine(LiteLLMEngine):
                     transient = failure.kind == "transient"
                     self.limiter.release(started, ok=False, rate_limited=failure.reason == "rate_limit",
                                          retry_after=failure.retry_after if transient else None,
-                                         headers=_error_headers(exc))
+                                         headers=_error_headers(exc), error=exc if transient else None)
                     scrub_exception(exc, self._secrets)
                     if failure.kind == "run":
                         self.limiter.abort(exc)
@@ -218,7 +221,7 @@ class ProviderEngine(LiteLLMEngine):
                     self.limiter.release(started, ok=True, headers=hidden.get("additional_headers") or {})
                     self._check(raw)
                     return result
-            time.sleep(wait)
+            self.limiter.wait(wait)
         raise AssertionError("unreachable: the last attempt returns or raises")
 
     def dump_state(self) -> dict[str, Any]:

@@ -26,6 +26,8 @@ counts them for rate limiting: a prompt estimate plus ``max_tokens``.
 
 from __future__ import annotations
 
+import contextlib
+import datetime
 import re
 import threading
 import time
@@ -33,6 +35,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 
 RETRY_AFTER_RANGE = (0.5, 60.0)
+FAILED_PROBES = 8  # failed requests in a row, with no success yet, that abort an endpoint
 class EndpointAbortedError(RuntimeError):
     """A request refused because the endpoint's limiter was aborted by a run-fatal error."""
 
@@ -42,8 +45,8 @@ _UNIT_S = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0}
 
 
 def parse_duration(value: str | float | None) -> float | None:
-    """Seconds in an OpenAI reset header (``"1s"``, ``"6m0s"``, ``"120ms"``) or a plain number;
-    None when absent or unreadable."""
+    """Seconds in a reset header: OpenAI's durations (``"1s"``, ``"6m0s"``, ``"120ms"``), a plain
+    number, or Anthropic's RFC 3339 reset time (seconds until then); None when absent or unreadable."""
     if value is None:
         return None
     text = str(value).strip()
@@ -51,6 +54,10 @@ def parse_duration(value: str | float | None) -> float | None:
         return max(0.0, float(text))
     except ValueError:
         pass
+    with contextlib.suppress(ValueError):  # Anthropic: an RFC 3339 time ("2026-12-01T01:02:03Z")
+        when = datetime.datetime.fromisoformat(text.replace("Z", "+00:00"))
+        if when.tzinfo is not None:
+            return max(0.0, (when - datetime.datetime.now(datetime.timezone.utc)).total_seconds())
     parts = _DURATION.findall(text)
     return sum(float(n) * _UNIT_S[u] for n, u in parts) if parts else None
 
@@ -116,6 +123,8 @@ class EndpointLimiter:
         self._window = 1.0
         self._slow_start = True
         self._aborted: BaseException | None = None
+        self._succeeded = False
+        self._failed_in_row = 0
         self._in_flight = 0
         self._paused_until = 0.0
         self._last_decrease = -1.0
@@ -171,16 +180,29 @@ class EndpointLimiter:
         return self.clock()
 
     def release(self, started: float, ok: bool, rate_limited: bool = False, retry_after: float | None = None,
-                headers: Mapping[str, object] | None = None) -> None:
-        """End a request that began at ``started``: success widens the window, a 429 halves it
-        (once per round trip); ``retry_after`` pauses the endpoint; ``headers`` update pacing."""
+                headers: Mapping[str, object] | None = None, error: BaseException | None = None) -> None:
+        """End a request that began at ``started``.
+
+        A success widens the window (doubling in slow start, then ``+1/window``); a 429 halves it
+        (once per round trip) and ends slow start; another transient failure (``error``: a timeout,
+        a 5xx) still widens it in slow start, since only a run-fatal answer needs the one-request
+        probe. ``FAILED_PROBES`` failed requests in a row before any success abort the endpoint
+        with the last ``error`` (a server that accepts connections and never answers).
+        ``retry_after`` pauses the endpoint; ``headers`` update pacing.
+        """
         with self._cond:
             self._in_flight -= 1
             now = self.clock()
-            if ok:
+            if ok or (self._slow_start and error is not None and not rate_limited):
                 grow = self._window if self._slow_start else 1.0 / max(self._window, 1.0)
                 self._window = min(float(self.max_concurrency), self._window + grow)
-            elif rate_limited:
+            if ok:
+                self._succeeded, self._failed_in_row = True, 0
+            else:
+                self._failed_in_row += 1
+                if error is not None and not self._succeeded and self._failed_in_row >= FAILED_PROBES:
+                    self._aborted = self._aborted or error
+            if rate_limited:
                 self.stats.rate_limited += 1
                 self._slow_start = False
                 if started > self._last_decrease:
@@ -195,8 +217,24 @@ class EndpointLimiter:
             self.stats.window = self._window
             self._cond.notify_all()
 
+    def wait(self, seconds: float) -> None:
+        """Sleep ``seconds`` (a retry's backoff), waking early to raise if the endpoint is aborted.
+
+        Raises:
+            EndpointAbortedError: :meth:`abort` was called before or during the wait.
+        """
+        deadline = self.clock() + seconds
+        with self._cond:
+            while self._aborted is None and self.clock() < deadline:
+                self._cond.wait(timeout=min(deadline - self.clock(), 1.0))
+            if self._aborted is not None:
+                raise EndpointAbortedError(f"{self.name}: retry not sent, the endpoint was aborted") \
+                    from self._aborted
+
     def _read_headers(self, headers: Mapping[str, object], now: float) -> None:
         h = {str(k).lower().removeprefix("llm_provider-"): v for k, v in headers.items()}
+        for kind in ("requests", "tokens"):  # Anthropic's own names (LiteLLM maps limit and remaining only)
+            h.setdefault(f"x-ratelimit-reset-{kind}", h.get(f"anthropic-ratelimit-{kind}-reset"))
         changed = False
         for kind in ("requests", "tokens"):
             limit = _int(h.get(f"x-ratelimit-limit-{kind}"))
@@ -231,7 +269,7 @@ def limiter_for(model: str, api_base: str | None, concurrency: int, rpm: int | N
             limiter = EndpointLimiter(f"{model} @ {api_base or 'default endpoint'}", concurrency, rpm, tpm)
             _registry[key] = limiter
             return limiter
-        limiter._aborted = None  # a new run may follow a fixed key
+        limiter._aborted, limiter._failed_in_row = None, 0  # a new run may follow a fixed key
         limiter.max_concurrency = max(limiter.max_concurrency, concurrency)
         limiter.rpm = min(x for x in (limiter.rpm, rpm) if x) if (limiter.rpm or rpm) else None
         limiter.tpm = min(x for x in (limiter.tpm, tpm) if x) if (limiter.tpm or tpm) else None

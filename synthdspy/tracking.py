@@ -34,9 +34,9 @@ def ensure_sqlite_store(path: Path) -> None:
     """Create MLflow's SQLite database at ``path`` atomically, or check an existing one.
 
     MLflow creates its tables in several migrations; a process killed meanwhile leaves a database
-    that every later run refuses. So a new database is built under a temporary name and renamed
-    into place (``os.replace`` is atomic), and an existing one must have MLflow's ``alembic_version``
-    table.
+    that every later run refuses. So a new database is built under a temporary name and linked
+    into place (``os.link`` is atomic and never replaces a database another process linked first),
+    and an existing one must have MLflow's ``alembic_version`` table.
 
     Raises:
         ConfigError: ``path`` exists but is not a complete MLflow database (the message says to
@@ -64,7 +64,9 @@ def ensure_sqlite_store(path: Path) -> None:
     tmp.unlink(missing_ok=True)
     store = SqlAlchemyStore(f"sqlite:///{tmp}", (path.parent / "mlartifacts").resolve().as_uri())
     store.engine.dispose()
-    os.replace(tmp, path)
+    with contextlib.suppress(FileExistsError):  # another process put its complete database in place first
+        os.link(tmp, path)
+    tmp.unlink()
 
 
 def flatten(data: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:

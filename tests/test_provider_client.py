@@ -37,7 +37,9 @@ def test_slow_start_sends_one_request_until_one_succeeds():
     assert lim.window == 1
     lim.release(lim.acquire(), ok=False)  # a failed first request (a wrong key) does not open the window
     assert lim.window == 1
-    for expected in (2, 4, 8, 8):
+    lim.release(lim.acquire(), ok=False, error=TimeoutError("slow"))  # a transient failure does
+    assert lim.window == 2
+    for expected in (4, 8, 8):
         lim.release(lim.acquire(), ok=True)
         assert lim.window == expected
 
@@ -184,3 +186,91 @@ def test_each_adapter_reports_its_parse_failure_rate(tmp_path, adapter):
     out = run_generate(exp, n=8, show_progress=False)
     rate = float(out.parse.split("(")[1].split("%")[0])  # "<adapter> K of N answers unparseable (R%)..."
     assert out.parse.startswith(adapter) and 0 < rate < 100
+
+
+def test_a_unit_retry_re_sends_only_the_call_whose_answer_failed():
+    from dspy.utils.exceptions import AdapterParseError
+
+    from synthdspy.unit_calls import after_call, before_call, failed_calls, unit_attempt
+
+    good, bad = [{"role": "user", "content": "generate"}], [{"role": "user", "content": "judge"}]
+    with unit_attempt() as log:
+        after_call(before_call("m", None, good, {}), ["fine answer"])
+        after_call(before_call("m", None, bad, {}), ["[[ ## score ## broken"])
+    import dspy
+
+    exc = AdapterParseError(adapter_name="ChatAdapter", signature=dspy.Signature("question -> score"),
+                            lm_response="[[ ## score ## broken")
+    refresh = failed_calls(RuntimeError("unit failed"), log)  # no parse error in the chain: the last call
+    assert refresh == failed_calls(exc, log) == {log.calls[1][0]}
+    with unit_attempt(refresh, attempt=1):
+        kept, resent = {}, {}
+        before_call("m", None, good, kept)
+        before_call("m", None, bad, resent)
+    assert "rollout_id" not in kept  # replayed from the cache: not paid again
+    assert resent["rollout_id"] == 901  # a fresh cache key for the call that failed
+
+
+def test_requests_waiting_for_an_aborted_endpoint_end_at_once():
+    import threading
+
+    from synthdspy.ratelimit import EndpointAbortedError
+
+    lim = EndpointLimiter("m @ u", 1)
+    lim.acquire()  # the one slot is taken: the next caller waits
+    errors: list[BaseException] = []
+
+    def waiter(call) -> None:
+        try:
+            call()
+        except EndpointAbortedError as exc:
+            errors.append(exc)
+
+    calls = [lim.acquire] * 3 + [lambda: lim.wait(30.0)]  # waiting for a slot, or in a retry's backoff
+    threads = [threading.Thread(target=waiter, args=(call,)) for call in calls]
+    for t in threads:
+        t.start()
+    lim.abort(PermissionError("401 invalid_api_key"))
+    for t in threads:
+        t.join(timeout=5)
+    assert not any(t.is_alive() for t in threads) and len(errors) == 4
+    assert all(isinstance(e.__cause__, PermissionError) for e in errors)
+
+
+def test_an_endpoint_that_never_answers_is_aborted_after_its_failed_probes():
+    from synthdspy.ratelimit import FAILED_PROBES, EndpointAbortedError
+
+    lim, clock = limiter()
+    for _ in range(FAILED_PROBES):
+        lim.release(lim.acquire(), ok=False, error=TimeoutError("no answer"))
+    with pytest.raises(EndpointAbortedError) as info:
+        lim.acquire()
+    assert isinstance(info.value.__cause__, TimeoutError)
+
+
+def test_an_identical_request_in_flight_is_sent_once():
+    import threading
+    import time
+
+    from synthdspy.provider_engine import ProviderEngine
+
+    calls: list[dict] = []
+
+    class Slow(ProviderEngine):
+        def _send(self, lm, request, context):
+            calls.append(request)
+            time.sleep(0.3)
+            return {"answer": len(calls)}
+
+    engine = Slow("openai/m", "judge", EndpointLimiter("m", 4), 4, 0, lambda *_: None)
+    request = {"model": "openai/m", "messages": [{"role": "user", "content": "same"}]}
+    results: list = []
+    threads = [threading.Thread(target=lambda: results.append(engine.complete_legacy(None, dict(request))))
+               for _ in range(3)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert len(calls) == 1 and results == [{"answer": 1}] * 3
+    engine.complete_legacy(None, dict(request))  # not in flight any more: sent again
+    assert len(calls) == 2

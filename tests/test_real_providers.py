@@ -102,10 +102,12 @@ def test_hung_requests_time_out_and_are_retried(tmp_path):
 def test_rate_limits_are_learned_from_headers_and_nothing_is_paid_twice(tmp_path):
     from synthdspy.pipeline import run_generate
 
-    with serve_provider(provider=ProviderOptions(rpm=600, server_error_rate=0.1, seed=1)) as ep:
-        out = run_generate(experiment(tmp_path, ep.url), n=12, show_progress=False)
+    # 20 requests per 2 s window: unpaced, a concurrency-4 run would send its ~40 requests in bursts
+    with serve_provider(provider=ProviderOptions(rpm=20, window_s=2.0, server_error_rate=0.1, seed=1)) as ep:
+        exp = experiment(tmp_path, ep.url, "lm.generator.rpm=600", "lm.judge.rpm=600")  # the window's real rate
+        out = run_generate(exp, n=12, show_progress=False)
         stats = ep.stats()
-    assert out.stats.passed >= 12
+    assert out.stats.passed >= 12 and stats["requests"] >= 30
     assert stats["rate_limited"] <= 0.05 * stats["requests"]
     assert stats["duplicate_successes"] == 0  # a failed judge call is re-sent alone, never its unit
 
@@ -177,3 +179,13 @@ def test_grpo_asks_for_its_rollouts_as_n_choices_of_one_request(tmp_path, temper
     assert all(len(set(r["responses"])) > 1 for r in records)  # n choices are distinct samples
     assert requests == out.stats.units_run * calls_per_unit
     assert {r["metadata"]["sampling"] for r in records} == {sampling}
+
+
+def test_a_run_fatal_judge_error_in_compile_names_the_judge(tmp_path):
+    from synthdspy.pipeline import run_compile
+
+    with serve_provider(provider=ProviderOptions(models=["sim-model"])) as ep:
+        exp = experiment(tmp_path, ep.url, "lm.judge.model=openai/no-such-model", "compile.num_candidates=1",
+                         "seeds.dev_size=4", "seeds.train_size=4")
+        with pytest.raises(RunAbortedError, match=r"unknown_model error from lm.judge openai/no-such-model"):
+            run_compile(exp)

@@ -24,6 +24,7 @@ from typing import Any
 import dspy
 
 from synthdspy.config import Experiment
+from synthdspy.generation import aborted
 from synthdspy.llm_failures import RunAbortedError, classify
 from synthdspy.lm import LMs, roles_context
 from synthdspy.metrics.diversity.scorers import DiversityScorer, make_scorer
@@ -65,7 +66,8 @@ class _NeverRaises(dspy.Module):
             return self.student(seeds=seeds)
         except Exception as exc:  # noqa: BLE001 - any failure of one batch is that batch's score of 0
             fatal = classify(exc).kind == "run"
-            return dspy.Prediction(records=[], error=f"{type(exc).__name__}: {' '.join(str(exc).split())}", fatal=fatal)
+            return dspy.Prediction(records=[], error=f"{type(exc).__name__}: {' '.join(str(exc).split())}",
+                                   fatal=exc if fatal else None)
 
 
 def seed_batches(seeds: list[Seed], size: int) -> list[dspy.Example]:
@@ -130,7 +132,16 @@ def evaluate(student: BatchGenerator, examples: list[dspy.Example], objective: O
 
     before = lms.meter.metrics()
     start = time.perf_counter()
-    evaluator = dspy.Evaluate(devset=examples, metric=objective, num_threads=lms.concurrency,
+    def metric(example: dspy.Example, prediction: dspy.Prediction, trace: Any = None) -> Any:
+        try:  # a judge that fails (a gate's LM call) fails the batch like a generator that fails
+            return objective(example, prediction, trace)
+        except Exception as exc:  # noqa: BLE001 - the batch scores 0 with its error noted
+            error = f"{type(exc).__name__}: {' '.join(str(exc).split())}"
+            prediction.error = getattr(prediction, "error", None) or error
+            prediction.fatal = exc if classify(exc).kind == "run" else None
+            return 0.0
+
+    evaluator = dspy.Evaluate(devset=examples, metric=metric, num_threads=lms.concurrency,
                               display_progress=sys.stderr.isatty(), max_errors=len(examples) + 1,
                               provide_traceback=False)
     result = evaluator(_NeverRaises(student))
@@ -142,8 +153,8 @@ def evaluate(student: BatchGenerator, examples: list[dspy.Example], objective: O
         records.extend(getattr(prediction, "records", None) or [])
         if getattr(prediction, "error", None):
             errors.append(prediction.error)
-            if getattr(prediction, "fatal", False):
-                raise RunAbortedError(f"{lms.endpoints.get('generator', 'the LM')} failed: {prediction.error[:300]}")
+            if getattr(prediction, "fatal", None) is not None:
+                raise aborted(prediction.fatal, classify(prediction.fatal), lms)
     if examples and len(errors) == len(examples):
         raise RunAbortedError(f"every one of the {len(examples)} held-out batches failed, so the LMs are not "
                               f"answering; first error: {errors[0][:300]}")

@@ -1,0 +1,92 @@
+"""Billed LM usage per role: calls, prompt and completion tokens, dollars, and unpriced calls."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+
+@dataclass
+class RoleUsage:
+    """Billed usage of one role: calls that reached the model (cache hits excluded)."""
+
+    calls: int = 0
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    cost_usd: float = 0.0
+    unpriced_calls: int = 0
+
+    @property
+    def total_tokens(self) -> int:
+        """Prompt plus completion tokens."""
+        return self.prompt_tokens + self.completion_tokens
+
+
+@dataclass
+class UsageMeter:
+    """Thread-safe usage counters, one :class:`RoleUsage` per role name.
+
+    ``gate``, when set, is called before every LM call of the metered LMs and may raise to stop
+    spending (the compile budget's hard stop).
+    """
+
+    roles: dict[str, RoleUsage] = field(default_factory=dict)
+    gate: Callable[[], None] | None = None
+    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+
+    def add(self, role: str, usage: dict[str, Any], cost: float | None) -> None:
+        """Add one call's ``usage`` (OpenAI-style token counts) and ``cost`` (USD, or None when the
+        model is unpriced: counted in ``unpriced_calls``, never as $0) to ``role``."""
+        with self._lock:
+            r = self.roles.setdefault(role, RoleUsage())
+            r.calls += 1
+            r.prompt_tokens += int(usage.get("prompt_tokens") or 0)
+            r.completion_tokens += int(usage.get("completion_tokens") or 0)
+            if cost is None:
+                r.unpriced_calls += 1
+            else:
+                r.cost_usd += float(cost)
+
+    @property
+    def cost_usd(self) -> float:
+        """Dollars spent so far by every role (priced calls only)."""
+        with self._lock:
+            return sum(r.cost_usd for r in self.roles.values())
+
+    @property
+    def calls(self) -> int:
+        """Billed calls so far, all roles."""
+        with self._lock:
+            return sum(r.calls for r in self.roles.values())
+
+    def snapshot(self) -> dict[str, RoleUsage]:
+        """A copy of the counters."""
+        with self._lock:
+            return {k: RoleUsage(**vars(v)) for k, v in self.roles.items()}
+
+    def metrics(self, prefix: str = "") -> dict[str, float]:
+        """Flat metrics ``{prefix}{role}.tokens`` / ``.cost_usd`` / ``.calls`` plus totals."""
+        out: dict[str, float] = {}
+        for role, u in self.snapshot().items():
+            out[f"{prefix}{role}.calls"] = u.calls
+            out[f"{prefix}{role}.tokens"] = u.total_tokens
+            out[f"{prefix}{role}.cost_usd"] = u.cost_usd
+        out[f"{prefix}total.tokens"] = sum(u.total_tokens for u in self.roles.values())
+        out[f"{prefix}total.cost_usd"] = sum(u.cost_usd for u in self.roles.values())
+        return out
+
+    def describe(self) -> str:
+        """One line per run summary: billed tokens, cost and calls of each role, e.g.
+        ``generator 12,034 tokens $0.0120 (40 calls); judge ...``."""
+        parts = [f"{role} {u.total_tokens:,} tokens {_dollars(u)} ({u.calls} calls)"
+                 for role, u in sorted(self.snapshot().items())]
+        return "; ".join(parts) or "no billed LM calls"
+
+
+def _dollars(u: RoleUsage) -> str:
+    if u.unpriced_calls == u.calls and u.calls:
+        return "unpriced"
+    text = f"${u.cost_usd:.4f}"
+    return f"{text} + {u.unpriced_calls} unpriced calls" if u.unpriced_calls else text
