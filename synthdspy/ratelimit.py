@@ -12,7 +12,7 @@ together. Three mechanisms work at once, none of which needs configuration:
   decrease again).
 - **Pacing from the provider's headers**: ``x-ratelimit-limit-requests`` / ``-tokens`` (OpenAI's
   documented headers; Anthropic's ``anthropic-ratelimit-*`` are mapped to the same names by
-  LiteLLM) set a learned RPM/TPM, and requests are spaced at ``safety`` times that rate (a
+  LiteLLM) set a learned RPM/TPM, and requests are spaced at ``safety`` (98%) of that rate (a
   generic cell rate algorithm with no burst, so a sliding 60-second window is never exceeded).
   When ``x-ratelimit-remaining-*`` says no more than the requests already in flight are left,
   new requests wait for ``x-ratelimit-reset-*``.
@@ -105,7 +105,7 @@ class EndpointLimiter:
         name: the endpoint, for messages (``model @ api_base``).
         max_concurrency: upper bound of the AIMD window (requests in flight).
         rpm / tpm: configured requests and tokens per minute, or None to learn them.
-        safety: share of a limit to pace at (0.95: 5% headroom for clock skew and other clients).
+        safety: share of a limit to pace at (0.98: headroom for request jitter at the window's edges).
         clock / sleep: injectable for tests.
     """
 
@@ -113,7 +113,7 @@ class EndpointLimiter:
     max_concurrency: int
     rpm: int | None = None
     tpm: int | None = None
-    safety: float = 0.95
+    safety: float = 0.98
     clock: Callable[[], float] = time.monotonic
     sleep: Callable[[float], None] = time.sleep
     stats: LimiterStats = field(default_factory=LimiterStats)
@@ -244,7 +244,10 @@ class EndpointLimiter:
                 changed = True
             remaining = _int(h.get(f"x-ratelimit-remaining-{kind}"))
             reset = parse_duration(h.get(f"x-ratelimit-reset-{kind}"))  # type: ignore[arg-type]
-            threshold = self._in_flight if kind == "requests" else 0
+            # paced at a known limit, only an empty quota (another client on the key) pauses; unpaced,
+            # the requests in flight would use up what remains
+            paced = self._requests.rate if kind == "requests" else self._tokens.rate
+            threshold = 0 if paced or kind == "tokens" else self._in_flight
             if remaining is not None and reset and remaining <= threshold:
                 self._paused_until = max(self._paused_until, now + min(reset, RETRY_AFTER_RANGE[1]))
         if changed:
