@@ -11,6 +11,7 @@ import contextlib
 import logging
 import os
 import re
+import shutil
 from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
@@ -57,16 +58,48 @@ def ensure_sqlite_store(path: Path) -> None:
             raise ConfigError(f"{path}: not a complete MLflow database (a run was killed while creating it?); "
                               f"move it aside (mv {path} {path}.broken) and run again")
         return
-    from mlflow.store.tracking.sqlalchemy_store import SqlAlchemyStore
-
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
     tmp.unlink(missing_ok=True)
-    store = SqlAlchemyStore(f"sqlite:///{tmp}", (path.parent / "mlartifacts").resolve().as_uri())
-    store.engine.dispose()
+    template = _empty_store_template()
+    if template is not None:
+        shutil.copyfile(template, tmp)
+    else:
+        _create_store(tmp, path.parent / "mlartifacts")
     with contextlib.suppress(FileExistsError):  # another process put its complete database in place first
         os.link(tmp, path)
     tmp.unlink()
+
+
+def _create_store(path: Path, artifacts: Path) -> None:
+    """An empty MLflow SQLite database at ``path`` (MLflow's migrations: about 1-3 s)."""
+    from mlflow.store.tracking.sqlalchemy_store import SqlAlchemyStore
+
+    SqlAlchemyStore(f"sqlite:///{path}", artifacts.resolve().as_uri()).engine.dispose()
+
+
+def _empty_store_template() -> Path | None:
+    """A migrated, empty MLflow database for this MLflow version, built once in the user cache
+    (``$XDG_CACHE_HOME/synthdspy``, default ``~/.cache/synthdspy``) and copied for every new output
+    directory, so a run does not pay MLflow's migrations; None when the cache is not writable.
+    synthdspy logs only to experiments it creates with their own artifact location, so the template's
+    ``Default`` experiment (artifact root in the cache) is never written to."""
+    import mlflow
+
+    cache = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "synthdspy"
+    template = cache / f"mlflow-{mlflow.__version__}-empty.db"
+    if template.exists():
+        return template
+    try:
+        cache.mkdir(parents=True, exist_ok=True)
+        tmp = cache / f".{template.name}.tmp-{os.getpid()}"
+        _create_store(tmp, cache / "mlartifacts")
+        with contextlib.suppress(FileExistsError):
+            os.link(tmp, template)
+        tmp.unlink()
+    except OSError:
+        return None
+    return template
 
 
 def flatten(data: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
