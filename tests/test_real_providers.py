@@ -189,3 +189,24 @@ def test_a_run_fatal_judge_error_in_compile_names_the_judge(tmp_path):
                          "seeds.dev_size=4", "seeds.train_size=4")
         with pytest.raises(RunAbortedError, match=r"unknown_model error from lm.judge openai/no-such-model"):
             run_compile(exp)
+
+
+def test_estimate_projects_tokens_cost_and_time_and_keeps_its_records(tmp_path):
+    from typer.testing import CliRunner
+
+    from synthdspy.cli import app
+
+    price = "{ input_per_mtok = 0.15, output_per_mtok = 0.6 }"
+    with serve_provider() as ep:
+        sets = [f"lm.{r}.{k}" for r in ("generator", "judge") for k in (
+            "model=openai/sim-model", f"api_base={ep.url}", f"api_key_env={KEY_ENV}", f"price={price}")]
+        args = ["generate", str(ROOT / "experiments" / "grounded_qa.toml"), "-n", "1000", "--estimate",
+                "--set", f"output.dir={json.dumps(str(tmp_path / 'out'))}", "--set", "tracking.autolog=false"]
+        for s in sets:
+            args += ["--set", s]
+        result = CliRunner().invoke(app, args)
+        requests = ep.stats()["requests"]
+    assert result.exit_code == 0, result.output
+    assert "for -n 1000: about" in result.output and "$" in result.output and "minutes" in result.output
+    units = [json.loads(x) for x in (tmp_path / "out/generate/store/units.jsonl").read_text().splitlines()]
+    assert 3 <= len(units) <= 4 and requests < 40  # a few units (the generator's concurrency), not -n
