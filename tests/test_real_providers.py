@@ -101,14 +101,16 @@ def test_hung_requests_time_out_and_are_retried(tmp_path):
 
 def test_rate_limits_are_learned_from_headers_and_nothing_is_paid_twice(tmp_path):
     from synthdspy.pipeline import run_generate
+    from synthdspy.ratelimit import limiter_for
 
-    # 20 requests per 2 s window: unpaced, a concurrency-4 run would send its ~40 requests in bursts
-    with serve_provider(provider=ProviderOptions(rpm=20, window_s=2.0, server_error_rate=0.1, seed=1)) as ep:
-        exp = experiment(tmp_path, ep.url, "lm.generator.rpm=600", "lm.judge.rpm=600")  # the window's real rate
-        out = run_generate(exp, n=12, show_progress=False)
+    with serve_provider(provider=ProviderOptions(rpm=600, tpm=2_000_000, server_error_rate=0.1, seed=1)) as ep:
+        out = run_generate(experiment(tmp_path, ep.url), n=12, show_progress=False)
         stats = ep.stats()
-    assert out.stats.passed >= 12 and stats["requests"] >= 30
-    assert stats["rate_limited"] <= 0.05 * stats["requests"]
+        limiter = limiter_for("openai/sim-model", ep.url, 1)
+    assert out.stats.passed >= 12 and stats["by_status"].get(500, 0) >= 1
+    # the x-ratelimit headers reached the limiter through LiteLLM (the 429 share at a binding limit is
+    # measured by benchmarks/provider_limits.py: a 60 s window is too long for a unit test)
+    assert (limiter.stats.learned_rpm, limiter.stats.learned_tpm) == (600, 2_000_000)
     assert stats["duplicate_successes"] == 0  # a failed judge call is re-sent alone, never its unit
 
 
