@@ -276,3 +276,18 @@ def test_an_identical_request_in_flight_is_sent_once():
     assert len(calls) == 1 and results == [{"answer": 1}] * 3
     engine.complete_legacy(None, dict(request))  # not in flight any more: sent again
     assert len(calls) == 2
+
+
+def test_call_temperatures_are_clipped_to_the_providers_range_and_dropped_for_reasoning_models():
+    import dspy
+
+    from synthdspy.tasks.common import call_config
+
+    claude = build_role("judge", LMRole(model="anthropic/claude-3-5-haiku-latest", temperature=0.5), UsageMeter())
+    with dspy.context(lm=claude):
+        assert call_config(0, temperature=1.4)["temperature"] == 1.0  # the adversarial drift, clipped
+    gpt5 = build_role("judge", LMRole(model="openai/gpt-5-mini"), UsageMeter())
+    with dspy.context(lm=gpt5):
+        assert "temperature" not in call_config(0, temperature=1.4)
+    with dspy.context(lm=build_role("judge", LMRole(model="openai/gpt-4o-mini"), UsageMeter())):
+        assert call_config(0, temperature=1.4)["temperature"] == 1.4

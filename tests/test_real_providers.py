@@ -212,3 +212,70 @@ def test_estimate_projects_tokens_cost_and_time_and_keeps_its_records(tmp_path):
     assert "for -n 1000: about" in result.output and "$" in result.output and "minutes" in result.output
     units = [json.loads(x) for x in (tmp_path / "out/generate/store/units.jsonl").read_text().splitlines()]
     assert 3 <= len(units) <= 4 and requests < 40  # a few units (the generator's concurrency), not -n
+
+
+class _Capture:
+    """A one-answer OpenAI-compatible server that keeps every request's headers and body."""
+
+    def __init__(self) -> None:
+        import threading
+        from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+        seen = self.seen = []
+
+        class Handler(BaseHTTPRequestHandler):
+            def log_message(self, *args) -> None:
+                """Quiet."""
+
+            def do_POST(self) -> None:  # noqa: N802 - stdlib hook name
+                body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+                seen.append(({k.lower(): v for k, v in self.headers.items()}, body))
+                text = "[[ ## answer ## ]]\nok\n\n[[ ## completed ## ]]"
+                out = json.dumps({"id": "c", "object": "chat.completion", "created": 0, "model": body["model"],
+                                  "choices": [{"index": 0, "finish_reason": "stop",
+                                               "message": {"role": "assistant", "content": text}}],
+                                  "usage": {"prompt_tokens": 5, "completion_tokens": 3, "total_tokens": 8}}).encode()
+                self.send_response(200)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(out)))
+                self.end_headers()
+                self.wfile.write(out)
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/v1"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+
+@pytest.mark.parametrize("model, extra, expect_body, absent", [
+    ("hosted_vllm/Qwen/Qwen2.5-7B-Instruct",
+     {"top_p": 0.9, "seed": 7, "stop": ["END"], "extra_body": {"chat_template_kwargs": {"enable_thinking": False}},
+      "extra_headers": {"X-Team": "data"}},
+     {"top_p": 0.9, "seed": 7, "stop": ["END"], "chat_template_kwargs": {"enable_thinking": False},
+      "temperature": 0.7, "max_tokens": 2048}, ["max_completion_tokens"]),
+    ("openai/gpt-5-mini", {"reasoning_effort": "low"},
+     {"reasoning_effort": "low", "max_completion_tokens": 16000}, ["temperature", "max_tokens"]),
+    ("openai/o4-mini", {}, {"max_completion_tokens": 16000}, ["temperature"]),
+])
+def test_provider_parameters_and_reasoning_settings_reach_the_wire(model, extra, expect_body, absent):
+    import dspy
+
+    from synthdspy.config import LMRole
+    from synthdspy.lm import UsageMeter, build_role
+
+    class Ask(dspy.Signature):
+        """Answer."""
+
+        q: str = dspy.InputField()
+        answer: str = dspy.OutputField()
+
+    capture = _Capture()
+    try:
+        role = LMRole(model=model, api_base=capture.url, api_key_env=KEY_ENV, extra=extra, cache=False)
+        with dspy.context(lm=build_role("generator", role, UsageMeter())):
+            assert dspy.Predict(Ask)(q="hi").answer == "ok"
+    finally:
+        capture.server.shutdown()
+    [(headers, body)] = capture.seen
+    assert {k: body.get(k) for k in expect_body} == expect_body and not set(absent) & set(body)
+    assert headers["authorization"] == f"Bearer {KEY}" and "synthdspy_endpoint" not in body
+    assert headers.get("x-team") == extra.get("extra_headers", {}).get("X-Team")
