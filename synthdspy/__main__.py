@@ -1,5 +1,5 @@
 """``python -m synthdspy`` runs the command line."""
 
-from synthdspy.cli import app
+from synthdspy.cli import main
 
-app(prog_name="synthdspy")
+main()

@@ -24,6 +24,32 @@ DOCTOR_TIMEOUT_S = 15.0  # seconds per request, no retries: doctor answers withi
 SET_HELP = "Override a config key, e.g. --set compile.optimizer=bootstrap_rs (repeatable)."
 
 
+def main() -> None:
+    """The console entry point (``synthdspy``, ``python -m synthdspy``): run the command, then exit
+    without tearing down every imported module.
+
+    Interpreter finalization of DSPy, LiteLLM, MLflow, datasets and torch takes 1.5-3 s on 2 cores
+    after the work is done. Exit handlers still run (MLflow's trace export, logging) and the
+    standard streams are flushed, then the process ends with the command's exit code. An uncaught
+    exception takes Python's normal path.
+    """
+    import atexit
+    import os
+    import sys
+
+    try:
+        app(prog_name="synthdspy")
+        code = 0
+    except SystemExit as exc:
+        code = exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
+        if not isinstance(exc.code, (int, type(None))):
+            print(exc.code, file=sys.stderr)
+    atexit._run_exitfuncs()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code)
+
+
 def _user_error_types() -> tuple[type[Exception], ...]:
     """Errors caused by the user's files (imported on demand: the store pulls in ``datasets``)."""
     from synthdspy.seeds.loading import SeedLoadError
