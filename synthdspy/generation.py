@@ -33,9 +33,10 @@ from dataclasses import dataclass, field
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from synthdspy.configio import ConfigError
-from synthdspy.llm_failures import Failure, RunAbortedError, classify
+from synthdspy.llm_failures import Failure, RunAbortedError, causes, classify
 from synthdspy.lm import LMs, roles_context
 from synthdspy.program import SynthesisProgram
+from synthdspy.ratelimit import EndpointAbortedError
 from synthdspy.records import Record, Seed, SeedFieldError
 from synthdspy.run_dir import UnitJournal
 from synthdspy.run_guard import CircuitBreaker, SpendCap
@@ -96,6 +97,8 @@ def units(seeds: list[Seed], max_rollouts: int) -> Iterator[tuple[str, Seed, int
 def aborted(exc: BaseException, failure: Failure, lms: LMs) -> RunAbortedError:
     """A one-line :class:`RunAbortedError` for a run-fatal ``exc``: the role(s) on the failing
     model, their endpoint and key variable, the failure class and the provider's message."""
+    exc = next((link.__cause__ for link in causes(exc) if isinstance(link, EndpointAbortedError) and link.__cause__),
+               exc)  # a unit refused after another's fatal answer: report that answer
     model = getattr(exc, "model", None)
     named = [r for r, m in lms.describe().items() if model and (m == model or m.endswith(f"/{model}"))]
     named = named or [r for r, m in lms.describe().items() if not m.startswith("sim/")]

@@ -40,9 +40,9 @@ def files_text(directory: Path) -> str:
 
 
 @pytest.mark.parametrize("fault, needle", [
-    ({"api_key": "sk-the-right-key-000000"}, KEY_ENV),
-    ({"insufficient_quota": True}, "quota"),
-    ({"models": ["another-model"]}, "openai/sim-model"),
+    ({"api_key": "sk-the-right-key-000000"}, rf"auth error from lm.generator .*\${KEY_ENV}.*Incorrect API key"),
+    ({"insufficient_quota": True}, "quota error from lm.generator .*You exceeded your current quota"),
+    ({"models": ["another-model"]}, "unknown_model error from lm.generator openai/sim-model .*does not exist"),
 ])
 def test_run_fatal_errors_stop_generate_at_once_naming_the_cause(tmp_path, fault, needle):
     from synthdspy.pipeline import run_generate
