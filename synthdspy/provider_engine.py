@@ -206,12 +206,12 @@ class ProviderEngine(LiteLLMEngine):
                 except Exception as exc:
                     failure = classify(exc)
                     transient = failure.kind == "transient"
+                    scrub_exception(exc, self._secrets)
                     if failure.kind == "run":  # before the slot is freed: no waiting request may take it
                         self.limiter.abort(exc)
                     self.limiter.release(started, ok=False, rate_limited=failure.reason == "rate_limit",
                                          retry_after=failure.retry_after if transient else None,
                                          headers=_error_headers(exc), error=exc if transient else None)
-                    scrub_exception(exc, self._secrets)
                     if not transient or attempt >= self.num_retries:
                         raise
                     wait = backoff_s(attempt, failure.retry_after, self._rng)
