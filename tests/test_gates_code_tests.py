@@ -216,3 +216,15 @@ def test_gate_runs_concurrently_without_harming_the_caller():
     assert time.perf_counter() - start < 4
     assert [v.passed for v in verdicts] == [True, False, False, False]
     assert [v.diagnosis for v in verdicts] == [None, "TIMEOUT", "BLOCKED", "BLOCKED"]
+
+
+@pytest.mark.parametrize("prefix, box_is_tmp", [("/tmp/ci/main/.venv", False), ("/opt/venv", True)])
+def test_a_virtual_environment_under_tmp_is_bound_and_tmp_is_not_replaced(monkeypatch, tmp_path, prefix, box_is_tmp):
+    """A checkout (and its .venv) under /tmp, as a CI clone may be: binding it creates /tmp, so the
+    box cannot also be linked there (bwrap: "Can't make symlink at /tmp")."""
+    monkeypatch.setattr(sandbox_bwrap, "python_paths", lambda site_packages: ([prefix], []))
+    monkeypatch.setattr(sandbox_bwrap.os, "geteuid", lambda: 1000)  # no root staging
+    args = sandbox_bwrap.wrap(["python"], tmp_path, 1 << 20, site_packages=True)
+    assert ["--ro-bind", prefix, prefix] == args[args.index(prefix) - 1: args.index(prefix) + 2]
+    assert ("/tmp" in [args[i + 2] for i, a in enumerate(args) if a == "--symlink"]) is box_is_tmp
+    assert args[args.index("TMPDIR") + 1] == sandbox_bwrap.BOX

@@ -138,8 +138,12 @@ def wrap(command: list[str], run_dir: Path, box_bytes: int, site_packages: bool)
         args += ["--ro-bind", source, dest]
     for link, target in links:
         args += ["--symlink", target, link]
+    # /tmp is the box, unless a bound path lies under /tmp (a virtual environment or checkout there):
+    # then /tmp holds that read-only path and TMPDIR alone points at the box
+    under_tmp = any(dest == "/tmp" or dest.startswith("/tmp/") for _, dest in binds)
     args += ["--proc", "/proc", "--dev", "/dev", "--remount-ro", "/dev", "--size", str(SHM_BYTES), "--tmpfs",
-             "/dev/shm", "--size", str(box_bytes), "--tmpfs", BOX, "--symlink", BOX, "/tmp", "--chdir", BOX]
+             "/dev/shm", "--size", str(box_bytes), "--tmpfs", BOX, *([] if under_tmp else ["--symlink", BOX, "/tmp"]),
+             "--chdir", BOX]
     env = {"HOME": BOX, "TMPDIR": BOX, "LANG": "C.UTF-8", "PATH": "/usr/bin:/bin", "OMP_NUM_THREADS": "1",
            "OPENBLAS_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
     for name, value in env.items():
