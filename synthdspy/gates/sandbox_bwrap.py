@@ -5,8 +5,8 @@ user, PID, network (loopback only, no route out), IPC, UTS and cgroup namespaces
 holding only the Python interpreter, its standard library and shared library, the system's shared
 libraries (``/usr/lib``, ``/lib*``), the harness scripts in ``/sandbox`` and, with
 ``site_packages``, the virtual environment (or site-packages); a private ``/proc`` and ``/dev``
-(read-only, with a small ``/dev/shm``); and one writable tmpfs, ``/box`` (also ``/tmp``, ``HOME``
-and the working directory), of limited size. No ``/etc``, no ``/home`` or ``/root``, no shell or
+(read-only, with a small ``/dev/shm``); and one writable tmpfs, ``/box`` (also ``/tmp``, unless a
+bound path lies under ``/tmp``, ``TMPDIR``, ``HOME`` and the working directory), of limited size. No ``/etc``, no ``/home`` or ``/root``, no shell or
 other program. When bubblewrap dies, the kernel ends every process of the sandbox's PID namespace.
 
 Run as root, the command drops to the unprivileged uid and gid 65534 (``setpriv --reuid=65534
