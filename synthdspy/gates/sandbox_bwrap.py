@@ -7,7 +7,8 @@ libraries (``/usr/lib``, ``/lib*``), the harness scripts in ``/sandbox`` and, wi
 ``site_packages``, the virtual environment (or site-packages); a private ``/proc`` and ``/dev``
 (read-only, with a small ``/dev/shm``); and one writable tmpfs, ``/box`` (also ``/tmp``, unless a
 bound path lies under ``/tmp``, ``TMPDIR``, ``HOME`` and the working directory), of limited size.
-No ``/etc``, no ``/home`` or ``/root``, no shell or other program. When bubblewrap dies, the kernel ends every process of the sandbox's PID namespace.
+No ``/etc``, no ``/home`` or ``/root``, no shell or other program. When bubblewrap dies, the
+kernel ends every process of the sandbox's PID namespace.
 
 Run as root, the command drops to the unprivileged uid and gid 65534 (``setpriv --reuid=65534
 --regid=65534 --clear-groups``) before bubblewrap starts, so the sandbox holds no capability and
