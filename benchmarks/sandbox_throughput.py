@@ -17,7 +17,7 @@ import argparse
 import time
 from concurrent.futures import ThreadPoolExecutor
 
-from synthdspy.gates.sandbox import require_bubblewrap, run_python
+from synthdspy.gates.sandbox import SandboxUnavailable, require_bubblewrap, run_python
 
 PROBLEMS = [
     ("def add(a, b):\n    return a + b\n", "assert add(1, 2) == 3\nassert add(-1, 1) == 0\nassert add(0, 0) == 0\n"),
@@ -67,16 +67,21 @@ def rate(batch: list[tuple[str, str]], unsandboxed: bool, workers: int, repeats:
 
 
 def main() -> None:
+    """Time both modes on the same batch and print records/s and their ratio; exits with one line
+    when bubblewrap does not work or a correct solution fails."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--records", type=int, default=48, help="solutions per batch (the problems, cycled)")
     parser.add_argument("--workers", type=int, default=1, help="records run at once (threads)")
     parser.add_argument("--repeats", type=int, default=3, help="batches per mode; the best is kept")
     args = parser.parse_args()
-    require_bubblewrap()
     batch = [PROBLEMS[i % len(PROBLEMS)] for i in range(args.records)]
-    rate(batch[:2], False, 1, 1)  # warm-up: the bubblewrap check and the page cache
-    baseline = rate(batch, True, args.workers, args.repeats)
-    sandboxed = rate(batch, False, args.workers, args.repeats)
+    try:
+        require_bubblewrap()
+        rate(batch[:2], False, 1, 1)  # warm-up: the bubblewrap check and the page cache
+        baseline = rate(batch, True, args.workers, args.repeats)
+        sandboxed = rate(batch, False, args.workers, args.repeats)
+    except (SandboxUnavailable, RuntimeError) as exc:
+        raise SystemExit(f"sandbox_throughput: {exc}") from None
     print(f"{args.records} small correct solutions, {args.workers} at a time, best of {args.repeats}")
     print(f"  unsandboxed (allow_unsandboxed, the baseline): {baseline:7.1f} records/s")
     print(f"  bubblewrap (the gate's default):               {sandboxed:7.1f} records/s")

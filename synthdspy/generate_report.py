@@ -23,17 +23,17 @@ def print_summary(console: Console, out: Any, n: int, exp: Any) -> None:
         classes = ", ".join(f"{k} {v}" for k, v in sorted(s.failures.items(), key=lambda kv: -kv[1]))
         console.print(f"[yellow]warning:[/] {s.failed_units} units failed ({classes}); each error is in "
                       f"{out.store_dir / 'failures.jsonl'}")
-    if s.units_run and not out.billed_calls and not s.failed_units:
+    if s.units_run and not out.meter.calls and not s.failed_units:
         console.print("note: every LM answer of this run was served from the response cache (nothing billed)")
     if s.stopped_by == "budget":
-        console.print(f"[yellow]stopped by the spending cap:[/] ${out.cost_usd:.4f} spent; re-run with a higher "
+        console.print(f"[yellow]stopped by the spending cap:[/] ${out.meter.cost_usd:.4f} spent; re-run with a higher "
                       "--max-usd to resume")
     elif s.passed < n:
         console.print(f"[yellow]warning:[/] only {s.passed} of {n} records passed after every rollout was spent; "
                       f"see `synthdspy gate-report {exp.output.dir}` for the reasons")
-    console.print(f"LM usage (billed; cache hits are free): {out.usage}")
-    if out.parse:
-        console.print(f"parse failures: {out.parse}")
+    console.print(f"LM usage (billed; cache hits are free): {out.meter.describe()}")
+    if out.parse_stats.counts:
+        console.print(f"parse failures: {out.parse_stats.describe()}")
     console.print(f"dataset:    {out.dataset_dir}  (datasets.load_from_disk)")
     console.print(f"store:      {out.store_dir}")
     console.print(f"MLflow run: {out.run_id}  ->  {ui_command(out.tracking_uri)}")
@@ -45,16 +45,16 @@ def print_estimate(console: Console, out: Any, n: int) -> None:
     s = out.stats
     if not s.passed_now:
         console.print(f"estimate: {s.units_run} units ran and none passed, so nothing can be projected; "
-                      f"usage so far: {out.usage}")
+                      f"usage so far: {out.meter.describe()}")
         return
-    if not out.billed_calls:
+    if not out.meter.calls:
         console.print(f"estimate: the {s.units_run} units were served wholly from the response cache (nothing "
                       "billed), so tokens and cost of fresh calls cannot be projected; use another output.dir "
                       "or endpoint, or set cache = false")
         return
     scale = n / s.passed_now
-    tokens = sum(int(v) for k, v in out.meter_metrics.items() if k.endswith(".tokens") and not k.startswith("total"))
-    cost = "unpriced" if out.unpriced else f"${out.cost_usd * scale:,.2f}"
+    tokens = out.meter.metrics()["total.tokens"]
+    cost = "unpriced" if out.meter.unpriced else f"${out.meter.cost_usd * scale:,.2f}"
     console.print(f"estimate from {s.units_run} units ({s.passed_now} passed, {s.rejected} rejected, "
                   f"{s.failed_units} failed) in {s.seconds:.1f}s:")
     console.print(f"  for -n {n}: about {tokens * scale:,.0f} tokens, {cost}, {s.seconds * scale / 60:,.1f} minutes "

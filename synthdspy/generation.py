@@ -39,7 +39,7 @@ from synthdspy.program import SynthesisProgram
 from synthdspy.ratelimit import EndpointAbortedError
 from synthdspy.records import Record, Seed, SeedFieldError
 from synthdspy.run_dir import UnitJournal
-from synthdspy.run_guard import CircuitBreaker, SpendCap
+from synthdspy.run_guard import CircuitBreaker
 from synthdspy.store import RecordStore
 from synthdspy.unit_calls import failed_calls, unit_attempt
 
@@ -138,10 +138,8 @@ class _Loop:
         rate = (self.store.n_passed - self.passed_start) / elapsed
         left = self.n - self.store.n_passed
         eta = f"ETA {left / rate:,.0f}s" if rate > 0 and left > 0 else "ETA -"
-        usage = self.lms.meter.snapshot()
-        spent = sum(u.cost_usd for u in usage.values())
-        unpriced = any(u.unpriced_calls for u in usage.values())
-        cost = f"${spent:.4f}" + (" + unpriced" if unpriced else "")
+        meter = self.lms.meter
+        cost = f"${meter.cost_usd:.4f}" + (" + unpriced" if meter.unpriced else "")
         fails = self.breaker.describe() or "none"
         return (f"{rate:.2f} rec/s  {cost}  {eta}  rejected {self.store.n_rejected}  "
                 f"failed units {self.failed} ({fails})")
@@ -174,7 +172,6 @@ def generate(
     if len(store):
         program.gates.restore(store.iter_records())
     loop = _Loop(n, store, lms, breaker or CircuitBreaker(), passed_start=store.n_passed)
-    cap = SpendCap(max_usd)
     resumed, ran, stopped_by = len(journal.done), 0, ""
     todo = units(seeds, max_rollouts)
     progress = Progress(
@@ -192,7 +189,7 @@ def generate(
         try:
             while True:
                 while not exhausted and not stopped_by and len(pending) < lms.concurrency and wanted(len(pending)):
-                    if cap.reached(lms.meter.cost_usd):
+                    if max_usd is not None and lms.meter.cost_usd >= max_usd:
                         stopped_by = "budget"
                         break
                     if unit_limit is not None and ran + len(pending) >= unit_limit:

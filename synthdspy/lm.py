@@ -16,7 +16,7 @@ from __future__ import annotations
 import contextlib
 import functools
 import os
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -119,7 +119,7 @@ def _reasoning_settings(role_name: str, role: LMRole) -> tuple[float | None, int
     if not _is_openai_reasoning_model(role.model):
         return role.temperature, role.max_tokens
     notes = []
-    if role.temperature not in (1.0,):
+    if role.temperature != 1.0:
         notes.append(f"temperature {role.temperature:g} -> provider default")
     if role.max_tokens < 16000:
         notes.append(f"max_tokens {role.max_tokens} -> 16000 (reasoning tokens count against it)")
@@ -227,20 +227,21 @@ def build_lms(config: LMConfig) -> LMs:
 def _simulated(role: LMRole) -> bool:
     """True for ``sim/...`` and for an HTTP endpoint whose ``/models`` says it is synthdspy's
     simulator server (so runs over HTTP are labelled simulated too); prints the banner."""
-    from synthdspy.provider_server import is_simulator_endpoint
-
     if role.is_simulated:
         return True
     key = os.environ.get(role.api_key_env) if role.api_key_env else None
-    if role.api_base and _probe(role.api_base, key, is_simulator_endpoint):
+    if role.api_base and _is_simulator_endpoint(role.api_base, key):
         show_banner_once()
         return True
     return False
 
 
 @functools.lru_cache(maxsize=64)
-def _probe(api_base: str, key: str | None, check: Callable[..., bool]) -> bool:
-    return check(api_base, key, timeout_s=2.0)
+def _is_simulator_endpoint(api_base: str, key: str | None) -> bool:
+    """:func:`synthdspy.provider_server.is_simulator_endpoint`, asked once per endpoint and key."""
+    from synthdspy.provider_server import is_simulator_endpoint
+
+    return is_simulator_endpoint(api_base, key, timeout_s=2.0)
 
 
 def _supports_n(model: str) -> bool:
@@ -256,7 +257,7 @@ def _supports_n(model: str) -> bool:
 
 def describe_endpoint(role_name: str, role: LMRole) -> str:
     """``lm.judge anthropic/claude-... at https://... (key from $ANTHROPIC_API_KEY)`` for messages."""
-    where = role.api_base or "the provider's default endpoint"
+    where = effective_api_base(role) or "the provider's default endpoint"
     key = f"key from ${role.api_key_env}" if role.api_key_env else "no api_key_env set"
     return f"lm.{role_name} {role.model} at {where} ({key})"
 

@@ -5,15 +5,17 @@ from __future__ import annotations
 import contextlib
 import shutil
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from synthdspy import tracking
+from synthdspy.adapters import ParseStats
 from synthdspy.config import Experiment
 from synthdspy.llm_failures import RunAbortedError
 from synthdspy.lm import LMs, build_lms
 from synthdspy.records import content_hash
+from synthdspy.usage import UsageMeter
 
 
 @dataclass
@@ -178,13 +180,9 @@ class GenerateOutputs:
     stats: Any
     tracking_uri: str
     run_id: str
-    usage: str = ""
+    meter: UsageMeter
+    parse_stats: ParseStats
     exported: int = 0
-    billed_calls: int = 0
-    cost_usd: float = 0.0
-    unpriced: bool = False
-    meter_metrics: dict[str, float] = field(default_factory=dict)
-    parse: str = ""
 
 
 def _store_identity(program: Any, exp: Experiment) -> dict[str, Any]:
@@ -258,7 +256,4 @@ def run_generate(exp: Experiment, n: int, program_path: str | None = None, expor
             tracking.log_metrics({"failed_units": stats.failed_units, "exported": exported})
             mlflow.set_tag("stopped_by", stats.stopped_by)
             run_id = active.info.run_id
-    unpriced = any(u.unpriced_calls for u in lms.meter.snapshot().values())
-    return GenerateOutputs(out / "store", dataset_dir, stats, uri, run_id, lms.meter.describe(), exported,
-                           lms.meter.calls, lms.meter.cost_usd, unpriced, lms.meter.metrics(),
-                           lms.parse_stats.describe())
+    return GenerateOutputs(out / "store", dataset_dir, stats, uri, run_id, lms.meter, lms.parse_stats, exported)

@@ -112,11 +112,6 @@ class RateLimiter:
         self.tokens = SlidingWindow(tpm, window_s) if tpm else None
         self._lock = threading.Lock()
 
-    @property
-    def active(self) -> bool:
-        """True when at least one limit is set."""
-        return self.requests is not None or self.tokens is not None
-
     def admit(self, tokens: int, now: float | None = None) -> Rejection | None:
         """Admit one request costing `tokens`, counting it in both windows, or return why not.
 

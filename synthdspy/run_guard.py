@@ -1,4 +1,4 @@
-"""When a generate run must stop launching units: the circuit breaker and the spending cap.
+"""When a generate run must stop launching units: the circuit breaker.
 
 The circuit breaker (Nygard, *Release It!*, 2007, ch. 5) trips when the endpoint is plainly not
 serving: ``consecutive`` units in a row failed before any unit succeeded, or at least
@@ -53,14 +53,3 @@ class CircuitBreaker:
     def describe(self) -> str:
         """Failures by class, e.g. ``transient:timeout 3, record:truncated 1`` (empty: none)."""
         return ", ".join(f"{k} {v}" for k, v in self.by_class.most_common())
-
-
-@dataclass
-class SpendCap:
-    """A USD cap on a run's spending: :meth:`reached` once ``spent >= max_usd``."""
-
-    max_usd: float | None = None
-
-    def reached(self, spent: float) -> bool:
-        """True when the cap is set and ``spent`` (USD) has reached it."""
-        return self.max_usd is not None and spent >= self.max_usd

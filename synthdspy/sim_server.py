@@ -256,16 +256,27 @@ class ProviderHandle:
 
 
 @contextlib.contextmanager
-def _running(
-    port: int, simulator: Simulator | None, provider: ProviderOptions | None, sim_options: dict[str, Any]
-) -> Iterator[SimHTTPServer]:
+def serve_provider(
+    port: int = 0,
+    provider: ProviderOptions | None = None,
+    simulator: Simulator | None = None,
+    **sim_options: Any,
+) -> Iterator[ProviderHandle]:
+    """Serve `simulator` (default: `Simulator(SimOptions(**sim_options))`) on 127.0.0.1:`port`
+    (0 = any free port), misbehaving per `provider` (default: all off); yields a `ProviderHandle`
+    (`.url` = `http://127.0.0.1:PORT/v1`, `.stats()`, `.reset_stats()`). The server is stopped
+    (hung requests and open connections ended) and the socket closed when the block exits.
+
+    Raises ValueError if both `simulator` and options are given, pydantic.ValidationError for
+    bad options and OSError if the port is taken.
+    """
     if simulator is not None and sim_options:
         raise ValueError("pass either a Simulator or its options, not both")
     server = SimHTTPServer(port, simulator or Simulator(SimOptions(**sim_options)), Provider(provider))
     thread = threading.Thread(target=server.serve_forever, args=(0.05,), name="sim-server", daemon=True)
     thread.start()
     try:
-        yield server
+        yield ProviderHandle(f"http://127.0.0.1:{server.server_address[1]}/v1", server)
     finally:
         server.stop()
         thread.join()
@@ -278,32 +289,10 @@ def serve(
     provider: ProviderOptions | None = None,
     **sim_options: Any,
 ) -> Iterator[str]:
-    """Serve `simulator` (default: `Simulator(SimOptions(**sim_options))`) on 127.0.0.1:`port`
-    (0 = any free port), misbehaving per `provider` (default: all off); pass your own
-    `Simulator` to read its `faults` counter afterwards.
-
-    Yields the base URL `http://127.0.0.1:PORT/v1`. The server is stopped (hung requests and
-    open connections ended) and the socket closed when the block exits. Raises ValueError if
-    both `simulator` and options are given, pydantic.ValidationError for bad options and
-    OSError if the port is taken.
-    """
-    with _running(port, simulator, provider, sim_options) as server:
-        yield f"http://127.0.0.1:{server.server_address[1]}/v1"
-
-
-@contextlib.contextmanager
-def serve_provider(
-    port: int = 0,
-    provider: ProviderOptions | None = None,
-    simulator: Simulator | None = None,
-    **sim_options: Any,
-) -> Iterator[ProviderHandle]:
-    """Like `serve`, but yields a `ProviderHandle` (`.url`, `.stats()`, `.reset_stats()`).
-
-    Raises as `serve` does.
-    """
-    with _running(port, simulator, provider, sim_options) as server:
-        yield ProviderHandle(f"http://127.0.0.1:{server.server_address[1]}/v1", server)
+    """`serve_provider` yielding only the base URL `http://127.0.0.1:PORT/v1` (pass your own
+    `Simulator` to read its `faults` counter afterwards). Raises as `serve_provider` does."""
+    with serve_provider(port, provider, simulator, **sim_options) as handle:
+        yield handle.url
 
 
 def _provider_flags(parser: argparse.ArgumentParser) -> None:
@@ -343,10 +332,15 @@ def parse_args(argv: list[str] | None = None) -> tuple[int, Simulator, ProviderO
 
 
 def main(argv: list[str] | None = None) -> None:
-    """Command-line entry: serve until interrupted (Ctrl-C). Exits 2 on bad options."""
+    """Command-line entry: serve until interrupted (Ctrl-C). Exits 2 on bad options, and with one
+    line when the port is taken."""
     port, simulator, provider = parse_args(argv)
     print(SIMULATOR_BANNER, flush=True)
-    with serve(port, simulator=simulator, provider=provider) as url:
+    with contextlib.ExitStack() as stack:
+        try:
+            url = stack.enter_context(serve(port, simulator=simulator, provider=provider))
+        except OSError as exc:
+            raise SystemExit(f"sim_server: cannot listen on 127.0.0.1:{port}: {exc.strerror or exc}") from None
         models = ", ".join(repr(m) for m in provider.models or [MODEL_ID])
         print(f"serving the simulator at {url} (model ids {models}); Ctrl-C stops it", flush=True)
         with contextlib.suppress(KeyboardInterrupt):

@@ -56,6 +56,12 @@ class UsageMeter:
             return sum(r.cost_usd for r in self.roles.values())
 
     @property
+    def unpriced(self) -> bool:
+        """True when some billed call had no price (its cost is not in :attr:`cost_usd`)."""
+        with self._lock:
+            return any(r.unpriced_calls for r in self.roles.values())
+
+    @property
     def calls(self) -> int:
         """Billed calls so far, all roles."""
         with self._lock:

@@ -186,8 +186,8 @@ def test_each_adapter_reports_its_parse_failure_rate(tmp_path, adapter):
         f"output.dir={json.dumps(str(tmp_path))}", "tracking.autolog=false", "gates=[]", "lm.generator.cache=false",
         f'lm.generator.adapter="{adapter}"', "lm.generator.simulator.malformed_rate=0.3"])
     out = run_generate(exp, n=8, show_progress=False)
-    rate = float(out.parse.split("(")[1].split("%")[0])  # "<adapter> K of N answers unparseable (R%)..."
-    assert out.parse.startswith(adapter) and 0 < rate < 100
+    parsed, failed = out.parse_stats.counts[adapter]
+    assert 0 < failed < parsed + failed  # some answers of this adapter were unparseable, not all
 
 
 def test_a_unit_retry_re_sends_only_the_call_whose_answer_failed():

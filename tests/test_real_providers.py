@@ -134,8 +134,8 @@ def test_spending_cap_stops_the_run_and_a_higher_cap_resumes(tmp_path):
                          f"lm.generator.price={price}", f"lm.judge.price={price}")
         first = run_generate(exp, n=12, show_progress=False, max_usd=0.5)
         assert first.stats.stopped_by == "budget" and first.stats.passed < 12
-        per_unit = first.cost_usd / max(first.stats.units_run, 1)
-        assert first.cost_usd <= 0.5 + 2 * per_unit + 1e-9  # the cap plus the units in flight
+        per_unit = first.meter.cost_usd / max(first.stats.units_run, 1)
+        assert first.meter.cost_usd <= 0.5 + 2 * per_unit + 1e-9  # the cap plus the units in flight
         second = run_generate(exp, n=12, show_progress=False, max_usd=100.0)
     assert second.stats.units_resumed == first.stats.units_run and second.stats.passed >= 12
 
