@@ -48,8 +48,8 @@ from synthdspy.unit_calls import failed_calls, unit_attempt
 class GenerateStats:
     """Counts of one generate run: ``passed``/``rejected`` records in the store (including what a
     resumed store already held), ``failed_units`` and ``units_run`` by this invocation,
-    ``units_resumed`` (finished by an earlier run), ``stopped_by`` (``budget``, ``breaker``,
-    ``unit_limit`` or empty), ``failures`` by class, ``seconds`` of wall time and ``passed_now``,
+    ``units_resumed`` (finished by an earlier run), ``stopped_by`` (``budget``, ``unit_limit`` or
+    empty; the circuit breaker and run-fatal errors raise instead), ``failures`` by class, ``seconds`` of wall time and ``passed_now``,
     the records this invocation added."""
 
     passed: int

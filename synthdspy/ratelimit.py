@@ -279,9 +279,3 @@ def limiter_for(model: str, api_base: str | None, concurrency: int, rpm: int | N
         limiter.tpm = min(x for x in (limiter.tpm, tpm) if x) if (limiter.tpm or tpm) else None
         limiter._set_rates()
         return limiter
-
-
-def reset_limiters() -> None:
-    """Forget every endpoint's limiter (tests, or a new run in the same process)."""
-    with _registry_lock:
-        _registry.clear()
