@@ -49,8 +49,8 @@ class GenerateStats:
     """Counts of one generate run: ``passed``/``rejected`` records in the store (including what a
     resumed store already held), ``failed_units`` and ``units_run`` by this invocation,
     ``units_resumed`` (finished by an earlier run), ``stopped_by`` (``budget``, ``unit_limit`` or
-    empty; the circuit breaker and run-fatal errors raise instead), ``failures`` by class, ``seconds`` of wall time and ``passed_now``,
-    the records this invocation added."""
+    empty; the circuit breaker and run-fatal errors raise instead), ``failures`` by class,
+    ``seconds`` of wall time and ``passed_now``, the records this invocation added."""
 
     passed: int
     rejected: int
