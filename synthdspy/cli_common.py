@@ -1,0 +1,57 @@
+"""What every ``synthdspy`` command shares: the Typer app, the stderr console, the ``--set`` help and
+the decorator that turns user errors into one red line and an exit code."""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+import typer
+from rich.console import Console
+
+from synthdspy.configio import ConfigError
+from synthdspy.llm_failures import RunAbortedError
+
+app = typer.Typer(help="Synthetic training data as optimizable DSPy programs.", no_args_is_help=True)
+console = Console(stderr=True, soft_wrap=True)  # long paths and commands stay on one line
+F = TypeVar("F", bound=Callable[..., Any])
+
+SET_HELP = "Override a config key, e.g. --set compile.optimizer=bootstrap_rs (repeatable)."
+
+
+def user_error_types() -> tuple[type[Exception], ...]:
+    """Errors caused by the user's files (imported on demand: the store pulls in ``datasets``)."""
+    from synthdspy.seeds.loading import SeedLoadError
+    from synthdspy.store import StoreError
+
+    return ConfigError, FileNotFoundError, SeedLoadError, StoreError, RunAbortedError
+
+
+def user_errors(fn: F) -> F:
+    """Turn user errors raised by ``fn`` (a bad config, seed file, program file or store) into a
+    one-line message, with secret values redacted, and exit code 2; a run stopped by a run-fatal
+    LM error or the circuit breaker (:class:`~synthdspy.llm_failures.RunAbortedError`) exits 1."""
+
+    @functools.wraps(fn)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return fn(*args, **kwargs)
+        except Exception as exc:
+            if not isinstance(exc, user_error_types()):
+                raise
+            from rich.markup import escape
+
+            from synthdspy.tracking import scrub_env_secrets
+
+            console.print(f"[bold red]error:[/] {escape(scrub_env_secrets(str(exc)))}", highlight=False)
+            raise typer.Exit(1 if isinstance(exc, RunAbortedError) else 2) from None
+
+    return wrapper  # type: ignore[return-value]
+
+
+def load_experiment_arg(experiment: str, overrides: list[str] | None, seeds: str | None = None) -> Any:
+    """The experiment file ``experiment`` with ``--set`` ``overrides`` (and ``--seeds``) applied."""
+    from synthdspy.config import load_experiment
+
+    return load_experiment(experiment, overrides or [], seeds=seeds)
