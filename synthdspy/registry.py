@@ -7,7 +7,8 @@ parameters with their defaults.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
@@ -24,16 +25,30 @@ class Params(BaseModel):
 
 @dataclass(frozen=True)
 class Entry:
-    """A registered task or gate: its name, class, parameter model and one-line summary."""
+    """A registered task or gate: its name, class, parameter model, one-line summary and ``source``,
+    the distribution (package) that provided it when a plugin did, else ``""`` (built into synthdspy)."""
 
     name: str
     cls: type
     params: type[Params]
     summary: str
+    source: str = ""
 
 
 TASKS: dict[str, Entry] = {}
 GATES: dict[str, Entry] = {}
+_source = ""  # the package whose plugin is being loaded (see registering_from)
+
+
+@contextmanager
+def registering_from(source: str) -> Iterator[None]:
+    """Within this block, tasks and gates register with ``Entry.source = source`` (a plugin's package)."""
+    global _source
+    previous, _source = _source, source
+    try:
+        yield
+    finally:
+        _source = previous
 
 
 def _register(table: dict[str, Entry], kind: str, name: str, params: type[Params]) -> Callable[[T], T]:
@@ -41,7 +56,7 @@ def _register(table: dict[str, Entry], kind: str, name: str, params: type[Params
         if name in table:
             raise ValueError(f"{kind} {name!r} is registered twice")
         doc = (getattr(cls, "__doc__", "") or "").strip().splitlines()
-        table[name] = Entry(name, cls, params, doc[0] if doc else "")  # type: ignore[arg-type]
+        table[name] = Entry(name, cls, params, doc[0] if doc else "", _source)  # type: ignore[arg-type]
         return cls
 
     return deco
