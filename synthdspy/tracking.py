@@ -120,6 +120,17 @@ def flatten(data: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
     return flat
 
 
+def redact(data: Any) -> Any:
+    """``data`` (nested dicts and lists) with the value of every credential-like key (as in
+    :func:`flatten`) replaced by ``***``; the structure is kept."""
+    if isinstance(data, Mapping):
+        return {k: REDACTED if SECRET_KEY_PATTERN.search(str(k)) and v not in (None, "") else redact(v)
+                for k, v in data.items()}
+    if isinstance(data, list):
+        return [redact(v) for v in data]
+    return data
+
+
 def configure(tracking_uri: str | None, experiment: str, output_dir: str | Path) -> str:
     """Point MLflow at ``tracking_uri`` (default: SQLite in ``output_dir``) and select ``experiment``.
 

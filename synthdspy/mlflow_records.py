@@ -1,0 +1,81 @@
+"""A generate run's records, gate report and generation facts as MLflow artifacts.
+
+Every stored record, passed and rejected, becomes one row of the table artifact ``records.json``
+(``mlflow.log_table``): the MLflow UI shows it in the run's Artifacts tab as a table and in the
+experiment's evaluation view, where rows can be searched and two runs' tables compared. The gate
+report (``gate_report.json``/``.md``, as ``synthdspy gate-report`` writes them) and the run's
+generation facts (``generation.json``: task, program hash, prompts, gates, LMs; what the dataset
+card is made from) are artifacts too, and each gate's pass rate is a metric.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+from synthdspy.dataset_card import FACTS_FILE
+from synthdspy.records import Record
+
+TABLE_FILE = "records.json"
+TEXT_COLUMNS = ("task", "instruction", "input", "output", "chosen", "rejected")
+JSON_COLUMNS = ("responses", "reward_scores", "turns", "dimensions", "metadata")
+VERDICT_FIELDS = ("passed", "score", "reason", "diagnosis")
+
+
+def record_row(record: Record) -> dict[str, Any]:
+    """One table row: ``id``, ``passed``, ``failed_gates`` (comma-separated, empty when it passed),
+    the text fields, the structured fields as JSON strings (None when empty), ``seed_id``, ``lm``,
+    ``rollout_id``, and per verdict ``<gate>.passed/.score/.reason/.diagnosis`` (a gate that judged
+    the record twice gets ``<gate>#2.*`` for its second verdict)."""
+    row: dict[str, Any] = {"id": record.id, "passed": record.passed,
+                           "failed_gates": ",".join(v.gate for v in record.verdicts if not v.passed)}
+    row.update({name: getattr(record, name) for name in TEXT_COLUMNS})
+    for name in JSON_COLUMNS:
+        value = getattr(record, name)
+        row[name] = json.dumps(value, ensure_ascii=False) if value else None
+    row.update(seed_id=record.provenance.seed_id, lm=record.provenance.lm, rollout_id=record.provenance.rollout_id)
+    seen: dict[str, int] = {}
+    for verdict in record.verdicts:
+        seen[verdict.gate] = seen.get(verdict.gate, 0) + 1
+        key = verdict.gate if seen[verdict.gate] == 1 else f"{verdict.gate}#{seen[verdict.gate]}"
+        row.update({f"{key}.{field}": getattr(verdict, field) for field in VERDICT_FIELDS})
+    return row
+
+
+def records_table(records: Iterable[Record]) -> dict[str, list[Any]]:
+    """The records as columns (``{column: [value per record]}``, rows as :func:`record_row`); a
+    verdict column is None in the rows of records that gate did not judge."""
+    rows = [record_row(r) for r in records]
+    columns: dict[str, None] = {}
+    for row in rows:
+        columns.update(dict.fromkeys(row))
+    return {name: [row.get(name) for row in rows] for name in columns}
+
+
+def log_generate_artifacts(out: Path, store_dir: Path, facts: dict[str, Any]) -> None:
+    """Write ``out/generation.json`` (``facts``) and the gate report into ``out``, and log them,
+    the records table ``records.json`` (every record in ``store_dir``) and the metrics
+    ``gate.<name>.pass_rate`` to the active MLflow run. With no stored record, only the facts.
+
+    Raises:
+        synthdspy.store.StoreError: a corrupt store file.
+    """
+    import mlflow
+
+    from synthdspy.gate_report import gate_report, write_gate_report
+    from synthdspy.store import read_records
+    from synthdspy.tracking import log_metrics
+
+    facts_path = out / FACTS_FILE
+    facts_path.write_text(json.dumps(facts, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+    mlflow.log_artifact(str(facts_path))
+    table = records_table(read_records(store_dir))
+    if not table:  # no record stored (every unit failed): no table, no gate report
+        return
+    mlflow.log_table(data=table, artifact_file=TABLE_FILE)
+    report = gate_report(store_dir)
+    for path in write_gate_report(report, out):
+        mlflow.log_artifact(str(path))
+    log_metrics({f"gate.{g.gate}.pass_rate": g.pass_rate for g in report.gates})
