@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import random
+
 from synthdspy.config import SeedsConfig
 from synthdspy.records import Seed, content_hash
 
@@ -33,15 +35,17 @@ def experiment_seeds(cfg: SeedsConfig, n: int) -> list[Seed]:
     """``n`` seeds from ``cfg.source`` (fewer when a file has fewer rows or chunks).
 
     ``builtin:topics`` draws topic/style/persona seeds, ``builtin:words`` TinyStories word draws,
-    ``builtin:dimensions`` dimension values joined with topic draws (:func:`dimension_seeds`);
+    ``builtin:dimensions`` dimension values joined with topic draws (:func:`dimension_seeds`); a
+    document file (PDF, Markdown, HTML, text), directory or glob gives document chunks with their
+    provenance (:func:`synthdspy.seeds.documents.load_documents`), shuffled with ``cfg.sampling_seed``;
     anything else is a file or hub id read by :func:`synthdspy.seeds.loading.load_seeds`, shuffled
-    with ``cfg.sampling_seed`` and chunked when ``cfg.chunk_words`` > 0.
+    with ``cfg.sampling_seed`` and chunked when ``cfg.chunk_words`` or ``cfg.chunk_tokens`` > 0.
 
     Raises:
         synthdspy.configio.ConfigError: unknown ``builtin:`` name.
         synthdspy.seeds.loading.SeedLoadError: unreadable, empty or corrupt file, bad row, missing
-            or null field, duplicate ids (naming the file, row and field), or a seed with no
-            ``source`` text to chunk when ``cfg.chunk_words`` > 0.
+            or null field, duplicate ids (naming the file, row and field), a seed with no
+            ``source`` text to chunk; a document that cannot be read (naming the file).
     """
     from synthdspy.configio import ConfigError
 
@@ -59,15 +63,23 @@ def experiment_seeds(cfg: SeedsConfig, n: int) -> list[Seed]:
     if cfg.source.startswith("builtin:"):
         raise ConfigError(f"seeds.source: unknown built-in {cfg.source!r}; known: {', '.join(BUILTINS)}")
 
-    from synthdspy.seeds.chunking import chunk_seeds
+    from synthdspy.seeds.chunking import chunk_seeds, cl100k_tokens
+    from synthdspy.seeds.documents import is_document_source, load_documents
     from synthdspy.seeds.loading import SeedLoadError, load_seeds
 
+    if is_document_source(cfg.source):
+        seeds = load_documents(cfg.source, cfg.chunk_words, cfg.chunk_tokens, cfg.chunk_overlap,
+                               cfg.fields or None, cfg.pdf_password_env)
+        random.Random(cfg.sampling_seed).shuffle(seeds)
+        return seeds[:n]
     seeds = load_seeds(cfg.source, fields=cfg.fields or None, shuffle_seed=cfg.sampling_seed)
-    if cfg.chunk_words:
+    size = cfg.chunk_words or cfg.chunk_tokens
+    if size:
         try:
-            seeds = chunk_seeds(seeds, size=cfg.chunk_words, overlap=cfg.chunk_overlap)
+            seeds = chunk_seeds(seeds, size, cfg.chunk_overlap, count=cl100k_tokens if cfg.chunk_tokens else None)
         except ValueError as exc:  # a seed whose source text is missing, null or not a string
-            raise SeedLoadError(f"{cfg.source}: seeds.chunk_words: {exc}") from None
+            key = "chunk_words" if cfg.chunk_words else "chunk_tokens"
+            raise SeedLoadError(f"{cfg.source}: seeds.{key}: {exc}") from None
     return seeds[:n]
 
 
