@@ -138,7 +138,7 @@ def _as_text(value: Any) -> str:
 
 @register_task("custom", CustomParams)
 class CustomTask(Task):
-    """A task declared in the experiment file: a DSPy signature, instructions and field mappings.
+    """A task declared in the experiment file alone: a DSPy signature and field mappings.
 
     One predictor call and one record per seed and rollout. Each signature input is read from the
     seed field ``inputs_from`` names (default: the field of the same name). ``record`` maps the
