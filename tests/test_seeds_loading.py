@@ -10,7 +10,17 @@ from synthdspy.seeds.chunking import chunk_seeds, chunk_words
 from synthdspy.seeds.loading import SeedLoadError, load_seeds, parse_hub_id
 
 DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
-needs_data = pytest.mark.skipif(not DATA.is_dir(), reason="shared data not present")
+
+
+@pytest.fixture
+def shared_data() -> Path:
+    """The shared data directory; CI always has it, so a missing one fails the test instead of skipping it."""
+    if not DATA.is_dir():
+        pytest.fail(f"{DATA} is missing: these tests read the shared data")
+    return DATA
+
+
+needs_data = pytest.mark.usefixtures("shared_data")
 
 
 @needs_data
