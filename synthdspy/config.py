@@ -24,6 +24,7 @@ unknown or mistyped parameter fails with the file and key named.
 
 from __future__ import annotations
 
+import glob
 from pathlib import Path
 from typing import Any, Literal
 
@@ -123,8 +124,15 @@ class SeedsConfig(Strict):
     """Where seeds come from and how they are split.
 
     ``source``: ``builtin:topics`` (topic/persona/style draws), ``builtin:dimensions``,
-    ``builtin:words``, a local ``.jsonl``/``.json``/``.csv``/``.parquet`` path, or ``hf://owner/name:config``.
-    ``fields`` maps canonical input names to the file's columns (``{source = "text"}``).
+    ``builtin:words``, a local ``.jsonl``/``.json``/``.csv``/``.parquet`` path, ``hf://owner/name:config``,
+    or documents: a ``.pdf``/``.md``/``.html``/``.txt`` file, a directory of them or a glob, chunked
+    (300 words unless ``chunk_words`` or ``chunk_tokens`` says) with each chunk's file, pages,
+    heading and offsets in its records' ``metadata.document``.
+    ``fields`` maps canonical input names to the file's columns (``{source = "text"}``; a document
+    chunk has the one column ``text``, mapped to ``source`` by default).
+    ``chunk_words``/``chunk_tokens``: chunk size in words or in ``cl100k_base`` tokens (at most one;
+    0: documents get 300 words, other files are not chunked); ``chunk_overlap`` is in the same unit.
+    ``pdf_password_env``: the environment variable holding encrypted PDFs' password.
     """
 
     source: str = "builtin:topics"
@@ -133,15 +141,19 @@ class SeedsConfig(Strict):
     dev_size: int = Field(4, ge=1)
     sampling_seed: int = 0
     chunk_words: int = Field(0, ge=0, description="split source documents into chunks of N words (0: no)")
+    chunk_tokens: int = Field(0, ge=0, description="split source documents into chunks of N cl100k tokens (0: no)")
     chunk_overlap: int = Field(0, ge=0)
+    pdf_password_env: str = Field("", description="environment variable holding the password of encrypted PDFs")
     num_personas: int = Field(3, ge=1)
     num_topics: int = Field(1, ge=1)
 
     @model_validator(mode="after")
     def _overlap_below_chunk(self) -> SeedsConfig:
-        if self.chunk_words and self.chunk_overlap >= self.chunk_words:
-            raise ValueError(f"chunk_overlap ({self.chunk_overlap}) must be smaller than chunk_words "
-                             f"({self.chunk_words})")
+        if self.chunk_words and self.chunk_tokens:
+            raise ValueError("set chunk_words or chunk_tokens, not both")
+        size, key = (self.chunk_tokens, "chunk_tokens") if self.chunk_tokens else (self.chunk_words, "chunk_words")
+        if size and self.chunk_overlap >= size:
+            raise ValueError(f"chunk_overlap ({self.chunk_overlap}) must be smaller than {key} ({size})")
         return self
 
 
@@ -322,6 +334,6 @@ def load_experiment(path: str | Path, overrides: list[str] | None = None, seeds:
     exp.source_path = str(path)
     check_components(exp.task, exp.gates, str(path))
     src = exp.seeds.source
-    if not (src.startswith(("builtin:", "hf://"))) and not Path(src).exists():
+    if not (src.startswith(("builtin:", "hf://"))) and not Path(src).exists() and not glob.has_magic(src):
         raise ConfigError(f"{path}: seeds.source: no such file {src!r} (expected a local path, builtin:..., or hf://...)")
     return exp
