@@ -26,21 +26,21 @@ VERDICT_FIELDS = ("passed", "score", "reason", "diagnosis")
 
 def record_row(record: Record) -> dict[str, Any]:
     """One table row: ``id``, ``passed``, ``failed_gates`` (comma-separated, empty when it passed),
-    the text fields, the structured fields as JSON strings (None when empty), ``seed_id``, ``lm``,
-    ``rollout_id``, and per verdict ``<gate>.passed/.score/.reason/.diagnosis`` (a gate that judged
-    the record twice gets ``<gate>#2.*`` for its second verdict)."""
+    per verdict ``<gate>.passed/.score/.reason/.diagnosis`` (a gate that judged the record twice gets
+    ``<gate>#2.*`` for its second verdict), the text fields, the structured fields as JSON strings
+    (None when empty), ``seed_id``, ``lm`` and ``rollout_id``."""
     row: dict[str, Any] = {"id": record.id, "passed": record.passed,
                            "failed_gates": ",".join(v.gate for v in record.verdicts if not v.passed)}
-    row.update({name: getattr(record, name) for name in TEXT_COLUMNS})
-    for name in JSON_COLUMNS:
-        value = getattr(record, name)
-        row[name] = json.dumps(value, ensure_ascii=False) if value else None
-    row.update(seed_id=record.provenance.seed_id, lm=record.provenance.lm, rollout_id=record.provenance.rollout_id)
     seen: dict[str, int] = {}
     for verdict in record.verdicts:
         seen[verdict.gate] = seen.get(verdict.gate, 0) + 1
         key = verdict.gate if seen[verdict.gate] == 1 else f"{verdict.gate}#{seen[verdict.gate]}"
         row.update({f"{key}.{field}": getattr(verdict, field) for field in VERDICT_FIELDS})
+    row.update({name: getattr(record, name) for name in TEXT_COLUMNS})
+    for name in JSON_COLUMNS:
+        value = getattr(record, name)
+        row[name] = json.dumps(value, ensure_ascii=False) if value else None
+    row.update(seed_id=record.provenance.seed_id, lm=record.provenance.lm, rollout_id=record.provenance.rollout_id)
     return row
 
 

@@ -17,6 +17,7 @@ and no user/password or credential query parameters in ``api_base``.
 
 from __future__ import annotations
 
+import logging
 import re
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -147,11 +148,21 @@ def _existing_version(client: Any, name: str, text: str, tags: dict[str, str]) -
 @contextmanager
 def _plain_dspy_settings() -> Iterator[None]:
     """Blank every DSPy setting that is not a plain value (the LM and its client, the adapter,
-    callbacks, the role LMs), so MLflow's pickle of ``dspy.settings`` holds no object."""
+    callbacks, the role LMs), so MLflow's pickle of ``dspy.settings`` holds no object; DSPy's
+    save-time pickle warnings are silenced meanwhile."""
     blank = {k: ([] if isinstance(v, list) else None) for k, v in dict(dspy.settings.config).items()
              if not isinstance(v, (bool, int, float, str, type(None)))}
-    with dspy.context(**blank):
-        yield
+    # DSPy warns at every save that pickles may run code when loaded: true of any MLflow DSPy model
+    quiet = [logging.getLogger(name) for name in ("dspy.primitives.base_module", "dspy.dsp.utils.settings")]
+    levels = [log.level for log in quiet]
+    for log in quiet:
+        log.setLevel(logging.ERROR)
+    try:
+        with dspy.context(**blank):
+            yield
+    finally:
+        for log, level in zip(quiet, levels, strict=True):
+            log.setLevel(level)
 
 
 def log_variant(program_path: Path, exp: Experiment, variant: str, config_hash: str) -> VariantLog:

@@ -137,7 +137,8 @@ def configure(tracking_uri: str | None, experiment: str, output_dir: str | Path)
     With a SQLite store, an experiment created here keeps its artifacts in ``mlartifacts/`` beside
     the database file (MLflow's own default is ``./mlruns`` under the current directory, which
     would scatter a run's files away from its output directory). A tracking server decides for
-    itself.
+    itself. An active model (set by ``mlflow.dspy.load_model``) that this store does not hold is
+    cleared.
 
     Returns:
         The tracking URI in use.
@@ -156,7 +157,26 @@ def configure(tracking_uri: str | None, experiment: str, output_dir: str | Path)
         with contextlib.suppress(MlflowException):  # another worker created it first
             mlflow.create_experiment(experiment, artifact_location=artifacts.resolve().as_uri())
     mlflow.set_experiment(experiment)
+    _forget_foreign_active_model()
     return uri
+
+
+def _forget_foreign_active_model() -> None:
+    """Clear MLflow's process-wide active model when the store now in use does not hold it.
+
+    ``mlflow.dspy.load_model`` makes the loaded model active, and MLflow then links every metric
+    logged in the process to it; after switching to another store (a later run's output directory)
+    that link would fail on the store's foreign key and abort the run."""
+    import mlflow
+    from mlflow.exceptions import MlflowException
+
+    active = mlflow.get_active_model_id()
+    if active is None:
+        return
+    try:
+        mlflow.get_logged_model(active)
+    except MlflowException:
+        mlflow.clear_active_model()
 
 
 @contextlib.contextmanager

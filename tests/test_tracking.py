@@ -75,3 +75,28 @@ def test_mlflow_db_is_created_whole_and_a_half_created_one_is_a_one_line_error(t
         db.execute("create table experiments (experiment_id integer)")
     with pytest.raises(ConfigError, match=r"mlflow.db: not a complete MLflow database .* move it aside"):
         tracking.configure(None, "exp", half)
+
+
+def test_an_active_model_of_another_store_does_not_break_the_next_run(tmp_path):
+    """``mlflow.dspy.load_model`` makes the loaded model active process-wide; a run in another
+    output directory must still log its metrics (before: a foreign-key error aborted it)."""
+    tracking.configure(None, "first", tmp_path / "a")
+    mlflow.set_active_model(name="loaded-variant")
+    try:
+        tracking.configure(None, "second", tmp_path / "b")
+        with tracking.run("r") as active:
+            tracking.log_metrics({"passed": 3})
+        assert mlflow.get_run(active.info.run_id).data.metrics["passed"] == 3
+        assert mlflow.get_active_model_id() is None
+        tracking.configure(None, "first", tmp_path / "a")
+        kept = mlflow.set_active_model(name="loaded-variant").model_id
+        tracking.configure(None, "first", tmp_path / "a")  # the store holds it: it stays active
+        assert mlflow.get_active_model_id() == kept
+    finally:
+        mlflow.clear_active_model()
+
+
+def test_redact_keeps_structure_and_hides_credential_values():
+    data = {"gates": [{"name": "dedup", "api_key": "sk-x", "params": {"hf_token": "hf_y", "max_tokens": 5}}]}
+    assert tracking.redact(data) == {"gates": [{"name": "dedup", "api_key": REDACTED,
+                                                "params": {"hf_token": REDACTED, "max_tokens": 5}}]}
