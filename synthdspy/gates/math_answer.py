@@ -144,20 +144,23 @@ class MathAnswerParams(Params):
         "output", description="the record field holding the solution to check"
     )
     gold_key: str = Field("gold_answer", min_length=1, description="metadata key of the gold solution")
+    answer_key: str = Field("", description="metadata key holding the answer to check instead of answer_field "
+                            "(pot_math's executed 'program_result'); empty = answer_field")
 
 
 @register_gate("math_answer", MathAnswerParams)
 class MathAnswerGate(Gate):
     """Pass when the solution's final number equals the gold answer's (deterministic, no LM).
 
-    Score 1.0 on a match, else 0.0; the reason names both extracted values.
+    Score 1.0 on a match, else 0.0; the reason names both extracted values. With ``answer_key`` the
+    answer is read from ``metadata[answer_key]`` (a record without it fails) instead of ``answer_field``.
     """
 
     name = "math_answer"
 
-    def __init__(self, answer_field: str = "output", gold_key: str = "gold_answer") -> None:
+    def __init__(self, answer_field: str = "output", gold_key: str = "gold_answer", answer_key: str = "") -> None:
         super().__init__()
-        self.answer_field, self.gold_key = answer_field, gold_key
+        self.answer_field, self.gold_key, self.answer_key = answer_field, gold_key, answer_key
 
     def forward(self, record: Record) -> Verdict:
         gold_text = record.metadata.get(self.gold_key)
@@ -166,7 +169,10 @@ class MathAnswerGate(Gate):
         gold = extract_final_answer(str(gold_text))
         if gold is None:
             return self._verdict(False, f"no final answer in gold metadata.{self.gold_key}")
-        predicted = extract_final_answer(getattr(record, self.answer_field) or "")
+        if self.answer_key and record.metadata.get(self.answer_key) in (None, ""):
+            return self._verdict(False, f"no answer in metadata.{self.answer_key}")
+        answer = str(record.metadata[self.answer_key]) if self.answer_key else getattr(record, self.answer_field)
+        predicted = extract_final_answer(answer or "")
         if predicted is None:
             return self._verdict(False, "no final answer found")
         ok = answers_match(predicted, gold)
