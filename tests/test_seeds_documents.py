@@ -252,6 +252,8 @@ def test_fields_map_the_text_column_and_reject_others(tmp_path):
     assert load_documents(str(path), fields={"passage": "text"})[0].data == {"passage": "one two three"}
     with pytest.raises(SeedLoadError, match=r"a\.txt: seeds.fields \{'source': 'body'\} name columns"):
         load_documents(str(path), fields={"source": "body"})
+    with pytest.raises(SeedLoadError, match=r"chunk_overlap \(300\) must be smaller than the chunk size \(300\)"):
+        load_documents(str(path), overlap=300)  # the default document chunk is 300 words
 
 
 # --- directories, globs, the shipped experiment ------------------------------------------------

@@ -147,13 +147,15 @@ def load_documents(
         password_env: the environment variable holding the password of encrypted PDFs.
 
     Raises:
-        SeedLoadError: a missing source, a directory or glob without documents, a single file that
-            cannot be read (see :func:`read_document`), a field mapped to another column than
-            ``text``, or no text in any of the documents.
+        SeedLoadError: an overlap not below the chunk size, a missing source, a directory or glob
+            without documents, a single file that cannot be read (see :func:`read_document`), a
+            field mapped to another column than ``text``, or no text in any of the documents.
     """
     paths, several = document_paths(source)
     count = cl100k_tokens if chunk_tokens else None
     size = chunk_tokens or chunk_words or DEFAULT_CHUNK_WORDS
+    if overlap >= size:
+        raise SeedLoadError(f"{source}: seeds.chunk_overlap ({overlap}) must be smaller than the chunk size ({size})")
     seeds: list[Seed] = []
     for path in paths:
         try:

@@ -36,6 +36,12 @@ def word_share(text: str) -> tuple[float, int]:
     return (sum(bool(REAL_WORD.search(w)) for w in words) / len(words), len(words)) if words else (1.0, 0)
 
 
+def tidy(text: str) -> str:
+    """``text`` without the spaces pypdf leaves at line ends and with runs of blank lines cut to one,
+    so a page of layout whitespace does not fill a chunk's prompt; words and line breaks are kept."""
+    return re.sub(r"\n{3,}", "\n\n", re.sub(r"[ \t]+\n", "\n", text)).strip()
+
+
 def _pages(numbers: list[int]) -> str:
     return ("page " if len(numbers) == 1 else "pages ") + ", ".join(map(str, numbers))
 
@@ -77,8 +83,8 @@ def _open(path: Path, password_env: str):  # -> pypdf.PdfReader
 def read_pdf(path: Path, password_env: str = "") -> Document:
     """The text layer of the PDF at ``path``: one section per page that has text.
 
-    :attr:`Document.text` is the pages' text (``pypdf``'s ``extract_text``) joined by form feeds;
-    sections start at each page with its 1-based number; blocks start at blank lines.
+    :attr:`Document.text` is the pages' text (``pypdf``'s ``extract_text``, :func:`tidy`) joined by
+    form feeds; sections start at each page with its 1-based number; blocks start at blank lines.
 
     Logs a warning (naming the file and pages) for pages without a text layer, which are skipped,
     and for pages that look like OCR noise (:func:`word_share` below :data:`NOISE_SHARE` over at
@@ -99,7 +105,7 @@ def read_pdf(path: Path, password_env: str = "") -> Document:
     offset = 0
     for number, page in enumerate(reader.pages, 1):
         try:
-            text = page.extract_text() or ""
+            text = tidy(page.extract_text() or "")
         except (PyPdfError, KeyError, ValueError, TypeError) as exc:  # a broken content stream
             log.warning("%s: page %d: pypdf cannot extract its text (%s); skipped it", path, number, exc)
             continue
