@@ -93,3 +93,57 @@ def tune(
     counts = summary.counts["tuned"]
     console.print(f"tuner: {counts['complete']} complete, {counts['pruned']} pruned, {counts['fail']} failed; "
                   f"{summary.elapsed_s:.0f} s; report in {cfg.out_dir / 'report'}")
+
+
+@app.command()
+@user_errors
+def transfer(
+    study_dir: str = typer.Argument(..., help="Output directory of a `synthdspy tune` study, e.g. runs/tune/NAME."),
+    target: str = typer.Option(..., "--target", help="Transfer experiment (TOML), e.g. experiments/mixture_transfer.toml."),
+    set_: list[str] = typer.Option([], "--set", help=SET_HELP),
+) -> None:
+    """Retrain a study's best, baseline and random mixtures at a larger scale; rank correlation and regret."""
+    from synthdspy.transfer.config import load_transfer_config
+    from synthdspy.transfer.run import transfer as run_transfer
+
+    cfg = load_transfer_config(target, set_)
+    s = run_transfer(cfg, study_dir, on_progress=lambda msg: console.print(msg, highlight=False))
+    iv, r = s.interval, s.regret
+    console.print(f"Spearman rho {s.rho:.3f} [{iv.low:.3f}, {iv.high:.3f}] ({iv.confidence:.0%} bootstrap); "
+                  f"proxy's pick {s.mixtures[r.pick].label} ranks {r.target_rank}/{len(s.mixtures)} at target "
+                  f"scale, regret {r.regret:+.4f} {s.metric}; report in {cfg.out_dir / 'report'}", highlight=False)
+
+
+@app.command()
+@user_errors
+def sample(
+    model_dir: str = typer.Argument(..., help="Output directory of `synthdspy train` (checkpoint.pt, tokenizer.json)."),
+    n: int = typer.Option(..., "-n", help="Number of samples (documents)."),
+    output: str = typer.Option(..., "-o", "--output", help="JSONL file to write ({\"text\": ...} per line)."),
+    temperature: float = typer.Option(1.0, "--temperature", help="Softmax temperature; 0 is greedy decoding."),
+    max_tokens: int = typer.Option(256, "--max-tokens", help="Most tokens generated per sample."),
+    top_k: int = typer.Option(0, "--top-k", help="Keep the k most likely tokens (0: all)."),
+    top_p: float = typer.Option(1.0, "--top-p", help="Nucleus sampling: keep tokens up to this mass (1: all)."),
+    seed: int = typer.Option(0, "--seed", help="Random seed (same seed and batch size: same samples)."),
+    batch_size: int = typer.Option(64, "--batch-size", help="Samples generated together."),
+    prompt: str = typer.Option("", "--prompt", help="Text every sample starts with (kept in the output)."),
+    device: str = typer.Option("cpu", "--device", help="cpu or cuda."),
+) -> None:
+    """Sample documents from a trained proxy model into JSONL that `synthdspy train` reads as a source."""
+    import itertools
+    import time
+
+    from synthdspy.configio import ConfigError
+    from synthdspy.training.sampling import iter_samples, load_for_sampling, write_jsonl
+
+    if n < 1 or not 0 < top_p <= 1 or top_k < 0:
+        raise ConfigError(f"need -n >= 1, 0 < --top-p <= 1 and --top-k >= 0 (got {n}, {top_p}, {top_k})")
+    start = time.perf_counter()
+    model, tok = load_for_sampling(model_dir, device)
+    rows = iter_samples(model, tok, max_tokens, temperature, top_k or None, top_p, seed, min(batch_size, n), prompt)
+    samples = list(itertools.islice(rows, n))
+    path = write_jsonl(samples, output)
+    tokens = sum(s.n_tokens for s in samples)
+    console.print(f"{n} samples, {tokens:,} tokens generated in {time.perf_counter() - start:.1f} s -> {path}")
+    console.print(f'train on them: [[sources]] path = "{path}", format = "jsonl", template = "{{text}}"',
+                  markup=False, highlight=False)
