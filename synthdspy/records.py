@@ -116,11 +116,14 @@ class Seed(BaseModel):
 
     ``data`` holds the task's inputs under canonical names (``source``, ``instruction``,
     ``question``, ``answer``, ``topic``, ``subtopics``, ``keywords``, ``style``, ``personas`` ...);
-    ``id`` is a content hash of ``data`` unless the seed file provides one.
+    ``id`` is a content hash of ``data`` unless the seed file provides one. ``metadata`` says where
+    the seed came from (a document chunk's file, pages, heading, offsets); tasks copy it into every
+    record's ``metadata``.
     """
 
     id: str
     data: dict[str, Any]
+    metadata: dict[str, Any] = Field(default_factory=dict)
 
     @classmethod
     def from_data(cls, data: dict[str, Any], id: str | None = None) -> Seed:

@@ -42,7 +42,10 @@ class Task(dspy.Module):
         raise NotImplementedError
 
     def record(self, seed: Seed, rollout: int, index: int, **fields: Any) -> Record:
-        """A record for item ``index`` of ``seed`` with a stable id and current provenance."""
+        """A record for item ``index`` of ``seed`` with a stable id and current provenance; the
+        seed's ``metadata`` (where it came from) is merged into the record's (the task's keys win)."""
+        if seed.metadata:
+            fields["metadata"] = {**seed.metadata, **(fields.get("metadata") or {})}
         seed_key = f"{seed.id}#{rollout}"
         return Record(
             id=Record.make_id(seed_key, self.name, index, self.program_hash),
