@@ -28,7 +28,7 @@ import glob
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from synthdspy.configio import ConfigError, load_model
 
@@ -73,7 +73,10 @@ class LMRole(Strict):
     (for models LiteLLM cannot price: local servers, new models). ``extra``: provider parameters
     passed through (``top_p``, ``stop``, ``seed``, ``reasoning_effort``, ``extra_body``,
     ``extra_headers`` ...). ``adapter``: ``chat`` (DSPy's ChatAdapter) or ``json`` (JSONAdapter,
-    native JSON-schema structured outputs where the provider supports them).
+    native JSON-schema structured outputs where the provider supports them). ``model_type``:
+    ``chat`` (chat completions) or ``text`` (a base model on a text-completion endpoint, prompted
+    behind an in-context alignment prefix: ``prefix = "urial"`` (the default) or ``"none"``, or
+    your own ``prefix_file``; see :mod:`synthdspy.base_prefix`).
     """
 
     model: str = "sim/default"
@@ -91,12 +94,28 @@ class LMRole(Strict):
     adapter: Literal["chat", "json"] = "chat"
     cache: bool = True
     simulator: SimulatorOptions = Field(default_factory=SimulatorOptions)
+    model_type: Literal["chat", "text"] = "chat"
+    prefix: Literal["urial", "none"] | None = None
+    prefix_file: Path | None = None
+
+    @field_validator("prefix_file")
+    @classmethod
+    def _readable_prefix(cls, path: Path | None) -> Path | None:
+        from synthdspy.base_prefix import read_prefix_file
+
+        if path is not None:
+            read_prefix_file(path)
+        return path
 
     @model_validator(mode="after")
     def _provider_rules(self) -> LMRole:
         reserved = sorted(RESERVED_EXTRA & set(self.extra))
         if reserved:
             raise ValueError(f"extra: {reserved} have their own keys (or cannot be set); remove them from extra")
+        if self.model_type == "chat" and (self.prefix or self.prefix_file):
+            raise ValueError('prefix / prefix_file: only for a text model; set model_type = "text" or remove them')
+        if self.prefix and self.prefix_file:
+            raise ValueError("prefix / prefix_file: set one of them, not both")
         if self.model.lower().startswith(TEMPERATURE_MAX_1) and self.temperature > 1.0:
             raise ValueError(f"temperature {self.temperature:g} is outside {self.model}'s range [0, 1]")
         return self

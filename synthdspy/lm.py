@@ -24,9 +24,11 @@ import dspy
 
 from synthdspy import tracking, unit_calls
 from synthdspy.adapters import ParseStats, counting_adapter
+from synthdspy.base_prefix import BasePrompt, load_prefix
 from synthdspy.config import LMConfig, LMRole
 from synthdspy.configio import ConfigError
 from synthdspy.pricing import response_cost
+from synthdspy.text_lm import TextPromptMixin, stop_sequences
 from synthdspy.usage import UsageMeter
 
 ROLES = ("generator", "judge", "reflection")
@@ -76,13 +78,32 @@ class MeteredLM(MeteredMixin, dspy.LM):
     meter_history = False
 
 
-def _metered_simulator() -> type:
+class MeteredTextLM(TextPromptMixin, MeteredLM):
+    """:class:`MeteredLM` of a base model on a text-completion endpoint (:mod:`synthdspy.text_lm`)."""
+
+
+def _metered_simulator(text: bool = False) -> type:
     from synthdspy.simulator import SimLM
 
     class MeteredSimLM(MeteredMixin, SimLM):
         """The offline simulator, metered per role."""
 
-    return MeteredSimLM
+    class MeteredTextSimLM(TextPromptMixin, MeteredSimLM):
+        """The offline simulator playing a base model (:class:`~synthdspy.base_sim.TextSimulator`)."""
+
+    return MeteredTextSimLM if text else MeteredSimLM
+
+
+def _base_prompt(role_name: str, role: LMRole) -> BasePrompt:
+    """The prefix of a text role, as a :class:`BasePrompt`.
+
+    Raises:
+        ConfigError: the prefix file is gone or unreadable (naming ``lm.<role>.prefix_file``).
+    """
+    try:
+        return BasePrompt(load_prefix(role.prefix, role.prefix_file))
+    except ValueError as exc:
+        raise ConfigError(f"lm.{role_name}.prefix_file: {exc}") from None
 
 
 def _api_key(role_name: str, role: LMRole) -> str | None:
@@ -135,14 +156,15 @@ def _provider_lm(role_name: str, role: LMRole, meter: UsageMeter) -> dspy.BaseLM
     from synthdspy.pricing import response_cost as cost_of
     from synthdspy.provider_engine import ENDPOINT_KEY, ProviderEngine
     from synthdspy.ratelimit import limiter_for
+    from synthdspy.text_lm import TextProviderEngine
 
     extra = dict(role.extra)
     client: dict[str, Any] = {"timeout": role.timeout_s}
     for name in ("extra_headers", "headers"):
         if name in extra:
             client[name] = extra.pop(name)
-    if role.api_base:
-        client["api_base"] = role.api_base
+    if role.api_base or role.model_type == "text":  # text: LiteLLM reads no <PROVIDER>_API_BASE for it
+        client["api_base"] = effective_api_base(role)
     key = _api_key(role_name, role)
     if key:
         client["api_key"] = key
@@ -152,10 +174,18 @@ def _provider_lm(role_name: str, role: LMRole, meter: UsageMeter) -> dspy.BaseLM
 
     base = effective_api_base(role)
     limiter = limiter_for(role.model, base, role.concurrency, role.rpm, role.tpm)
-    engine = ProviderEngine(role.model, role_name, limiter, role.concurrency, role.num_retries, on_usage, **client)
+    text = role.model_type == "text"
+    engine_class, lm_class = (TextProviderEngine, MeteredTextLM) if text else (ProviderEngine, MeteredLM)
+    engine = engine_class(role.model, role_name, limiter, role.concurrency, role.num_retries, on_usage, **client)
     temperature, max_tokens = _reasoning_settings(role_name, role)
-    return MeteredLM(role.model, engine=engine, num_retries=0, temperature=temperature, max_tokens=max_tokens,
-                     cache=role.cache, **{ENDPOINT_KEY: f"{role.model} @ {base or 'default'}"}, **extra)
+    if text:
+        extra["stop"] = stop_sequences(extra.get("stop"))
+    lm = lm_class(role.model, model_type=role.model_type, engine=engine, num_retries=0, temperature=temperature,
+                  max_tokens=max_tokens, cache=role.cache, **{ENDPOINT_KEY: f"{role.model} @ {base or 'default'}"},
+                  **extra)
+    if text:
+        lm.base_prompt = _base_prompt(role_name, role)
+    return lm
 
 
 def effective_api_base(role: LMRole) -> str | None:
@@ -174,14 +204,19 @@ def build_role(role_name: str, role: LMRole, meter: UsageMeter) -> dspy.BaseLM:
 
     Real models run on a :class:`~synthdspy.provider_engine.ProviderEngine` (rate limiter shared
     per endpoint, retries, failure classes, metering); ``sim/...`` on the in-process simulator.
+    A ``model_type = "text"`` role prompts a base model behind its prefix (:mod:`synthdspy.text_lm`).
 
     Raises:
-        ConfigError: when the role names an API-key variable that is not set.
+        ConfigError: when the role names an API-key variable that is not set, or a prefix file
+            that cannot be read.
     """
     if role.is_simulated:
         show_banner_once()
         common = dict(temperature=role.temperature, max_tokens=role.max_tokens, cache=role.cache)
-        lm = _metered_simulator()(role.model, num_retries=role.num_retries, **role.simulator.model_dump(), **common)
+        lm = _metered_simulator(role.model_type == "text")(role.model, num_retries=role.num_retries,
+                                                           **role.simulator.model_dump(), **common)
+        if role.model_type == "text":
+            _as_text_simulator(lm, _base_prompt(role_name, role), stop_sequences(role.extra.get("stop")))
     else:
         lm = _provider_lm(role_name, role, meter)
     lm.meter = meter  # type: ignore[attr-defined]
@@ -191,6 +226,17 @@ def build_role(role_name: str, role: LMRole, meter: UsageMeter) -> dspy.BaseLM:
     lm.supports_n = role.is_simulated or _supports_n(role.model)  # type: ignore[attr-defined]
     lm.fixed_temperature = lm.kwargs.get("temperature") is None and not role.is_simulated  # type: ignore[attr-defined]
     return lm
+
+
+def _as_text_simulator(lm: Any, base_prompt: BasePrompt, stop: list[str]) -> None:
+    """Turn a metered simulator LM into a base model: its simulator answers as
+    :class:`~synthdspy.base_sim.TextSimulator`, its cache key names that toy's build."""
+    from synthdspy.base_sim import TEXT_SIM_BUILD, TextSimulator
+
+    lm.engine.simulator = TextSimulator(lm.simulator.options)
+    lm.kwargs["user"] = f"{lm.kwargs['user']} {TEXT_SIM_BUILD}"
+    lm.kwargs["stop"] = stop
+    lm.base_prompt = base_prompt
 
 
 @dataclass
@@ -259,7 +305,9 @@ def describe_endpoint(role_name: str, role: LMRole) -> str:
     """``lm.judge anthropic/claude-... at https://... (key from $ANTHROPIC_API_KEY)`` for messages."""
     where = effective_api_base(role) or "the provider's default endpoint"
     key = f"key from ${role.api_key_env}" if role.api_key_env else "no api_key_env set"
-    return f"lm.{role_name} {role.model} at {where} ({key})"
+    prefix = role.prefix_file or role.prefix or "urial"
+    kind = f", text completions behind prefix {prefix}" if role.model_type == "text" else ""
+    return f"lm.{role_name} {role.model} at {where} ({key}{kind})"
 
 
 def lm_from_model_string(model: str, role: str = "judge", api_base: str | None = None,
