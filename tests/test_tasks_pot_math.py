@@ -73,7 +73,10 @@ def change_final_line(program: str) -> str:
 def program_record(run: ProgramRun, gold: str) -> Record:
     """The record pot_math builds from a run (metadata as :class:`PotMathTask` writes it)."""
     metadata = {"program_status": run.status, "gold_answer": gold}
-    metadata.update({"program_result": run.answer} if run.answer is not None else {"program_error": run.reason})
+    if run.answer is not None:
+        metadata["program_result"] = run.answer
+    else:
+        metadata["program_result_error"] = run.reason
     return Record(id="r", task="pot_math", output="", metadata=metadata)
 
 
@@ -129,7 +132,7 @@ def test_hostile_and_broken_programs_fail_with_a_reason_and_the_batch_goes_on(tm
         assert (run.status, run.answer) == (status, None), (name, run)
         assert needle in run.reason, (name, run.reason)
         verdict = gate(program_record(run, "#### 18"))
-        assert not verdict.passed and verdict.reason == "no answer in metadata.program_result"
+        assert not verdict.passed and verdict.reason == f"no answer in metadata.program_result ({run.reason})"
     assert runs[-1] == ProgramRun("18", "ok", "solution() returned 18", runs[-1].seconds)
     assert gate(program_record(runs[-1], "#### 18")).passed
     assert not outside.exists()
@@ -162,7 +165,10 @@ def test_math_answer_with_answer_key_reads_metadata_and_ignores_the_output():
     base = {"gold_answer": "so 72\n#### 72"}
     assert gate(Record(id="a", task="t", output="#### 5", metadata={**base, "program_result": "72"})).passed
     assert not gate(Record(id="b", task="t", output="#### 72", metadata={**base, "program_result": "71"})).passed
-    assert not gate(Record(id="c", task="t", output="#### 72", metadata=base)).passed
+    missing = gate(Record(id="c", task="t", output="#### 72", metadata=base))
+    assert not missing.passed and missing.reason == "no answer in metadata.program_result"
+    explained = gate(Record(id="d", task="t", metadata={**base, "program_result_error": "timeout: 5s"}))
+    assert explained.reason == "no answer in metadata.program_result (timeout: 5s)"
 
 
 # ---- the task ---------------------------------------------------------------------------------
@@ -194,8 +200,9 @@ def test_a_hanging_program_fails_its_record_not_its_unit():
     with dspy.context(lm=DummyLM([{"program": HOSTILE["infinite_loop"][0]}])):
         [rec] = build(timeout_s=1)(QUESTION_SEED)
     assert rec.metadata["program_status"] == "timeout" and "program_result" not in rec.metadata
-    assert "wall-clock limit of 1s" in rec.metadata["program_error"]
-    assert not MathAnswerGate(answer_key="program_result")(rec).passed
+    assert "wall-clock limit of 1s" in rec.metadata["program_result_error"]
+    verdict = MathAnswerGate(answer_key="program_result")(rec)
+    assert not verdict.passed and "(timeout: wall-clock limit of 1s reached)" in verdict.reason
 
 
 @needs_bwrap
@@ -205,7 +212,7 @@ def test_pipeline_on_the_simulator_runs_every_program_in_the_sandbox():
     with dspy.context(lm=SimLM("sim/default")):
         [rec] = build()(QUESTION_SEED)
     assert rec.metadata["program_status"] in {"error", "ok", "not_a_number"}
-    assert ("program_result" in rec.metadata) != ("program_error" in rec.metadata)
+    assert ("program_result" in rec.metadata) != ("program_result_error" in rec.metadata)
 
 
 def test_the_task_needs_a_question():
@@ -285,5 +292,5 @@ def test_generate_over_http_keeps_correct_programs_and_rejects_hostile_ones_with
         assert by_question[problems[i]["question"]]["verdicts"][0]["passed"]
     rejected = [r for r in records if not r["verdicts"][0]["passed"]]
     assert rejected and {r["metadata"]["program_status"] for r in rejected} <= {"timeout", "blocked"}
-    assert all(r["metadata"]["program_error"] for r in rejected)
+    assert all(r["metadata"]["program_result_error"] for r in rejected)
     assert not (store / "failures.jsonl").exists() or not (store / "failures.jsonl").read_text().strip()

@@ -153,7 +153,8 @@ class MathAnswerGate(Gate):
     """Pass when the solution's final number equals the gold answer's (deterministic, no LM).
 
     Score 1.0 on a match, else 0.0; the reason names both extracted values. With ``answer_key`` the
-    answer is read from ``metadata[answer_key]`` (a record without it fails) instead of ``answer_field``.
+    answer is read from ``metadata[answer_key]`` instead of ``answer_field``; a record without it fails,
+    and the reason quotes ``metadata[answer_key + "_error"]`` when the record says there why it has none.
     """
 
     name = "math_answer"
@@ -170,7 +171,8 @@ class MathAnswerGate(Gate):
         if gold is None:
             return self._verdict(False, f"no final answer in gold metadata.{self.gold_key}")
         if self.answer_key and record.metadata.get(self.answer_key) in (None, ""):
-            return self._verdict(False, f"no answer in metadata.{self.answer_key}")
+            why = record.metadata.get(f"{self.answer_key}_error")
+            return self._verdict(False, f"no answer in metadata.{self.answer_key}" + (f" ({why})" if why else ""))
         answer = str(record.metadata[self.answer_key]) if self.answer_key else getattr(record, self.answer_field)
         predicted = extract_final_answer(answer or "")
         if predicted is None:

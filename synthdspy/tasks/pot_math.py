@@ -39,7 +39,8 @@ class PotMathTask(Task):
     and what ``solution()`` returned is stored as plain decimal text in ``metadata.program_result``.
     A program that is blocked (file, network, process), runs out of time or memory, raises or
     returns no number gets no ``program_result``; ``metadata.program_status`` and
-    ``metadata.program_error`` say why, and the unit still succeeds (the record fails its gate).
+    ``metadata.program_result_error`` say why (``math_answer`` quotes the latter in its reason), and
+    the unit still succeeds (the record fails its gate).
     The seed's gold solution (``answer``, GSM8K's ``#### N`` form) is kept in
     ``metadata.gold_answer``, so ``math_answer`` with ``answer_key = "program_result"`` passes a
     record only when the executed result equals the gold answer.
@@ -70,7 +71,7 @@ class PotMathTask(Task):
         if run.answer is not None:
             metadata["program_result"] = run.answer
         else:
-            metadata["program_error"] = run.reason
+            metadata["program_result_error"] = run.reason
         if seed.data.get("answer"):
             metadata["gold_answer"] = seed.data["answer"]
         return [self.record(seed, rollout, 0, instruction=question, output=program, metadata=metadata)]
