@@ -3,6 +3,9 @@
 ``hallucination`` gate's diagnosis; for records judged by the ``dimension`` gate, a confusion
 matrix of target against predicted value per dimension.
 
+For gates whose verdicts carry pairwise outcomes (``details`` with ``wins``, ``ties``, ``losses``,
+as the ``pairwise`` gate writes them), the summed outcomes and the win and tie rates.
+
 Reasons are grouped by their code: a reason written ``"code: details"`` (``rejected_above_threshold:
 chosen 8, rejected 7``, ``GENERATOR_PARAMETRIC: ...``) counts under ``code``; any other reason
 counts as its first 120 characters.
@@ -26,6 +29,7 @@ from synthdspy.tasks.adversarial import EXPECTED_DIAGNOSIS, QA_INJECTIONS
 _CODE = re.compile(r"^([A-Za-z][A-Za-z0-9_]*):")
 NOT_JUDGED = "(not judged)"
 TOP_REASONS = 5
+OUTCOME_KEYS = ("wins", "ties", "losses", "inconsistent")
 
 
 def reason_key(reason: str) -> str:
@@ -38,7 +42,8 @@ def reason_key(reason: str) -> str:
 
 @dataclass
 class GateSummary:
-    """One gate over a run: verdict count, passes, pass rate, and its most common failure reasons."""
+    """One gate over a run: verdict count, passes, pass rate, its most common failure reasons, and
+    ``outcomes``: the sums of :data:`OUTCOME_KEYS` over verdicts whose details have them (empty otherwise)."""
 
     gate: str
     n: int
@@ -46,6 +51,7 @@ class GateSummary:
     pass_rate: float
     failure_reasons: list[tuple[str, int]]
     diagnoses: dict[str, int] = field(default_factory=dict)
+    outcomes: dict[str, int] = field(default_factory=dict)
 
 
 @dataclass
@@ -100,12 +106,14 @@ def _rate(num: int, den: int) -> float | None:
 
 
 def summarize_gates(records: list[Record]) -> list[GateSummary]:
-    """Per gate, in order of first appearance: verdicts, passes, top failure reasons, diagnoses."""
+    """Per gate, in order of first appearance: verdicts, passes, top failure reasons, diagnoses,
+    pairwise outcomes."""
     order: dict[str, None] = {}
     totals: Counter[str] = Counter()
     passes: Counter[str] = Counter()
     reasons: dict[str, Counter[str]] = {}
     diagnoses: dict[str, Counter[str]] = {}
+    outcomes: dict[str, Counter[str]] = {}
     for record in records:
         for v in record.verdicts:
             order.setdefault(v.gate)
@@ -115,9 +123,12 @@ def summarize_gates(records: list[Record]) -> list[GateSummary]:
                 reasons.setdefault(v.gate, Counter())[reason_key(v.reason)] += 1
             if v.diagnosis:
                 diagnoses.setdefault(v.gate, Counter())[v.diagnosis] += 1
+            if all(isinstance(v.details.get(k), int) for k in OUTCOME_KEYS[:3]):
+                outcomes.setdefault(v.gate, Counter()).update({k: int(v.details.get(k, 0)) for k in OUTCOME_KEYS})
     return [
         GateSummary(gate, totals[gate], passes[gate], passes[gate] / totals[gate],
-                    reasons.get(gate, Counter()).most_common(TOP_REASONS), dict(diagnoses.get(gate, {})))
+                    reasons.get(gate, Counter()).most_common(TOP_REASONS), dict(diagnoses.get(gate, {})),
+                    {k: outcomes[gate][k] for k in OUTCOME_KEYS} if gate in outcomes else {})
         for gate in order
     ]
 
@@ -198,6 +209,14 @@ def to_markdown(report: GateReport) -> str:
         if g.failure_reasons:
             lines += ["", f"## {g.gate}: most common failure reasons", ""]
             lines += [f"- {count} x {reason}" for reason, count in g.failure_reasons]
+    for g in report.gates:
+        if g.outcomes:
+            o = g.outcomes
+            total = o["wins"] + o["ties"] + o["losses"]
+            lines += ["", f"## {g.gate}: pairwise outcomes", "",
+                      f"Wins {o['wins']}, ties {o['ties']}, losses {o['losses']}: win rate "
+                      f"{_pct(_rate(o['wins'], total))}, tie rate {_pct(_rate(o['ties'], total))}; "
+                      f"comparisons whose two orders disagreed: {o['inconsistent']}"]
     c = report.confusion
     if c is not None:
         lines += ["", "## adversarial_qa: injected type (rows) x hallucination diagnosis (columns)", "",
