@@ -27,6 +27,8 @@ goes through, in order (the first check that fails answers):
 7. The simulator writes the answer; each choice is cut to `max_tokens` simulator tokens
    (`count_tokens`, as in usage.completion_tokens) with finish_reason "length" when cut.
 
+POST /v1/completions (legacy text completions, for base models) is screened the same way and
+answered by `synthdspy.base_sim`; its requests are counted in `ProviderStats` with the chat ones.
 GET /v1/models answers `owned_by: "synthdspy-simulator"` and `"synthdspy_simulator": true`;
 `is_simulator_endpoint(api_base)` checks that, so a client can label runs simulated.
 """
