@@ -165,21 +165,27 @@ def test_generate_with_a_text_generator_over_http_produces_records(tmp_path, rec
     assert out.meter.roles["generator"].calls == len(received)
 
 
-def test_rate_limited_completions_are_retried_after_retry_after_and_the_run_completes(tmp_path):
+def test_the_completions_route_answers_429_with_retry_after_and_rate_limit_headers():
+    with serve_provider(provider=ProviderOptions(rpm=2)) as ep:
+        answers = [_post(ep.url, {"model": "sim-model", "prompt": "x", "max_tokens": 5}) for _ in range(3)]
+        stats = ep.stats()
+    assert [status for status, _, _ in answers] == [200, 200, 429]
+    _, headers, body = answers[2]
+    assert body["error"]["code"] == "rate_limit_exceeded" and "Rate limit reached" in body["error"]["message"]
+    assert 1 <= int(headers["retry-after"]) <= 60 and headers["x-ratelimit-limit-requests"] == "2"
+    assert answers[0][1]["x-ratelimit-remaining-requests"] == "1"
+    assert stats["requests"] == 3 and stats["rate_limited"] == 1
+
+
+def test_rate_limited_completions_are_retried_and_the_run_completes(tmp_path):
     from synthdspy.pipeline import run_generate
 
-    with serve_provider(provider=ProviderOptions(rpm=2, window_s=2.0)) as ep:
-        status, headers, body = _post(ep.url, {"model": "sim-model", "prompt": "x", "max_tokens": 5})
-        for _ in range(2):
-            status, headers, body = _post(ep.url, {"model": "sim-model", "prompt": "x", "max_tokens": 5})
-        assert status == 429 and body["error"]["code"] == "rate_limit_exceeded"
-        assert int(headers["retry-after"]) >= 1 and headers["x-ratelimit-limit-requests"] == "2"
-        ep.reset_stats()
+    with serve_provider(rate_limit_rate=0.6, retry_after_s=0.1, seed=2) as ep:
         exp = experiment(tmp_path, ep.url, "gates=[]", "task.num_questions=1", "lm.generator.num_retries=8")
-        out = run_generate(exp, n=3, show_progress=False)
+        out = run_generate(exp, n=4, show_progress=False)
         stats = ep.stats()
-    assert out.stats.passed >= 3 and out.stats.failed_units == 0
-    assert stats["rate_limited"] >= 1 and stats["successes"] >= 3
+    assert out.stats.passed >= 4 and out.stats.failed_units == 0
+    assert stats["by_status"].get(429, 0) >= 1 and stats["successes"] == out.meter.roles["generator"].calls
 
 
 def test_a_malformed_completion_is_a_parse_failure_counted_like_chat(tmp_path):
