@@ -77,6 +77,8 @@ def generate_cmd(
                                   "(in-flight units finish; re-run with a higher cap to resume)."),
     estimate: bool = typer.Option(False, "--estimate", help="Run a few units, then project tokens, cost and time "
                                   "for -n (the records are kept; a later run resumes from them)."),
+    push_to_hub: str = typer.Option(None, "--push-to-hub", help="Then upload the dataset export and its card to "
+                                    "this Hub dataset repo (owner/name, private; token from $HF_TOKEN)."),
 ) -> None:
     """Generate N records with gates applied; resumes an interrupted run in the same output directory.
 
@@ -91,6 +93,10 @@ def generate_cmd(
         raise ConfigError(f"--export {bad}: expected dataset, parquet or jsonl")
     if max_usd is not None and max_usd <= 0:
         raise ConfigError(f"--max-usd {max_usd:g}: must be a positive number of dollars")
+    if push_to_hub:
+        from synthdspy.hub import check_push, push
+
+        check_push(push_to_hub, export=tuple(export))  # before generating: a bad id or missing token fails now
     exp = load_experiment_arg(experiment, set_, seeds)
     units = max(3, exp.lm.generator.concurrency) if estimate else None
     out = run_generate(exp, n, program, tuple(export), max_usd=max_usd, unit_limit=units)
@@ -98,6 +104,8 @@ def generate_cmd(
         print_estimate(console, out, n)
         return
     print_summary(console, out, n, exp)
+    if push_to_hub:
+        console.print(f"pushed to {push(exp.output.dir, push_to_hub)}")
     if out.stats.passed < n:
         raise typer.Exit(1)
 
@@ -113,11 +121,11 @@ def tasks_cmd() -> None:
     for title, table in (("tasks", TASKS), ("gates", GATES)):
         t = Table(title=title)
         for col in ("name", "what it does", "parameters (type = default)"):
-            t.add_column(col)
+            t.add_column(col, overflow="fold")  # long values wrap onto more lines, never cut
         for name in sorted(table):
             entry = table[name]
             params = "\n".join(f"{p}: {ty} = {d!r}" for p, ty, d in describe(entry)) or "-"
-            t.add_row(name, entry.summary, params)
+            t.add_row(f"{name}\n(plugin: {entry.source})" if entry.source else name, entry.summary, params)
         Console().print(t)
 
 
@@ -151,4 +159,4 @@ def doctor_cmd(
 
 
 # Registered after this module's commands, so that `synthdspy --help` lists compile and generate first.
-from synthdspy import cli_reports, cli_training  # noqa: E402, F401
+from synthdspy import cli_hub, cli_reports, cli_training  # noqa: E402, F401

@@ -168,6 +168,9 @@ def _record_compile(exp: Experiment, variant: str, out: Path, chash: str, lms: L
     for p in [program_path, *paths.values(), out / "criteria.json"]:
         if p.exists():
             mlflow.log_artifact(str(p))
+    from synthdspy.mlflow_variants import log_variant  # the variant as an MLflow model and registered prompts
+
+    log_variant(program_path, exp, variant, chash)
     return program_path, paths, summary
 
 
@@ -247,6 +250,10 @@ def run_generate(exp: Experiment, n: int, program_path: str | None = None, expor
                     if (store.directory / name).exists():
                         mlflow.log_artifact(str(store.directory / name))
             store.flush()
+            from synthdspy.dataset_card import generation_facts  # records table, gate report and card facts
+            from synthdspy.mlflow_records import log_generate_artifacts
+
+            log_generate_artifacts(out, store.directory, generation_facts(program, exp, lms, program_path))
             dataset_dir = out / "dataset"
             exported = min(n, store.n_passed)
             for fmt in export:
