@@ -42,6 +42,7 @@ from typing import Any
 
 import pydantic
 
+from synthdspy.base_sim import answer_completion
 from synthdspy.provider_server import (
     MODEL_ID,
     Answer,
@@ -164,6 +165,9 @@ class _Handler(BaseHTTPRequestHandler):
     def do_POST(self) -> None:  # noqa: N802 - stdlib hook name
         """POST /v1/chat/completions: screened by the provider, answered by the simulator."""
         raw = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+        if self.path.rstrip("/") in ("/v1/completions", "/completions"):  # base models (synthdspy.base_sim)
+            answer_completion(self, raw)
+            return
         if self.path.rstrip("/") not in ("/v1/chat/completions", "/chat/completions"):
             self._send(self._no_route())
             return
