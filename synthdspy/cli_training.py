@@ -1,6 +1,8 @@
-"""Proxy-training commands: ``train`` and ``tune``."""
+"""Proxy-training commands: ``train``, ``tune``, ``sample``, ``collapse`` and ``curriculum-compare``."""
 
 from __future__ import annotations
+
+from pathlib import Path
 
 import typer
 from rich.console import Console
@@ -99,7 +101,7 @@ def tune(
 @user_errors
 def transfer(
     study_dir: str = typer.Argument(..., help="Output directory of a `synthdspy tune` study, e.g. runs/tune/NAME."),
-    target: str = typer.Option(..., "--target", help="Transfer experiment (TOML), e.g. experiments/mixture_transfer.toml."),
+    target: str = typer.Option(..., "--target", help="Transfer experiment (TOML): experiments/mixture_transfer.toml."),
     set_: list[str] = typer.Option([], "--set", help=SET_HELP),
 ) -> None:
     """Retrain a study's best, baseline and random mixtures at a larger scale; rank correlation and regret."""
@@ -147,3 +149,55 @@ def sample(
     console.print(f"{n} samples, {tokens:,} tokens generated in {time.perf_counter() - start:.1f} s -> {path}")
     console.print(f'train on them: [[sources]] path = "{path}", format = "jsonl", template = "{{text}}"',
                   markup=False, highlight=False)
+
+
+@app.command("curriculum-compare")
+@user_errors
+def curriculum_compare(
+    config: str = typer.Argument(..., help="Training config with a [curriculum], e.g. experiments/train_mixture.toml."),
+    seeds: int = typer.Option(3, "--seeds", help="Seeds per schedule (training seeds config.seed + 0, 1, ...)."),
+    set_: list[str] = typer.Option([], "--set", help=SET_HELP),
+    output: str = typer.Option("", "--output", help="Output directory (default: runs/curriculum/<name>)."),
+    workers: int = typer.Option(1, "--workers", help="Training processes in parallel (2 on a 2-core machine)."),
+) -> None:
+    """Every curriculum schedule family against no curriculum at equal tokens: table, plot and JSON."""
+    from synthdspy.training import load_train_config
+    from synthdspy.training.curriculum_compare import ARMS, compare
+
+    cfg = load_train_config(config, set_)
+    out = output or f"runs/curriculum/{cfg.name}"
+    console.print(f"{len(ARMS)} schedules x {seeds} seeds, {cfg.total_steps} steps x {cfg.tokens_per_step} tokens each")
+    summary = compare(cfg, seeds, out, workers, on_run=lambda r: console.print(
+        f"{r.arm} seed {r.seed}: target {r.target:.4f} bits/byte, {r.tokens:,} tokens, {r.elapsed_s:.0f} s",
+        highlight=False))
+    console.print(Path(summary["paths"]["table"]).read_text(encoding="utf-8"), markup=False, highlight=False)
+    console.print(f"table, plot and JSON in {out}")
+
+
+@app.command()
+@user_errors
+def collapse(
+    experiment: str = typer.Argument(..., help="Collapse experiment (TOML), e.g. experiments/model_collapse.toml."),
+    set_: list[str] = typer.Option([], "--set", help=SET_HELP),
+    output: str = typer.Option("", "--output", help="Output directory (default: runs/collapse/<name>)."),
+) -> None:
+    """Model collapse: generations trained on samples, replacing or accumulating data; loss on real text."""
+    from synthdspy.training.collapse import load_collapse_config, run_collapse
+
+    cfg = load_collapse_config(experiment, set_)
+    if output:
+        cfg = cfg.model_copy(update={"output_dir": output})
+    models = len(cfg.seeds) * (2 * cfg.generations - 1)
+    t = cfg.train.trainer
+    steps = t.max_steps or -(-t.token_budget // (t.batch_size * t.grad_accum_steps * cfg.train.model.block_size))
+    console.print(f"{cfg.name}: {models} models of {steps} steps, "
+                  f"{len(cfg.seeds)} seeds, {cfg.workers} worker(s)")
+
+    def done(chain) -> None:
+        last = {r.regime: r.heldout_nats for r in chain}
+        console.print(f"seed {chain[0].seed}: generation 0 {chain[0].heldout_nats:.4f}, last generation "
+                      f"replace {last['replace']:.4f}, accumulate {last['accumulate']:.4f} nats/char", highlight=False)
+
+    report = run_collapse(cfg, on_chain=done)
+    console.print(Path(report["paths"]["table"]).read_text(encoding="utf-8"), markup=False, highlight=False)
+    console.print(f"plot, table and JSON in {cfg.out_dir}")

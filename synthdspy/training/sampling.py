@@ -54,19 +54,25 @@ def filter_logits(logits: torch.Tensor, top_k: int | None, top_p: float | None) 
 
 
 def _cached_logits(model: GPT, idx: torch.Tensor, cache: list, start: int) -> torch.Tensor:
-    """Last-position logits ``[B, V]`` for tokens ``idx`` ``[B, t]`` at positions ``start..start+t-1``,
-    attending to the keys/values in ``cache`` (one ``(k, v)`` per layer, extended in place)."""
+    """Last-position logits ``[B, V]`` for tokens ``idx`` ``[B, t]`` at positions ``start..start+t-1``.
+
+    ``cache`` holds one ``(keys, values)`` pair per layer, each ``[B, heads, block_size, head_dim]``
+    (allocated on the first call, when ``start`` is 0); this call writes its positions into them
+    and attends over positions ``0..start+t-1``.
+    """
     B, t = idx.shape
-    C = model.cfg.n_embd
-    x = model.wte(idx) + model.wpe(torch.arange(start, start + t, device=idx.device))
+    C, end = model.cfg.n_embd, start + t
+    x = model.wte(idx) + model.wpe(torch.arange(start, end, device=idx.device))
     for i, block in enumerate(model.blocks):
         attn = block.attn
         q, k, v = attn.c_attn(block.ln_1(x)).split(C, dim=2)
         q, k, v = (z.view(B, t, attn.n_head, C // attn.n_head).transpose(1, 2) for z in (q, k, v))
-        if cache[i] is not None:
-            k, v = torch.cat([cache[i][0], k], dim=2), torch.cat([cache[i][1], v], dim=2)
-        cache[i] = (k, v)
-        y = F.scaled_dot_product_attention(q, k, v, is_causal=start == 0 and t > 1)
+        if cache[i] is None:
+            shape = (B, attn.n_head, model.cfg.block_size, C // attn.n_head)
+            cache[i] = (k.new_empty(shape), v.new_empty(shape))
+        keys, values = cache[i]
+        keys[:, :, start:end], values[:, :, start:end] = k, v
+        y = F.scaled_dot_product_attention(q, keys[:, :, :end], values[:, :, :end], is_causal=start == 0 and t > 1)
         x = x + attn.c_proj(y.transpose(1, 2).contiguous().view(B, t, C))
         x = x + block.mlp(block.ln_2(x))
     return model.lm_head(model.ln_f(x[:, -1]))
