@@ -6,9 +6,11 @@ matrix of target against predicted value per dimension.
 For gates whose verdicts carry pairwise outcomes (``details`` with ``wins``, ``ties``, ``losses``,
 as the ``pairwise`` gate writes them), the summed outcomes and the win and tie rates.
 
-Reasons are grouped by their code: a reason written ``"code: details"`` (``rejected_above_threshold:
-chosen 8, rejected 7``, ``GENERATOR_PARAMETRIC: ...``) counts under ``code``; any other reason
-counts as its first 120 characters.
+Failures are grouped by category (:func:`failure_category`): a reason's leading code, the verdict's
+diagnosis, or, for a judge's free-text rationale, where its score falls against the gate's
+threshold. Each category shows its count, one whole example reason and its mean score. The
+threshold of a scored gate comes from the run's ``generation.json`` beside the store (the gate's
+own default when the run did not set it); the gate table shows it with the gate's mean score.
 """
 
 from __future__ import annotations
@@ -21,37 +23,80 @@ from pathlib import Path
 from typing import Any, get_args
 
 from synthdspy.gates.dimension import ConfusionMatrix, confusion_from_records
-from synthdspy.records import Record
+from synthdspy.records import Record, Verdict
 from synthdspy.signatures.hallucination import Diagnosis
 from synthdspy.store import SHARD_PATTERN, read_records
 from synthdspy.tasks.adversarial import EXPECTED_DIAGNOSIS, QA_INJECTIONS
 
-_CODE = re.compile(r"^([A-Za-z][A-Za-z0-9_]*):")
+_CODE_WORD = r"[a-z][a-z0-9_]*|[A-Z][A-Z0-9_]*"  # snake_case or UPPER_CASE: "Vague: ..." is prose, not a code
+_CODE = re.compile(rf"^({_CODE_WORD}):")
+_IDENTIFIER = re.compile(rf"^(?:{_CODE_WORD})$")
 NOT_JUDGED = "(not judged)"
 TOP_REASONS = 5
+EXAMPLE_CHARS = 400  # an example reason longer than this ends at the last word boundary before it
+FACTS_FILE = "generation.json"
 OUTCOME_KEYS = ("wins", "ties", "losses", "inconsistent")
 
 
-def reason_key(reason: str) -> str:
-    """The group a verdict reason counts under: its leading ``code:``, else its first 120 characters."""
-    match = _CODE.match(reason.strip())
+def failure_category(verdict: Verdict, threshold: float | None = None) -> str:
+    """The category a failed verdict counts under, the first that applies: the reason's leading
+    ``code:``, a snake_case or UPPER_CASE word (``rejected_above_threshold: chosen 8, rejected 7``);
+    the verdict's ``diagnosis``; a reason that is one such word (``no_source``); ``below_threshold``
+    or ``at_or_above_threshold`` when the verdict has a score and the gate a ``threshold``; else
+    ``(free-text reason)`` (``(no reason)`` when the reason is empty)."""
+    reason = verdict.reason.strip()
+    match = _CODE.match(reason)
     if match:
         return match.group(1)
-    return reason.strip()[:120] or "(no reason)"
+    if verdict.diagnosis:
+        return verdict.diagnosis
+    if _IDENTIFIER.match(reason):
+        return reason
+    if verdict.score is not None and threshold is not None:
+        return "below_threshold" if verdict.score < threshold else "at_or_above_threshold"
+    return "(free-text reason)" if reason else "(no reason)"
+
+
+def short_example(reason: str) -> str:
+    """``reason`` on one line; past :data:`EXAMPLE_CHARS` characters it ends at a word boundary with ``" ..."``."""
+    text = " ".join(reason.split())
+    if len(text) <= EXAMPLE_CHARS:
+        return text
+    cut = text.rfind(" ", 0, EXAMPLE_CHARS + 1)
+    return text[: cut if cut > 0 else EXAMPLE_CHARS] + " ..."
+
+
+@dataclass
+class FailureGroup:
+    """Failed verdicts of one gate in one :func:`failure_category`: how many, the first one's reason
+    (:func:`short_example`) and the mean of their scores (None when none has a score)."""
+
+    category: str
+    count: int
+    example: str
+    mean_score: float | None
 
 
 @dataclass
 class GateSummary:
-    """One gate over a run: verdict count, passes, pass rate, its most common failure reasons, and
-    ``outcomes``: the sums of :data:`OUTCOME_KEYS` over verdicts whose details have them (empty otherwise)."""
+    """One gate over a run: verdict count, passes, pass rate, its most common failure categories,
+    ``threshold`` (None for a gate without one, or unknown), the mean score of its scored verdicts,
+    and ``outcomes``: the sums of :data:`OUTCOME_KEYS` over verdicts whose details have them (empty otherwise)."""
 
     gate: str
     n: int
     passed: int
     pass_rate: float
-    failure_reasons: list[tuple[str, int]]
+    failures: list[FailureGroup]
     diagnoses: dict[str, int] = field(default_factory=dict)
     outcomes: dict[str, int] = field(default_factory=dict)
+    threshold: float | None = None
+    mean_score: float | None = None
+
+    @property
+    def failure_reasons(self) -> list[tuple[str, int]]:
+        """(category, count) of :attr:`failures`, most common first."""
+        return [(f.category, f.count) for f in self.failures]
 
 
 @dataclass
@@ -87,31 +132,71 @@ class GateReport:
 
 def find_store(run_dir: str | Path) -> Path:
     """The store directory of a run: ``run_dir`` itself when it holds record shards, else
-    ``run_dir/generate/store``.
+    ``run_dir/store`` (``run_dir`` is a ``generate`` directory), else ``run_dir/generate/store``
+    (``run_dir`` is the experiment's output directory).
 
     Raises:
-        FileNotFoundError: neither holds any ``records-NNNNN.jsonl`` shard.
+        FileNotFoundError: none holds any ``records-NNNNN.jsonl`` shard.
     """
     run_dir = Path(run_dir)
-    for candidate in (run_dir, run_dir / "generate" / "store"):
+    for candidate in (run_dir, run_dir / "store", run_dir / "generate" / "store"):
         if candidate.is_dir() and any(SHARD_PATTERN.fullmatch(p.name) for p in candidate.iterdir()):
             return candidate
     raise FileNotFoundError(
-        f"{run_dir}: no record store here or in {run_dir / 'generate' / 'store'} (expected records-00000.jsonl)"
+        f"{run_dir}: no record store here, in {run_dir / 'store'} or in {run_dir / 'generate' / 'store'} "
+        "(expected records-00000.jsonl)"
     )
+
+
+def gate_thresholds(store_dir: Path) -> dict[str, float]:
+    """``threshold`` per gate name from the run's ``generation.json`` beside ``store_dir``: the value
+    the run set, else the gate's default. Empty when the file is missing or unreadable; a gate used
+    twice with different thresholds, or without a ``threshold`` parameter, is left out."""
+    try:
+        facts = json.loads((store_dir.parent / FACTS_FILE).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {}
+    from synthdspy.catalog import GATES
+
+    found: dict[str, set[float]] = {}
+    for cfg in facts.get("gates") or [] if isinstance(facts, dict) else []:
+        entry = GATES.get(cfg.get("name")) if isinstance(cfg, dict) else None
+        field_info = entry.params.model_fields.get("threshold") if entry else None
+        if field_info is None:
+            continue
+        value = cfg.get("threshold", field_info.default)
+        if isinstance(value, (int, float)):
+            found.setdefault(cfg["name"], set()).add(float(value))
+    return {name: values.pop() for name, values in found.items() if len(values) == 1}
 
 
 def _rate(num: int, den: int) -> float | None:
     return num / den if den else None
 
 
-def summarize_gates(records: list[Record]) -> list[GateSummary]:
-    """Per gate, in order of first appearance: verdicts, passes, top failure reasons, diagnoses,
-    pairwise outcomes."""
+def _mean(values: list[float]) -> float | None:
+    return sum(values) / len(values) if values else None
+
+
+def _failure_groups(failed: list[Verdict], threshold: float | None) -> list[FailureGroup]:
+    """The :data:`TOP_REASONS` most common categories of ``failed``, most common first."""
+    groups: dict[str, list[Verdict]] = {}
+    for v in failed:
+        groups.setdefault(failure_category(v, threshold), []).append(v)
+    ranked = sorted(groups.items(), key=lambda kv: -len(kv[1]))[:TOP_REASONS]
+    return [FailureGroup(category, len(vs), short_example(vs[0].reason),
+                         _mean([v.score for v in vs if v.score is not None])) for category, vs in ranked]
+
+
+def summarize_gates(records: list[Record], thresholds: dict[str, float] | None = None) -> list[GateSummary]:
+    """Per gate, in order of first appearance: verdicts, passes, top failure categories (scored
+    against ``thresholds[gate]`` when given), diagnoses, pairwise outcomes, threshold and mean score."""
+    thresholds = thresholds or {}
     order: dict[str, None] = {}
     totals: Counter[str] = Counter()
     passes: Counter[str] = Counter()
-    reasons: dict[str, Counter[str]] = {}
+    failed: dict[str, list[Verdict]] = {}
+    scores: dict[str, list[float]] = {}
     diagnoses: dict[str, Counter[str]] = {}
     outcomes: dict[str, Counter[str]] = {}
     for record in records:
@@ -120,15 +205,18 @@ def summarize_gates(records: list[Record]) -> list[GateSummary]:
             totals[v.gate] += 1
             passes[v.gate] += v.passed
             if not v.passed:
-                reasons.setdefault(v.gate, Counter())[reason_key(v.reason)] += 1
+                failed.setdefault(v.gate, []).append(v)
+            if v.score is not None:
+                scores.setdefault(v.gate, []).append(v.score)
             if v.diagnosis:
                 diagnoses.setdefault(v.gate, Counter())[v.diagnosis] += 1
             if all(isinstance(v.details.get(k), int) for k in OUTCOME_KEYS[:3]):
                 outcomes.setdefault(v.gate, Counter()).update({k: int(v.details.get(k, 0)) for k in OUTCOME_KEYS})
     return [
         GateSummary(gate, totals[gate], passes[gate], passes[gate] / totals[gate],
-                    reasons.get(gate, Counter()).most_common(TOP_REASONS), dict(diagnoses.get(gate, {})),
-                    {k: outcomes[gate][k] for k in OUTCOME_KEYS} if gate in outcomes else {})
+                    _failure_groups(failed.get(gate, []), thresholds.get(gate)), dict(diagnoses.get(gate, {})),
+                    {k: outcomes[gate][k] for k in OUTCOME_KEYS} if gate in outcomes else {},
+                    thresholds.get(gate), _mean(scores.get(gate, [])))
         for gate in order
     ]
 
@@ -185,7 +273,7 @@ def gate_report(run_dir: str | Path) -> GateReport:
         simulated=any(r.provenance.lm.startswith("sim/") for r in records),
         n_records=len(records),
         n_passed=sum(r.passed for r in records),
-        gates=summarize_gates(records),
+        gates=summarize_gates(records, gate_thresholds(store_dir)),
         confusion=confusion_matrix(records),
         dimensions=confusion_from_records(records),
     )
@@ -193,6 +281,18 @@ def gate_report(run_dir: str | Path) -> GateReport:
 
 def _pct(value: float | None) -> str:
     return "n/a" if value is None else f"{100 * value:.1f}%"
+
+
+def _num(value: float | None) -> str:
+    return "-" if value is None else f"{value:.3g}"
+
+
+def _score_note(group: FailureGroup, threshold: float | None) -> str:
+    """`` (mean score 4, threshold 6.5)`` for a scored group, ``""`` for an unscored one."""
+    if group.mean_score is None:
+        return ""
+    against = f", threshold {threshold:g}" if threshold is not None else ""
+    return f" (mean score {group.mean_score:.3g}{against})"
 
 
 def to_markdown(report: GateReport) -> str:
@@ -203,12 +303,15 @@ def to_markdown(report: GateReport) -> str:
                   "not a language model; the figures only exercise the pipeline.", ""]
     lines += [f"Records: {report.n_records}, passed every gate: {report.n_passed} "
               f"({_pct(_rate(report.n_passed, report.n_records))})", "",
-              "| gate | verdicts | passed | pass rate |", "| --- | ---: | ---: | ---: |"]
-    lines += [f"| {g.gate} | {g.n} | {g.passed} | {_pct(g.pass_rate)} |" for g in report.gates]
+              "| gate | verdicts | passed | pass rate | threshold | mean score |",
+              "| --- | ---: | ---: | ---: | ---: | ---: |"]
+    lines += [f"| {g.gate} | {g.n} | {g.passed} | {_pct(g.pass_rate)} | {_num(g.threshold)} | {_num(g.mean_score)} |"
+              for g in report.gates]
     for g in report.gates:
-        if g.failure_reasons:
-            lines += ["", f"## {g.gate}: most common failure reasons", ""]
-            lines += [f"- {count} x {reason}" for reason, count in g.failure_reasons]
+        if g.failures:
+            lines += ["", f"## {g.gate}: failures by category", ""]
+            lines += [f"- **{f.category}**: {f.count}{_score_note(f, g.threshold)}; e.g. {f.example}"
+                      for f in g.failures]
     for g in report.gates:
         if g.outcomes:
             o = g.outcomes

@@ -10,7 +10,8 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Any, TypeVar
+from types import UnionType
+from typing import Any, Literal, TypeVar, Union, get_args, get_origin
 
 from pydantic import BaseModel, ConfigDict
 
@@ -51,12 +52,17 @@ def registering_from(source: str) -> Iterator[None]:
         _source = previous
 
 
+def first_paragraph(doc: str | None) -> str:
+    """The first paragraph of a docstring (up to its first blank line) as one line of text."""
+    paragraph = (doc or "").strip().split("\n\n", 1)[0]
+    return " ".join(paragraph.split())
+
+
 def _register(table: dict[str, Entry], kind: str, name: str, params: type[Params]) -> Callable[[T], T]:
     def deco(cls: T) -> T:
         if name in table:
             raise ValueError(f"{kind} {name!r} is registered twice")
-        doc = (getattr(cls, "__doc__", "") or "").strip().splitlines()
-        table[name] = Entry(name, cls, params, doc[0] if doc else "", _source)  # type: ignore[arg-type]
+        table[name] = Entry(name, cls, params, first_paragraph(getattr(cls, "__doc__", "")), _source)  # type: ignore[arg-type]
         return cls
 
     return deco
@@ -72,11 +78,26 @@ def register_gate(name: str, params: type[Params]) -> Callable[[T], T]:
     return _register(GATES, "gate", name, params)
 
 
+def type_label(annotation: Any) -> str:
+    """A parameter type as ``synthdspy tasks`` shows it, with the choices of a ``Literal`` spelled out:
+    ``Literal["a", "b"]`` -> ``'a' | 'b'``, ``list[Literal["a", "b"]]`` -> ``list['a' | 'b']``,
+    ``int | None`` -> ``int | None``, ``dict[str, float]`` -> ``dict[str, float]``."""
+    origin, args = get_origin(annotation), get_args(annotation)
+    if origin is Literal:
+        return " | ".join(repr(a) for a in args)
+    if origin in (Union, UnionType):
+        return " | ".join(type_label(a) for a in args)
+    if origin is not None and args:
+        return f"{getattr(origin, '__name__', str(origin))}[{', '.join(type_label(a) for a in args)}]"
+    if annotation is type(None):
+        return "None"
+    return getattr(annotation, "__name__", None) or str(annotation).replace("typing.", "")
+
+
 def describe(entry: Entry) -> list[tuple[str, str, Any]]:
-    """(parameter, type, default) rows for ``entry``'s parameter model."""
+    """(parameter, type label (see :func:`type_label`), default) rows for ``entry``'s parameter model."""
     rows = []
     for fname, field in entry.params.model_fields.items():
-        ann = getattr(field.annotation, "__name__", None) or str(field.annotation).replace("typing.", "")
         default = field.get_default(call_default_factory=True) if not field.is_required() else "(required)"
-        rows.append((fname, ann, default))
+        rows.append((fname, type_label(field.annotation), default))
     return rows

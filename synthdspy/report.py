@@ -98,9 +98,34 @@ def markdown(summary: dict[str, Any], samples: list[dict[str, Any]]) -> str:
     lines += ["## Sample records (compiled program, dev seeds)", ""]
     for s in samples:
         verdicts = ", ".join(f"{v['gate']}={'pass' if v['passed'] else 'fail'}" for v in s["verdicts"])
-        lines += [f"- **{s['instruction'][:120]}**  ({verdicts or 'no gates'})", "", "  ```",
-                  *("  " + ln for ln in s["output"][:800].splitlines()), "  ```", ""]
+        lines += [f"- **{s['instruction'][:120]}**  ({verdicts or 'no gates'})", "", *sample_body(s)]
     return "\n".join(lines)
+
+
+def _block(title: str, text: str) -> list[str]:
+    """``title`` and ``text`` (first 800 characters) as an indented code block of a list item."""
+    return [*([f"  {title}", ""] if title else []), "  ```", *("  " + ln for ln in text[:800].splitlines()),
+            "  ```", ""]
+
+
+def sample_body(sample: dict[str, Any]) -> list[str]:
+    """Markdown lines showing what a sample record generated, by the fields its task fills: a
+    preference pair's ``chosen`` then ``rejected`` (with ``metadata.degradation``), a GRPO group's
+    ``responses`` each with its reward score when scored, a conversation's ``turns``, else ``output``."""
+    if sample.get("chosen") is not None:
+        degradation = sample.get("metadata", {}).get("degradation")
+        weaker = f" (degradation: `{degradation}`)" if degradation else ""
+        return _block("chosen:", sample["chosen"]) + _block(f"rejected{weaker}:", sample.get("rejected") or "")
+    if sample.get("responses"):
+        scores = sample.get("reward_scores") or []
+        lines: list[str] = []
+        for i, response in enumerate(sample["responses"]):
+            score = f", score {scores[i]:g}" if i < len(scores) else ""
+            lines += _block(f"response {i + 1}{score}:", response)
+        return lines
+    if sample.get("turns"):
+        return _block("", "\n".join(f"{t.get('role', '')}: {t.get('content', '')}" for t in sample["turns"]))
+    return _block("", sample.get("output", ""))
 
 
 def predictors_markdown(program) -> str:

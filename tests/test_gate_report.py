@@ -6,7 +6,14 @@ import json
 
 import pytest
 
-from synthdspy.gate_report import find_store, gate_report, reason_key, to_markdown, write_gate_report
+from synthdspy.gate_report import (
+    failure_category,
+    find_store,
+    gate_report,
+    short_example,
+    to_markdown,
+    write_gate_report,
+)
 from synthdspy.records import Provenance, Record, Verdict
 from synthdspy.store import RecordStore
 
@@ -38,11 +45,19 @@ def run_dir(tmp_path):
     return tmp_path / "run"
 
 
-def test_reason_key_groups_codes():
-    assert reason_key("rejected_above_threshold: chosen 8, rejected 7") == "rejected_above_threshold"
-    assert reason_key("GENERATOR_PARAMETRIC: uses outside facts") == "GENERATOR_PARAMETRIC"
-    assert reason_key("The answer invents a date.") == "The answer invents a date."
-    assert reason_key("") == "(no reason)"
+def test_failure_category_groups_codes_diagnoses_and_judged_scores():
+    def v(reason: str, **kw) -> Verdict:
+        return Verdict(gate="g", passed=False, reason=reason, **kw)
+
+    assert failure_category(v("rejected_above_threshold: chosen 8, rejected 7")) == "rejected_above_threshold"
+    assert failure_category(v("GENERATOR_PARAMETRIC: uses outside facts")) == "GENERATOR_PARAMETRIC"
+    assert failure_category(v("no_source")) == "no_source"
+    assert failure_category(v("The judge found the date made up.", diagnosis="INVENTED")) == "INVENTED"
+    assert failure_category(v("The answer invents a date.", score=3.0), threshold=6.0) == "below_threshold"
+    assert failure_category(v("Mentions a slur.", score=8.0), threshold=5.0) == "at_or_above_threshold"
+    assert failure_category(v("The answer invents a date.")) == "(free-text reason)"
+    assert failure_category(v("Vague: no figure from the passage.", score=4.0), threshold=6.0) == "below_threshold"
+    assert failure_category(v("")) == "(no reason)"
 
 
 def test_report_counts_gates_and_reasons(run_dir):
@@ -51,7 +66,9 @@ def test_report_counts_gates_and_reasons(run_dir):
     gates = {g.gate: g for g in report.gates}
     assert (gates["hallucination"].n, gates["hallucination"].passed) == (6, 3)
     assert gates["reward"].pass_rate == pytest.approx(0.25)
-    assert gates["reward"].failure_reasons == [("rejected_above_threshold", 2), ("chosen_below_threshold", 1)]
+    assert [(f.category, f.count) for f in gates["reward"].failures] == [("rejected_above_threshold", 2),
+                                                                        ("chosen_below_threshold", 1)]
+    assert gates["reward"].failures[0].example == "rejected_above_threshold: chosen 8, rejected 7"
     assert gates["hallucination"].diagnoses == {"GENERATOR_TEMPERATURE": 1, "GENERATOR_PARAMETRIC": 2}
 
 
@@ -84,7 +101,8 @@ def test_files_written_next_to_the_store_and_markdown(run_dir):
     blob = json.loads(json_path.read_text())
     assert blob["confusion"]["counts"]["parametric_drift"]["GENERATOR_PARAMETRIC"] == 1
     md = md_path.read_text()
-    assert "| reward | 4 | 1 | 25.0% |" in md and "- 2 x rejected_above_threshold" in md
+    assert "| reward | 4 | 1 | 25.0% |" in md
+    assert "- **rejected_above_threshold**: 2; e.g. rejected_above_threshold: chosen 8, rejected 7" in md
     assert "| parametric_drift | 1 | 0 | 0 | 0 | 0 |" in md
     assert "Simulated LM" not in md
 
@@ -122,6 +140,65 @@ def test_find_store_errors_on_a_directory_without_records(tmp_path):
         find_store(tmp_path)
 
 
+def test_the_generate_directory_is_accepted_too(run_dir):
+    assert find_store(run_dir / "generate") == find_store(run_dir) == run_dir / "generate" / "store"
+    assert gate_report(run_dir / "generate").n_records == 10
+
+
+JUDGED = [
+    ("The answer states the founding year as 1897 while the passage gives 1887, and it leaves out the second "
+     "founder entirely, so a learner would memorise a wrong date and an incomplete account of the founding.", 3.0),
+    ("Vague: the response talks about the topic in general terms without using any of the figures the passage "
+     "provides.", 4.0),
+    ("Mostly right but misses the distinction the passage draws between the two committees.", 5.0),
+]
+
+
+@pytest.fixture()
+def judged_run(tmp_path):
+    """A run whose reward gate failed three single outputs with free-text rationales (threshold 6.5)."""
+    records = [Record(id=f"j{i}", task="qa", output="o", verdicts=[Verdict(gate="reward", passed=False, score=score,
+                                                                           reason=reason)])
+               for i, (reason, score) in enumerate(JUDGED)]
+    records.append(Record(id="ok", task="qa", output="o", verdicts=[Verdict(gate="reward", passed=True, score=9.0)]))
+    with RecordStore(tmp_path / "run" / "generate" / "store") as store:
+        store.append_many(records)
+    facts = {"task": "qa", "gates": [{"name": "reward", "threshold": 6.5}]}
+    (tmp_path / "run" / "generate" / "generation.json").write_text(json.dumps(facts))
+    return tmp_path / "run"
+
+
+def test_free_text_failures_group_by_category_with_score_against_threshold(judged_run):
+    gate = gate_report(judged_run).gates[0]
+    assert gate.threshold == 6.5
+    assert gate.mean_score == pytest.approx((3 + 4 + 5 + 9) / 4)
+    assert len(gate.failures) == 1
+    group = gate.failures[0]
+    assert (group.category, group.count) == ("below_threshold", 3)
+    assert group.mean_score == pytest.approx(4.0)
+    assert group.example == JUDGED[0][0]  # the whole reason (over 120 characters), not a cut one
+    md = to_markdown(gate_report(judged_run))
+    assert "| reward | 4 | 1 | 25.0% | 6.5 | 5.25 |" in md
+    assert f"- **below_threshold**: 3 (mean score 4, threshold 6.5); e.g. {JUDGED[0][0]}" in md
+
+
+def test_threshold_defaults_to_the_gates_own_when_the_run_did_not_set_it(judged_run):
+    facts_path = judged_run / "generate" / "generation.json"
+    facts_path.write_text(json.dumps({"gates": [{"name": "reward"}]}))
+    assert gate_report(judged_run).gates[0].threshold == 6.0  # RewardParams' default
+    facts_path.unlink()
+    gate = gate_report(judged_run).gates[0]
+    assert gate.threshold is None and gate.failures[0].category == "(free-text reason)"
+
+
+def test_long_examples_end_at_a_word_boundary():
+    words = " ".join(f"word{i}" for i in range(120))  # 828 characters
+    short = short_example(words)
+    assert short.endswith(" ...") and len(short) <= 404
+    assert words.startswith(short[:-4]) and words[len(short) - 4] == " "
+    assert short_example("  two   spaced\nlines ") == "two spaced lines"
+
+
 def test_cli_gate_report(run_dir, tmp_path):
     from typer.testing import CliRunner
 
@@ -131,6 +208,8 @@ def test_cli_gate_report(run_dir, tmp_path):
     assert result.exit_code == 0, result.output
     assert "| hallucination | 6 | 3 | 50.0% |" in result.stdout
     assert (run_dir / "generate" / "gate_report.md").exists()
+    from_generate = CliRunner().invoke(app, ["gate-report", str(run_dir / "generate")])
+    assert from_generate.exit_code == 0 and "| hallucination | 6 | 3 | 50.0% |" in from_generate.stdout
     missing = CliRunner().invoke(app, ["gate-report", str(tmp_path / "nowhere")])
     assert missing.exit_code == 2 and "no record" in " ".join(missing.output.split())
 
