@@ -17,6 +17,22 @@ app = typer.Typer(help="Synthetic training data as optimizable DSPy programs.", 
 console = Console(stderr=True, soft_wrap=True)  # long paths and commands stay on one line
 F = TypeVar("F", bound=Callable[..., Any])
 
+
+def _print_version(value: bool) -> None:
+    if value:
+        from importlib.metadata import version
+
+        typer.echo(f"synthdspy {version('synthdspy')}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _options(
+    show_version: bool = typer.Option(False, "--version", help="Print the installed synthdspy version and exit.",
+                                      callback=_print_version, is_eager=True),
+) -> None:
+    """Synthetic training data as optimizable DSPy programs."""
+
 SET_HELP = "Override a config key, e.g. --set compile.optimizer=bootstrap_rs (repeatable)."
 
 

@@ -7,6 +7,10 @@ from rich.console import Console
 
 from synthdspy.cli_common import app, console, user_errors
 from synthdspy.configio import ConfigError
+from synthdspy.metrics.diversity.agent_config import ClusterAgentConfig
+
+AGENT = ClusterAgentConfig()
+"""The cluster-agent defaults, shared with ``compile``'s ``[objective.cluster_agent]``."""
 
 DIVERSITY_METRICS = (
     "context_length,self_repetition,ngram_diversity,compression_ratio,"
@@ -17,25 +21,30 @@ DIVERSITY_METRICS = (
 @app.command()
 @user_errors
 def diversity(
-    data: list[str] = typer.Argument(..., help="JSONL/Parquet files or datasets directories."),
-    text_field: str = typer.Option("text", "--text-field", "-f", help="Field holding the text."),
+    data: list[str] = typer.Argument(..., help="What seeds read: JSONL/JSON/CSV/Parquet files, hf:// ids, "
+                                     "datasets directories (generate's export), documents (PDF, Markdown, HTML, "
+                                     "text), folders or globs of them."),
+    text_field: str = typer.Option("text", "--text-field", "-f", help="Field holding the text (dotted path for "
+                                   "nested values; documents: their text)."),
     metrics: str = typer.Option(DIVERSITY_METRICS, "--metrics", help="Comma-separated metric names; also "
                                 "perplexity,perplexity_gap (need --ppl-model). llm_cluster is added by --lm."),
-    output: str = typer.Option("diversity_report", "--output", "-o", help="Output directory."),
+    output: str = typer.Option(None, "--output", "-o", help="Output directory [default: runs/diversity/<name of "
+                               "the inputs>]."),
     ppl_model: list[str] = typer.Option(None, "--ppl-model", help="A transformers causal-LM dir or a "
                                         "`synthdspy train` output dir (small model first, then large)."),
     lm: str = typer.Option(None, "--lm", help="Cluster-agent judge LM (LiteLLM string or sim/...)."),
     api_base: str = typer.Option(None, "--api-base", help="Server of --lm (vLLM, Ollama, a proxy)."),
     api_key_env: str = typer.Option(None, "--api-key-env", help="Environment variable holding --lm's API key."),
-    cluster_rounds: int = typer.Option(5000, "--cluster-rounds", "-N", help="N (paper 5000)."),
-    k_samples: int = typer.Option(10, "--k-samples", "-K", help="K (paper 10)."),
-    criteria_rounds: int = typer.Option(100, "--criteria-rounds", "-M", help="M (paper 100)."),
-    criteria_samples: int = typer.Option(5, "--criteria-samples", "-J", help="J, samples per criteria round "
-                                         "(paper 5)."),
-    n_criteria: int = typer.Option(5, "--n-criteria", help="k, metadata and metrics kept each."),
-    threads: int = typer.Option(8, "--threads", help="Concurrent cluster-agent LM calls."),
+    cluster_rounds: int = typer.Option(AGENT.cluster_rounds, "--cluster-rounds", "-N", help="N (paper 5000)."),
+    k_samples: int = typer.Option(AGENT.k_samples, "--k-samples", "-K", help="K (paper 10)."),
+    criteria_rounds: int = typer.Option(AGENT.criteria_rounds, "--criteria-rounds", "-M", help="M (paper 100)."),
+    criteria_samples: int = typer.Option(AGENT.criteria_samples, "--criteria-samples", "-J",
+                                         help="J, samples per criteria round (paper 5)."),
+    n_criteria: int = typer.Option(AGENT.n_criteria, "--n-criteria", help="k, metadata and metrics kept each."),
+    threads: int = typer.Option(AGENT.num_threads, "--threads", help="Concurrent cluster-agent LM calls."),
     adaptive_tol: float = typer.Option(None, "--adaptive-tol", help="Stop at this CI half-width."),
-    criteria: str = typer.Option(None, "--criteria", help="Frozen criteria JSON to reuse."),
+    criteria: str = typer.Option(None, "--criteria", help="Frozen criteria JSON file to reuse (a run's "
+                                 "criteria.json)."),
     max_pairwise_texts: int = typer.Option(300, "--max-pairwise-texts", help="Homogenization cap."),
     seed: int = typer.Option(0, "--seed"),
     tracking_uri: str = typer.Option(None, "--tracking-uri", help="MLflow URI (default: SQLite in output)."),
@@ -46,7 +55,6 @@ def diversity(
     judge = cluster_config = None
     if lm is not None:
         from synthdspy.lm import lm_from_model_string
-        from synthdspy.metrics.diversity.cluster_agent import ClusterAgentConfig
 
         judge = lm_from_model_string(lm, role="judge", api_base=api_base, api_key_env=api_key_env)
         cluster_config = ClusterAgentConfig(

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -22,6 +23,19 @@ class RoleUsage:
     def total_tokens(self) -> int:
         """Prompt plus completion tokens."""
         return self.prompt_tokens + self.completion_tokens
+
+    def __add__(self, other: RoleUsage) -> RoleUsage:
+        """The field-wise sum of two usages."""
+        return RoleUsage(self.calls + other.calls, self.prompt_tokens + other.prompt_tokens,
+                         self.completion_tokens + other.completion_tokens, self.cost_usd + other.cost_usd,
+                         self.unpriced_calls + other.unpriced_calls)
+
+    def cost_text(self) -> str:
+        """The cost in words: ``$0.0120``, ``$0.0120 + 3 unpriced calls`` or ``unpriced`` (no call priced)."""
+        if self.unpriced_calls == self.calls and self.calls:
+            return "unpriced"
+        text = f"${self.cost_usd:.4f}"
+        return f"{text} + {self.unpriced_calls} unpriced calls" if self.unpriced_calls else text
 
 
 @dataclass
@@ -67,6 +81,35 @@ class UsageMeter:
         with self._lock:
             return sum(r.calls for r in self.roles.values())
 
+    @contextlib.contextmanager
+    def track(self, role: str) -> Iterator[None]:
+        """Bill every DSPy LM call made inside the block, on this thread, to ``role``.
+
+        For LMs that are not metered themselves (any ``dspy.LM``). The block opens its own
+        ``dspy.track_usage()`` tracker, so the count is right on any thread (``dspy.Parallel`` gives
+        worker threads a copy of the caller's tracker, which is discarded); calls whose answer then
+        failed to parse are counted, cache hits (no usage) are not. Each call is priced from
+        LiteLLM's table for its model (:func:`synthdspy.pricing.token_cost`); unknown models
+        (``sim/...``, local servers) count as unpriced.
+        """
+        import dspy
+
+        from synthdspy.pricing import token_cost
+
+        with dspy.track_usage() as tracker:
+            try:
+                yield
+            finally:
+                for model, entries in tracker.usage_data.items():
+                    for usage in entries:
+                        prompt = int(usage.get("prompt_tokens") or 0)
+                        completion = int(usage.get("completion_tokens") or 0)
+                        self.add(role, usage, token_cost(model, prompt, completion))
+
+    def total(self) -> RoleUsage:
+        """Every role's usage summed into one :class:`RoleUsage`."""
+        return sum(self.snapshot().values(), RoleUsage())
+
     def snapshot(self) -> dict[str, RoleUsage]:
         """A copy of the counters."""
         with self._lock:
@@ -86,13 +129,7 @@ class UsageMeter:
     def describe(self) -> str:
         """One line per run summary: billed tokens, cost and calls of each role, e.g.
         ``generator 12,034 tokens $0.0120 (40 calls); judge ...``."""
-        parts = [f"{role} {u.total_tokens:,} tokens {_dollars(u)} ({u.calls} calls)"
+        parts = [f"{role} {u.total_tokens:,} tokens {u.cost_text()} ({u.calls} calls)"
                  for role, u in sorted(self.snapshot().items())]
         return "; ".join(parts) or "no billed LM calls"
 
-
-def _dollars(u: RoleUsage) -> str:
-    if u.unpriced_calls == u.calls and u.calls:
-        return "unpriced"
-    text = f"${u.cost_usd:.4f}"
-    return f"{text} + {u.unpriced_calls} unpriced calls" if u.unpriced_calls else text

@@ -16,18 +16,16 @@ import pytest
 from dspy.clients.cache import Cache
 from dspy.lm15 import Message, Response, TextPart, Usage
 
+from synthdspy.configio import ConfigError
 from synthdspy.metrics.diversity.cluster_agent import (
     ClusterAgentConfig,
     ClusterBatchScore,
-    ClusterRound,
     DiversityCriteria,
-    MalformedAnswer,
     bootstrap_interval,
-    gather_proposals,
     run_cluster_agent,
-    sample_indices,
-    score_round,
 )
+from synthdspy.metrics.diversity.criteria import gather_proposals
+from synthdspy.metrics.diversity.rounds import ClusterRound, MalformedAnswer, sample_indices, score_round
 from synthdspy.signatures.diversity import ClusterVerdict, Criterion, CriterionDraft, ProposedCluster
 
 Handler = Callable[[str, dict[str, Any]], dict[str, Any]]
@@ -246,7 +244,7 @@ def test_round_scores_canned_answer_and_rejects_per_verifier() -> None:
         pred = ClusterRound()(criteria="1. topic", texts=texts)
     assert pred.skipped is None
     assert pred.score.n_clusters == 3 + 1 + 1 and pred.score.n_invalid == 1
-    assert pred.usage.prompt_tokens == 200 and pred.usage.cost_usd is None
+    assert pred.usage.prompt_tokens == 200 and pred.usage.unpriced_calls == pred.usage.calls == 2  # no price: unpriced
 
 
 @pytest.mark.parametrize(
@@ -407,5 +405,5 @@ def test_criteria_are_frozen_and_loading_bad_file_names_it(tmp_path: Any) -> Non
         CRITERIA.criteria = ()  # type: ignore[misc]
     bad = tmp_path / "bad.json"
     bad.write_text("{}")
-    with pytest.raises(ValueError, match="bad.json"):
+    with pytest.raises(ConfigError, match="bad.json: not a saved DiversityCriteria file"):
         DiversityCriteria.load(bad)

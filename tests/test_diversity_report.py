@@ -4,13 +4,16 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 import pytest
 from test_diversity_cluster_agent import canned_lm, memory_cache, topic_handler  # noqa: F401
 
 from synthdspy.configio import ConfigError
 from synthdspy.metrics.diversity.cluster_agent import ClusterAgentConfig
-from synthdspy.metrics.diversity.report import input_names, load_texts, markdown_table, run_diversity
+from synthdspy.metrics.diversity.inputs import input_names, load_texts
+from synthdspy.metrics.diversity.report import markdown_table, run_diversity
+from synthdspy.seeds.loading import SeedLoadError
 
 LEXICAL = [
     "context_length",
@@ -35,15 +38,16 @@ def test_load_texts_formats_and_errors(tmp_path: Path) -> None:
     assert load_texts(tmp_path / "b.parquet", "text") == ["p", "q"]
     datasets.Dataset.from_dict({"text": ["r"]}).save_to_disk(str(tmp_path / "ds"))
     assert load_texts(tmp_path / "ds", "text") == ["r"]
-    with pytest.raises(ConfigError, match=r"a.jsonl:1: no field 'text' \(fields: \['other', 'response'\]\)"):
+    with pytest.raises(SeedLoadError, match=r"a.jsonl: record 1 \(line 1\): field 'text' maps to column 'text', which "
+                                            r"is missing; the record has columns \['other', 'response'\]"):
         load_texts(jsonl, "text")
     (tmp_path / "bad.jsonl").write_text('{"text": "ok"}\n{broken\n')
-    with pytest.raises(ConfigError, match="bad.jsonl:2: not valid JSON"):
+    with pytest.raises(SeedLoadError, match="bad.jsonl: line 2: not valid JSON"):
         load_texts(tmp_path / "bad.jsonl", "text")
     (tmp_path / "num.jsonl").write_text('{"text": 3}\n')
-    with pytest.raises(ConfigError, match="num.jsonl:1: field 'text' is int"):
+    with pytest.raises(SeedLoadError, match="num.jsonl: record 1: field 'text' is int"):
         load_texts(tmp_path / "num.jsonl", "text")
-    with pytest.raises(FileNotFoundError):
+    with pytest.raises(SeedLoadError, match="seed file not found"):
         load_texts(tmp_path / "missing.jsonl", "text")
 
 
@@ -65,7 +69,7 @@ def test_run_writes_table_json_charts_and_mlflow(tmp_path: Path) -> None:
     assert rep["homogenization_rougel"] == pytest.approx(1.0) and var["homogenization_rougel"] < 1.0
     assert var["ngram_diversity"] > rep["ngram_diversity"]
     table = markdown_table(report)
-    assert table.splitlines()[0].startswith("| input | n | context_length ↑ | self_repetition ↓")
+    assert table.splitlines()[0].startswith("| input | n | context_length | self_repetition ↓")  # length: no direction
     assert "| rep | 20 |" in table
     saved = json.loads((tmp_path / "out" / "diversity.json").read_text())
     assert [i["name"] for i in saved["inputs"]] == ["rep", "var"]
@@ -109,25 +113,37 @@ def test_cluster_agent_shares_criteria_across_inputs(tmp_path: Path) -> None:
     assert (tmp_path / "out" / "llm_cluster.png").exists()
 
 
-def _typer_parses_options() -> bool:
-    """typer 0.9 with click >= 8.2 does not parse options that take values; probe it."""
-    import typer
-    from typer.testing import CliRunner
+def _chart_titles(monkeypatch: pytest.MonkeyPatch) -> dict[str, str]:
+    """Spy on every chart saved: file name -> its title."""
+    from matplotlib.figure import Figure
 
-    probe = typer.Typer()
+    titles: dict[str, str] = {}
+    save = Figure.savefig
 
-    @probe.command()
-    def first(x: str = typer.Option("d", "--x")) -> None:
-        print(x)
+    def spy(self: Figure, path: Any, *args: Any, **kwargs: Any) -> None:
+        titles[Path(path).name] = self.axes[0].get_title()
+        save(self, path, *args, **kwargs)
 
-    @probe.command()
-    def second() -> None:
-        pass
-
-    return CliRunner().invoke(probe, ["first", "--x", "v"]).stdout.strip() == "v"
+    monkeypatch.setattr(Figure, "savefig", spy)
+    return titles
 
 
-@pytest.mark.skipif(not _typer_parses_options(), reason="installed typer/click cannot parse option values")
+def test_simulated_cluster_chart_says_so_and_context_length_claims_no_direction(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    titles = _chart_titles(monkeypatch)
+    data = write_jsonl(tmp_path / "topics.jsonl", [f"w{i % 4} text {i}" for i in range(12)])
+    lm, _ = canned_lm(topic_handler(), model="sim/canned")
+    config = ClusterAgentConfig(criteria_rounds=2, cluster_rounds=3, k_samples=5, num_threads=2)
+    report = run_diversity([data], text_field="response", metrics=["context_length", "ngram_diversity"],
+                           output_dir=tmp_path / "out", lm=lm, cluster_config=config)
+    assert report.simulated
+    assert set(titles) == {"context_length.png", "ngram_diversity.png", "llm_cluster.png"}
+    assert "SIMULATED LM" in titles["llm_cluster.png"]
+    assert "SIMULATED" not in titles["ngram_diversity.png"]  # offline metrics do not come from the LM
+    assert "diverse" not in titles["context_length.png"] and "higher = more diverse" in titles["ngram_diversity.png"]
+
+
 def test_cli_prints_table_and_reports_bad_field(tmp_path: Path) -> None:
     from typer.testing import CliRunner
 
@@ -139,10 +155,9 @@ def test_cli_prints_table_and_reports_bad_field(tmp_path: Path) -> None:
     assert result.exit_code == 0, result.output
     assert "| a | 2 | 3.5 |" in result.stdout
     bad = CliRunner().invoke(app, ["diversity", str(data), "--text-field", "nope", "-o", str(tmp_path / "o")])
-    assert bad.exit_code == 2 and "no field 'nope'" in bad.output
+    assert bad.exit_code == 2 and "field 'nope' maps to column 'nope', which is missing" in bad.output
 
 
-@pytest.mark.skipif(not _typer_parses_options(), reason="installed typer/click cannot parse option values")
 def test_cli_with_the_simulator_says_so_and_reports_what_the_criteria_cost(tmp_path: Path) -> None:
     import mlflow
     from typer.testing import CliRunner

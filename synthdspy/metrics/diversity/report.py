@@ -1,9 +1,11 @@
 """``synthdspy diversity``: measure one or more text sets side by side and report.
 
-Loads each input (JSONL, Parquet or a ``datasets`` directory), computes the requested metrics,
-and writes into the output directory ``diversity.json``, ``diversity.md`` (the table), one bar
-chart PNG per metric comparing the inputs, the cluster-agent's artifacts when an LM is given,
-and an MLflow run (SQLite store in the output directory unless a tracking URI is given).
+Loads each input with the seed readers (:mod:`synthdspy.metrics.diversity.inputs`: JSONL, JSON, CSV,
+Parquet, ``hf://``, a ``datasets`` directory, documents), computes the requested metrics, and writes
+into the output directory (default ``runs/diversity/<name of the inputs>``) ``diversity.json``,
+``diversity.md`` (the table), one bar chart PNG per metric comparing the inputs, the cluster-agent's
+artifacts when an LM is given, and an MLflow run (SQLite store in the output directory unless a
+tracking URI is given). Off a terminal, each stage prints plain progress lines to stderr.
 
 When several inputs are compared with the cluster-agent, the criteria are generated once from
 a pool drawing equally from every input (or loaded with ``criteria_path``) and frozen, so every
@@ -12,7 +14,6 @@ input is clustered under the same criteria.
 
 from __future__ import annotations
 
-import json
 import random
 from collections.abc import Sequence
 from pathlib import Path
@@ -22,116 +23,13 @@ from pydantic import BaseModel
 
 from synthdspy.configio import ConfigError
 from synthdspy.metrics.diversity import lexical
+from synthdspy.metrics.diversity.charts import plot_metrics
+from synthdspy.metrics.diversity.inputs import input_names, load_texts, run_name
+from synthdspy.metrics.diversity.names import ALL_METRICS, LLM_METRIC, OFFLINE_METRICS, PPL_METRICS, arrow
+from synthdspy.metrics.diversity.progress import note
 
-OFFLINE_METRICS = (
-    "context_length",
-    "self_repetition",
-    "ngram_diversity",
-    "compression_ratio",
-    "homogenization_rougel",
-    "homogenization_bleu",
-    "kmeans_score",
-    "vendi_score",
-)
-PPL_METRICS = ("perplexity", "perplexity_gap")
-LLM_METRIC = "llm_cluster"
-ALL_METRICS = (*OFFLINE_METRICS, *PPL_METRICS, LLM_METRIC)
-
-#: Which direction means "more diverse" for each metric (shown in the table header).
-HIGHER_IS_DIVERSE = {
-    "context_length": True,
-    "self_repetition": False,
-    "ngram_diversity": True,
-    "compression_ratio": False,
-    "homogenization_rougel": False,
-    "homogenization_bleu": False,
-    "kmeans_score": True,
-    "vendi_score": True,
-    "perplexity": True,
-    "perplexity_gap": True,
-    LLM_METRIC: True,
-}
-
-
-def load_texts(path: str | Path, text_field: str) -> list[str]:
-    """Read the ``text_field`` of every record of a JSONL file, Parquet file or dataset directory.
-
-    Raises:
-        FileNotFoundError: no such path.
-        ConfigError: unreadable format, a bad JSON line, a record without the field or with a
-            non-string value, or an empty input (messages name the file and line or row).
-    """
-    path = Path(path)
-    if not path.exists():
-        raise FileNotFoundError(f"no such input: {path}")
-    if path.is_dir():
-        rows = _dataset_rows(path, text_field)
-    elif path.suffix == ".parquet":
-        rows = _parquet_rows(path, text_field)
-    elif path.suffix in (".jsonl", ".json"):
-        rows = _jsonl_rows(path, text_field)
-    else:
-        raise ConfigError(f"{path}: expected a .jsonl or .parquet file or a datasets directory")
-    texts = []
-    for where, value in rows:
-        if not isinstance(value, str):
-            raise ConfigError(f"{path}{where}: field '{text_field}' is {type(value).__name__}, expected text")
-        texts.append(value)
-    if not texts:
-        raise ConfigError(f"{path}: no records")
-    return texts
-
-
-def _jsonl_rows(path: Path, field: str) -> list[tuple[str, Any]]:
-    rows = []
-    with path.open(encoding="utf-8") as handle:
-        for line_no, line in enumerate(handle, 1):
-            if not line.strip():
-                continue
-            try:
-                record = json.loads(line)
-            except json.JSONDecodeError as exc:
-                raise ConfigError(f"{path}:{line_no}: not valid JSON ({exc.msg})") from None
-            if not isinstance(record, dict) or field not in record:
-                keys = sorted(record) if isinstance(record, dict) else type(record).__name__
-                raise ConfigError(f"{path}:{line_no}: no field '{field}' (fields: {keys}); use --text-field")
-            rows.append((f":{line_no}", record[field]))
-    return rows
-
-
-def _parquet_rows(path: Path, field: str) -> list[tuple[str, Any]]:
-    import pyarrow.parquet as pq
-
-    names = pq.read_schema(path).names
-    if field not in names:
-        raise ConfigError(f"{path}: no column '{field}' (columns: {names}); use --text-field")
-    values = pq.read_table(path, columns=[field]).column(field).to_pylist()
-    return [(f" row {i}", v) for i, v in enumerate(values)]
-
-
-def _dataset_rows(path: Path, field: str) -> list[tuple[str, Any]]:
-    from datasets import Dataset, load_from_disk
-
-    try:
-        data = load_from_disk(str(path))
-    except FileNotFoundError as exc:
-        raise ConfigError(f"{path}: not a saved datasets directory ({exc})") from None
-    if not isinstance(data, Dataset):
-        splits = list(data)
-        if len(splits) != 1:
-            raise ConfigError(f"{path}: holds splits {splits}; pass one split's directory")
-        data = data[splits[0]]
-    if field not in data.column_names:
-        raise ConfigError(f"{path}: no column '{field}' (columns: {data.column_names}); use --text-field")
-    return [(f" row {i}", v) for i, v in enumerate(data[field])]
-
-
-def input_names(paths: Sequence[str | Path]) -> list[str]:
-    """Short display names: file stems without a trailing ``_predictions``; parent added if ambiguous."""
-    stems = [Path(p).stem.removesuffix("_predictions") for p in paths]
-    if len(set(stems)) == len(stems):
-        return stems
-    return [f"{Path(p).parent.name}/{s}" for p, s in zip(paths, stems, strict=True)]
+RUNS_DIR = Path("runs") / "diversity"
+"""Parent of the default output directory, ``runs/diversity/<name>`` (:func:`inputs.run_name`)."""
 
 
 def offline_metrics(
@@ -224,22 +122,23 @@ class DiversityReport(BaseModel):
 
     def llm_usage(self) -> str:
         """Total billed cluster-agent usage, criteria plus every input's rounds, as one sentence:
-        ``N prompt + M completion tokens, $C`` (cost "unknown" when LiteLLM has no price)."""
-        from synthdspy.metrics.diversity.cluster_agent import LMUsage
+        ``C calls, N prompt + M completion tokens, $X`` (see :meth:`synthdspy.usage.RoleUsage.cost_text`
+        for calls LiteLLM has no price for)."""
+        from synthdspy.usage import RoleUsage
 
-        total = LMUsage(**(self.criteria_usage or {}))
+        total = RoleUsage(**(self.criteria_usage or {}))
         for item in self.inputs:
             if item.cluster_agent and item.cluster_agent.get("usage"):
-                total = total.add(LMUsage(**item.cluster_agent["usage"]))
-        cost = "unknown" if total.cost_usd is None else f"${total.cost_usd:.4f}"
-        return f"{total.prompt_tokens} prompt + {total.completion_tokens} completion tokens, {cost}"
+                total = total + RoleUsage(**item.cluster_agent["usage"])
+        return (f"{total.calls} calls, {total.prompt_tokens} prompt + {total.completion_tokens} completion tokens, "
+                f"{total.cost_text()}")
 
 
 def markdown_table(report: DiversityReport) -> str:
     """The report as a Markdown table: one row per input, one column per metric (up/down arrow:
-    the direction that means more diverse)."""
+    the direction that means more diverse; none for a descriptive metric such as context length)."""
     columns = [m for m in report.metrics if any(m in i.metrics for i in report.inputs)]
-    head = ["input", "n"] + [f"{m} {'↑' if HIGHER_IS_DIVERSE[m] else '↓'}" for m in columns]
+    head = ["input", "n"] + [f"{m} {arrow(m)}".rstrip() for m in columns]
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for item in report.inputs:
         cells = [item.name, str(item.n_texts)]
@@ -270,41 +169,6 @@ def _format(metric: str, value: float, item: InputReport) -> str:
     return f"{value:.4g}"
 
 
-def plot_metrics(report: DiversityReport, directory: Path) -> list[Path]:
-    """One bar chart PNG per metric comparing the inputs (error bars for the LLM cluster score).
-
-    Returns:
-        The written paths, ``directory/<metric>.png``.
-    """
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    written = []
-    names = [i.name for i in report.inputs]
-    for metric in report.metrics:
-        values = [i.metrics.get(metric) for i in report.inputs]
-        if all(v is None for v in values):
-            continue
-        errors = None
-        if metric == LLM_METRIC:
-            errors = [((i.cluster_agent or {}).get("interval") or {}).get("half_width", 0.0)
-                      for i in report.inputs]
-        fig, ax = plt.subplots(figsize=(max(4.0, 0.9 * len(names) + 2), 4))
-        ax.bar(range(len(names)), [v if v is not None else 0.0 for v in values], yerr=errors, capsize=4,
-               color="#4C72B0")
-        ax.set_xticks(range(len(names)), names, rotation=35, ha="right", fontsize=8)
-        arrow = "higher = more diverse" if HIGHER_IS_DIVERSE[metric] else "lower = more diverse"
-        ax.set_title(f"{metric} ({arrow})")
-        fig.tight_layout()
-        path = directory / f"{metric}.png"
-        fig.savefig(path, dpi=110)
-        plt.close(fig)
-        written.append(path)
-    return written
-
-
 def pooled_sample(texts_by_input: Sequence[Sequence[str]], size: int, seed: int) -> list[str]:
     """Up to ``size`` texts drawn equally from every input (seeded): the corpus criteria come from."""
     rng = random.Random(seed)
@@ -319,7 +183,7 @@ def run_diversity(
     paths: Sequence[str | Path],
     text_field: str = "text",
     metrics: Sequence[str] = OFFLINE_METRICS,
-    output_dir: str | Path = "diversity_report",
+    output_dir: str | Path | None = None,
     ppl_models: Sequence[str] = (),
     lm: Any | None = None,
     cluster_config: Any | None = None,
@@ -332,11 +196,13 @@ def run_diversity(
     """Measure every input, write the JSON, Markdown table, PNGs and MLflow run.
 
     Args:
-        paths: inputs (JSONL, Parquet or dataset directories), compared side by side.
-        text_field: the field holding the text.
+        paths: inputs (any seed source, see :func:`~synthdspy.metrics.diversity.inputs.load_texts`),
+            compared side by side.
+        text_field: the field holding the text (a dotted path reaches nested values).
         metrics: metric names (:data:`ALL_METRICS`); ``llm_cluster`` runs only when ``lm`` is
             given and is added automatically then.
-        output_dir: where everything is written (created).
+        output_dir: where everything is written (created); None: ``runs/diversity/<name>`` in the
+            working directory, the name from the inputs (:func:`~synthdspy.metrics.diversity.inputs.run_name`).
         ppl_models: local causal-LM directories for the perplexity metrics.
         lm: a DSPy LM for the cluster-agent (None: skipped).
         cluster_config: :class:`~synthdspy.metrics.diversity.cluster_agent.ClusterAgentConfig`.
@@ -348,28 +214,31 @@ def run_diversity(
         experiment: MLflow experiment name.
 
     Raises:
-        ConfigError, FileNotFoundError: bad input (see :func:`load_texts`) or metric names.
+        SeedLoadError: an input that cannot be read (see :func:`load_texts`).
+        ConfigError: unknown metric names, a ``criteria_path`` that is a directory or not criteria.
+        FileNotFoundError: no file at ``criteria_path``.
     """
     from synthdspy import tracking
+    from synthdspy.metrics.diversity.criteria import DiversityCriteria
 
     unknown = [m for m in metrics if m not in ALL_METRICS]
     if unknown:
         raise ConfigError(f"unknown diversity metric(s) {unknown}; choose from {', '.join(ALL_METRICS)}")
     metrics = [m for m in metrics if m != LLM_METRIC] + ([LLM_METRIC] if lm is not None else [])
-    out = Path(output_dir)
-    out.mkdir(parents=True, exist_ok=True)
+    criteria = DiversityCriteria.load(criteria_path) if lm is not None and criteria_path is not None else None
     names = input_names(paths)
     texts_by_input = [load_texts(p, text_field) for p in paths]
-    items = [
-        InputReport(name=name, path=str(p), n_texts=len(texts),
-                    metrics=offline_metrics(texts, metrics, ppl_models, max_pairwise_texts, seed))
-        for name, p, texts in zip(names, paths, texts_by_input, strict=True)
-    ]
+    out = Path(output_dir) if output_dir is not None else RUNS_DIR / run_name(paths)
+    out.mkdir(parents=True, exist_ok=True)
+    items = []
+    for number, (name, p, texts) in enumerate(zip(names, paths, texts_by_input, strict=True), 1):
+        note(f"offline metrics: {name} ({number}/{len(names)})")
+        items.append(InputReport(name=name, path=str(p), n_texts=len(texts),
+                                 metrics=offline_metrics(texts, metrics, ppl_models, max_pairwise_texts, seed)))
     report = DiversityReport(inputs=items, metrics=list(metrics), text_field=text_field, output_dir=str(out),
                              simulated=lm is not None and str(getattr(lm, "model", "")).startswith("sim/"))
     if lm is not None:
-        report.criteria_usage = _run_cluster_agent(items, texts_by_input, lm, cluster_config, criteria_path, out,
-                                                   seed)
+        report.criteria_usage = _run_cluster_agent(items, texts_by_input, lm, cluster_config, criteria, out, seed)
     report.figures = [str(p) for p in plot_metrics(report, out)]
     (out / "diversity.md").write_text(markdown(report), encoding="utf-8")
     report.tracking_uri = tracking.configure(tracking_uri, experiment, out)
@@ -379,22 +248,17 @@ def run_diversity(
 
 
 def _run_cluster_agent(items: list[InputReport], texts_by_input: list[list[str]], lm: Any,
-                       cluster_config: Any | None, criteria_path: str | Path | None, out: Path,
-                       seed: int) -> dict[str, Any]:
-    """Cluster every input under one set of criteria; returns what generating the criteria cost."""
-    from synthdspy.metrics.diversity.cluster_agent import (
-        ClusterAgentConfig,
-        CriteriaGenerator,
-        DiversityCriteria,
-        LMUsage,
-        run_cluster_agent,
-    )
+                       cluster_config: Any | None, criteria: Any | None, out: Path, seed: int) -> dict[str, Any]:
+    """Cluster every input under one set of criteria (``criteria``, or generated from a pooled sample);
+    returns what generating the criteria cost, as a :class:`~synthdspy.usage.RoleUsage` dict."""
+    from dataclasses import asdict
+
+    from synthdspy.metrics.diversity.cluster_agent import ClusterAgentConfig, CriteriaGenerator, run_cluster_agent
+    from synthdspy.usage import RoleUsage
 
     config = cluster_config or ClusterAgentConfig(seed=seed)
-    usage = LMUsage()
-    if criteria_path is not None:
-        criteria = DiversityCriteria.load(criteria_path)
-    else:
+    usage = RoleUsage()
+    if criteria is None:
         import dspy
 
         pool = pooled_sample(texts_by_input, size=max(200, 20 * config.criteria_samples), seed=seed)
@@ -403,12 +267,13 @@ def _run_cluster_agent(items: list[InputReport], texts_by_input: list[list[str]]
         criteria, usage = made.criteria, made.usage
     criteria.save(out / "criteria.json")
     for item, texts in zip(items, texts_by_input, strict=True):
-        result = run_cluster_agent(texts, lm=lm, config=config, criteria=criteria)
+        label = f"cluster-agent on {item.name}"
+        result = run_cluster_agent(texts, lm=lm, config=config, criteria=criteria, label=label)
         result.save(out / "cluster_agent" / item.name)
         if result.score is not None:
             item.metrics[LLM_METRIC] = result.score
         item.cluster_agent = result.summary()
-    return usage.model_dump()
+    return asdict(usage)
 
 
 def _log_mlflow(report: DiversityReport, out: Path, seed: int, max_pairwise_texts: int | None,
