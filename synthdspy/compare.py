@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import Any
 
 
 @dataclass
@@ -101,7 +102,10 @@ def pareto_front(rows: list[VariantRow]) -> list[VariantRow]:
 
 
 def pareto_plot(rows: list[VariantRow], path: str | Path) -> Path:
-    """Scatter of quality (x) against diversity (y) with interval bars and the Pareto front; writes a PNG."""
+    """Scatter of quality (x) against diversity (y) with interval bars and the Pareto front; writes a PNG.
+
+    Variant labels are placed so that none overlaps another (:func:`place_labels`).
+    """
     import matplotlib
 
     matplotlib.use("Agg")
@@ -118,7 +122,6 @@ def pareto_plot(rows: list[VariantRow], path: str | Path) -> Path:
         if r.diversity_low is not None and r.diversity_high is not None:
             yerr = [[max(0.0, r.diversity - r.diversity_low)], [max(0.0, r.diversity_high - r.diversity)]]
         ax.errorbar(r.quality, r.diversity, yerr=yerr, fmt=marker, capsize=3, color=colors[r.diversity_metric])
-        ax.annotate(r.variant, (r.quality, r.diversity), textcoords="offset points", xytext=(5, 4), fontsize=7)
     front = pareto_front(rows)
     for m in metrics:
         part = [r for r in front if r.diversity_metric == m]
@@ -130,8 +133,74 @@ def pareto_plot(rows: list[VariantRow], path: str | Path) -> Path:
     if any(r.simulated for r in rows):
         title += " (SIMULATED LM)"
     ax.set_title(title)
+    ax.margins(0.15)  # room for the labels around the outermost points
     ax.legend(fontsize=7)
     fig.tight_layout()
+    place_labels(ax, [(r.variant, (r.quality, r.diversity)) for r in rows])
     fig.savefig(path, dpi=120)
     plt.close(fig)
     return path
+
+
+def _label_offsets(width: float, height: float, gap: float = 4.0, rings: int = 14) -> list[tuple[float, float]]:
+    """Candidate offsets (pixels) of a label's lower-left corner from its point, nearest first: beside
+    the point on the right and on the left, above and below, then stacked one label height further
+    out on each ring."""
+    offsets = []
+    for ring in range(rings):
+        up = gap + ring * (height + 1)
+        down = -height - gap - ring * (height + 1)
+        for dx in (gap, -width - gap):
+            offsets += [(dx, up), (dx, down)]
+    return offsets
+
+
+def place_labels(ax: Any, labels: list[tuple[str, tuple[float, float]]], fontsize: float = 7) -> list[Any]:
+    """Annotate each point ``(text, (x, y))`` (data coordinates) so that no two labels overlap.
+
+    Greedy, dependency-free placement: each label, in order, takes the first offset of
+    :func:`_label_offsets` whose box stays inside the axes and clears every label placed before it,
+    measured with the figure's renderer (call it after the layout is final, e.g. after
+    ``tight_layout``). A label with no free spot inside the axes takes the spot of least overlap. A
+    label moved away from its point gets a thin leader line to it.
+
+    Returns:
+        The ``matplotlib.text.Annotation`` objects, in the order of ``labels``.
+    """
+    from matplotlib.transforms import Bbox
+
+    fig = ax.figure
+    renderer = fig.canvas.get_renderer()
+    area = ax.get_window_extent(renderer)
+    to_points = 72.0 / fig.dpi
+    placed: list[Any] = []
+    annotations = []
+    for text, xy in labels:
+        probe = ax.annotate(text, xy, fontsize=fontsize)
+        box = probe.get_window_extent(renderer)
+        probe.remove()
+        x, y = ax.transData.transform(xy)
+        best, best_cost = None, float("inf")
+        for dx, dy in _label_offsets(box.width, box.height):
+            candidate = Bbox.from_bounds(x + dx, y + dy, box.width, box.height)
+            cost = sum(_overlap_area(candidate, other) for other in placed)
+            if not (area.x0 <= candidate.x0 and candidate.x1 <= area.x1 and area.y0 <= candidate.y0
+                    and candidate.y1 <= area.y1):
+                cost += candidate.width * candidate.height  # outside the axes: a last resort
+            if cost < best_cost:
+                best, best_cost = (dx, dy, candidate), cost
+            if cost == 0:
+                break
+        dx, dy, chosen = best
+        near = abs(dy) <= box.height + 4.0 + 1e-6
+        arrow = None if near else {"arrowstyle": "-", "lw": 0.4, "color": "0.5", "shrinkA": 0, "shrinkB": 2}
+        annotations.append(ax.annotate(text, xy, textcoords="offset points", xytext=(dx * to_points, dy * to_points),
+                                       ha="left", va="bottom", fontsize=fontsize, arrowprops=arrow))
+        placed.append(chosen)
+    return annotations
+
+
+def _overlap_area(a: Any, b: Any) -> float:
+    width = min(a.x1, b.x1) - max(a.x0, b.x0)
+    height = min(a.y1, b.y1) - max(a.y0, b.y0)
+    return width * height if width > 0 and height > 0 else 0.0

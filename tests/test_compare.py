@@ -68,3 +68,30 @@ def test_a_recompiled_variant_is_listed_once_with_the_cost_of_its_first_run(tmp_
     assert "diversity metric" in result.output and "cluster_agent on text" in result.output
     assert result.output.count("v-mipro") == 1
     assert (tmp_path / "pareto.png").stat().st_size > 5000
+
+
+def test_pareto_labels_do_not_overlap_in_a_crowded_plot(tmp_path, monkeypatch):
+    """Twelve variants within 0.01 of each other and one far away: every label's box (from the figure's
+    renderer) is clear of every other label's box in the saved figure."""
+    from matplotlib.figure import Figure
+    from matplotlib.text import Annotation, Text
+
+    from synthdspy.compare import pareto_plot
+
+    boxes = []
+    save = Figure.savefig
+
+    def spy(self, path, *args, **kwargs):
+        renderer = self.canvas.get_renderer()
+        self.canvas.draw()
+        # the text's own box (Annotation.get_window_extent would add the leader line's)
+        boxes.extend(Text.get_window_extent(t, renderer) for t in self.axes[0].texts if isinstance(t, Annotation))
+        save(self, path, *args, **kwargs)
+
+    monkeypatch.setattr(Figure, "savefig", spy)
+    rows = [row(f"qa-variant-{i}", 0.80 + 0.002 * (i % 4), 0.50 + 0.003 * (i // 4), "lexical on text")
+            for i in range(12)] + [row("baseline", 0.2, 0.1, "lexical on text")]
+    pareto_plot(rows, tmp_path / "pareto.png")
+    assert len(boxes) == 13
+    overlaps = [(i, j) for i in range(13) for j in range(i + 1, 13) if boxes[i].overlaps(boxes[j])]
+    assert overlaps == []
