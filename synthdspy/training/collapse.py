@@ -271,6 +271,7 @@ def plot(summary: dict[str, list[dict[str, Any]]], path: Path, title: str) -> Pa
                         [m + r["std"] for m, r in zip(mean, rows, strict=True)], color=color, alpha=0.2)
         for r in rows:
             ax.scatter([r["generation"]] * len(r["values"]), r["values"], color=color, s=8, alpha=0.5)
+    ax.set_xticks(sorted({r["generation"] for rows in summary.values() for r in rows}))
     ax.set(xlabel="model-fitting generation", ylabel="loss on held-out real text (nats/char)", title=title)
     ax.legend()
     fig.tight_layout()

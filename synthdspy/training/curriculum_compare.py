@@ -114,7 +114,8 @@ def arm_configs(base: TrainConfig, seeds: int, out: Path, arms: Sequence[str] = 
     threads = threads_per_worker(workers) or base.trainer.threads
     out_list = []
     for arm in arms:
-        curriculum = base.curriculum.model_copy(update={"schedule": schedule_for(base, arm)})
+        schedule = schedule_for(base, arm)  # raises ConfigError without a [curriculum]
+        curriculum = base.curriculum.model_copy(update={"schedule": schedule})
         for i in range(seeds):
             cfg = base.model_copy(update={
                 "name": f"{base.name}-{arm}-seed{i}",
