@@ -107,3 +107,18 @@ def test_cli_config_without_curriculum_is_a_one_line_error(tmp_path):
     shakespeare = EXPERIMENT.parent / "train_shakespeare_char.toml"
     res = CliRunner().invoke(app, ["curriculum-compare", str(shakespeare), "--output", str(tmp_path)])
     assert res.exit_code == 2 and res.output.strip().splitlines()[-1].startswith("error: curriculum-compare")
+
+
+@needs_data
+def test_worker_processes_give_the_results_of_one_process(tmp_path):
+    from synthdspy.training.curriculum_compare import arm_configs, compare
+    from synthdspy.training.workers import threads_per_worker
+
+    base = load_train_config(EXPERIMENT, TINY)
+    assert {c.trainer.threads for _, _, c in arm_configs(base, 2, tmp_path, ["none"], 2)} == {threads_per_worker(2)}
+    one = compare(base, 1, tmp_path / "one", workers=1, arms=["none", "root"])
+    two = compare(base, 1, tmp_path / "two", workers=2, arms=["none", "root"])
+    targets = [{r["arm"]: r["target"] for r in s["runs"]} for s in (one, two)]
+    assert targets[0].keys() == targets[1].keys() == {"none", "root"}
+    for arm in targets[0]:  # same seeds and data; only the thread count (float summation order) differs
+        assert targets[1][arm] == pytest.approx(targets[0][arm], abs=1e-3)
