@@ -8,8 +8,6 @@ This module imports nothing but pydantic, so the configuration schema can use it
 
 from __future__ import annotations
 
-from typing import Any
-
 from pydantic import BaseModel, Field
 
 
@@ -49,11 +47,3 @@ class ClusterAgentConfig(BaseModel):
     seed: int = 0
     num_threads: int = Field(8, ge=1)
 
-
-def default(name: str) -> Any:
-    """The default of :class:`ClusterAgentConfig` field ``name`` (for CLI options and config tables).
-
-    Raises:
-        KeyError: no such field.
-    """
-    return ClusterAgentConfig.model_fields[name].default
