@@ -31,6 +31,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from synthdspy.configio import ConfigError, load_model
+from synthdspy.metrics.diversity.agent_config import ClusterAgentConfig
 
 
 class Strict(BaseModel):
@@ -206,13 +207,14 @@ class ClusterAgentObjective(Strict):
     Criteria are generated once per compile from baseline records of the train seeds, with J
     samples per round over M rounds, keeping k metadata and k metrics (paper: J=5, M=100), and are
     then frozen; ``criteria`` reuses a saved criteria file instead. Each compile batch is one
-    clustering round of K = all records of the batch (paper: K=10).
+    clustering round of K = all records of the batch (paper: K=10). The defaults of J, M, k and
+    ``verify`` are :class:`ClusterAgentConfig`'s, the same as ``synthdspy diversity``'s.
     """
 
-    criteria_samples: int = Field(5, ge=2, description="J")
-    criteria_rounds: int = Field(10, ge=1, description="M")
-    n_criteria: int = Field(3, ge=1, description="k")
-    verify: bool = True
+    criteria_samples: int = Field(ClusterAgentConfig().criteria_samples, ge=2, description="J")
+    criteria_rounds: int = Field(ClusterAgentConfig().criteria_rounds, ge=1, description="M")
+    n_criteria: int = Field(ClusterAgentConfig().n_criteria, ge=1, description="k")
+    verify: bool = ClusterAgentConfig().verify
     criteria: Path | None = None
 
 

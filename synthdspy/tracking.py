@@ -13,6 +13,7 @@ import os
 import re
 import shutil
 from collections.abc import Iterator, Mapping
+from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -131,14 +132,14 @@ def redact(data: Any) -> Any:
     return data
 
 
-def configure(tracking_uri: str | None, experiment: str, output_dir: str | Path) -> str:
+def configure(tracking_uri: str | None, experiment: str, output_dir: str | Path, this_thread: bool = True) -> str:
     """Point MLflow at ``tracking_uri`` (default: SQLite in ``output_dir``) and select ``experiment``.
 
     With a SQLite store, an experiment created here keeps its artifacts in ``mlartifacts/`` beside
     the database file (MLflow's own default is ``./mlruns`` under the current directory, which
     would scatter a run's files away from its output directory). A tracking server decides for
     itself. An active model (set by ``mlflow.dspy.load_model``) that this store does not hold is
-    cleared.
+    cleared in this thread unless ``this_thread`` is false (see :class:`BackgroundSetup`).
 
     Returns:
         The tracking URI in use.
@@ -157,8 +158,37 @@ def configure(tracking_uri: str | None, experiment: str, output_dir: str | Path)
         with contextlib.suppress(MlflowException):  # another worker created it first
             mlflow.create_experiment(experiment, artifact_location=artifacts.resolve().as_uri())
     mlflow.set_experiment(experiment)
-    _forget_foreign_active_model()
+    if this_thread:
+        _forget_foreign_active_model()
     return uri
+
+
+def is_local_store(tracking_uri: str | None) -> bool:
+    """Whether ``tracking_uri`` is a local SQLite file (``None``: the default one in the output
+    directory), whose set-up cannot fail for a reason worth checking before paid work starts."""
+    return tracking_uri is None or tracking_uri.startswith("sqlite:///")
+
+
+class BackgroundSetup:
+    """:func:`configure` run in a background thread; :meth:`result` waits for it.
+
+    Importing MLflow and opening its SQLite store take 2-3 s of CPU on 2 cores. A caller whose
+    next step waits on the network (the first rate-limited LM requests of ``generate``) lets that
+    set-up overlap the wait and calls :meth:`result` when it needs the run.
+    """
+
+    def __init__(self, tracking_uri: str | None, experiment: str, output_dir: str | Path) -> None:
+        pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="mlflow-setup")
+        self._future: Future[str] = pool.submit(configure, tracking_uri, experiment, output_dir, False)
+        pool.shutdown(wait=False)
+
+    def result(self) -> str:
+        """The tracking URI in use, once set up (MLflow's errors are raised here).
+
+        MLflow keeps the active model per thread, so a foreign one is cleared in the caller's."""
+        uri = self._future.result()
+        _forget_foreign_active_model()
+        return uri
 
 
 def _forget_foreign_active_model() -> None:

@@ -172,6 +172,31 @@ def _read_hub(hub: HubId) -> Iterator[Located]:
         yield f"row {i}", row
 
 
+def is_saved_dataset(path: Path) -> bool:
+    """True for a ``datasets.save_to_disk`` directory (``generate``'s ``dataset`` export)."""
+    return (path / "state.json").is_file() or (path / "dataset_dict.json").is_file()
+
+
+def _read_saved_dataset(path: Path) -> Iterator[Located]:
+    """Rows of a ``datasets.save_to_disk`` directory (a ``DatasetDict`` must hold a single split).
+
+    Raises:
+        SeedLoadError: another directory (it names the path and what is expected), several splits.
+    """
+    if not is_saved_dataset(path):
+        raise SeedLoadError(f"{path}: is a directory, not a saved dataset (datasets.save_to_disk); seeds are read "
+                            f"from a {'/'.join(READERS)} file, an hf:// id, a saved dataset or documents")
+    from datasets import Dataset, load_from_disk
+
+    data = load_from_disk(str(path))
+    if not isinstance(data, Dataset):
+        if len(data) != 1:
+            raise SeedLoadError(f"{path}: holds splits {list(data)}; pass one split's directory")
+        data = next(iter(data.values()))
+    for i, row in enumerate(data, 1):
+        yield f"row {i}", row
+
+
 READERS = {".jsonl": _read_jsonl, ".json": _read_json, ".csv": _read_csv, ".parquet": _read_parquet}
 
 
@@ -262,7 +287,8 @@ def load_seeds(
     """Read seeds from a local file or a hub data set.
 
     Args:
-        source: a ``.jsonl``/``.json``/``.csv``/``.parquet`` path, or ``hf://owner/name[:config][@split]``.
+        source: a ``.jsonl``/``.json``/``.csv``/``.parquet`` path, a ``datasets.save_to_disk`` directory,
+            or ``hf://owner/name[:config][@split]``.
         fields: canonical name -> column (dotted paths reach nested values: ``instances.0.output``);
             None keeps every column except ``id`` (null values included).
         limit: keep at most this many seeds (after shuffling).
@@ -281,6 +307,8 @@ def load_seeds(
     text = str(source)
     if text.startswith(HUB_PREFIX):
         rows: Iterable[Located] = _read_hub(parse_hub_id(text))
+    elif Path(source).is_dir():
+        rows = _read_saved_dataset(Path(source))
     else:
         path = Path(source)
         if not path.is_file():
