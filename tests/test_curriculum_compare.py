@@ -28,7 +28,7 @@ needs_data = pytest.mark.skipif(not Path("../shared/data/gsm8k/train.jsonl").is_
                                 reason="../shared/data not present")
 TINY = [
     "model.n_layer=1", "model.n_head=2", "model.n_embd=32", "model.block_size=32", "trainer.batch_size=8",
-    "trainer.token_budget=5120", "trainer.eval_interval=5", "trainer.eval_windows=4",
+    "trainer.token_budget=3840", "trainer.eval_interval=5", "trainer.eval_windows=4", "trainer.threads=1",
     "sources[0].limit=150", "sources[1].limit=150", "sources[2].limit=200", "sources[3].limit=150",
 ]
 
@@ -89,8 +89,8 @@ def test_cli_trains_every_arm_on_equal_tokens_and_writes_table_plot_json(tmp_pat
     data = json.loads((tmp_path / "compare.json").read_text())
     runs = data["runs"]
     assert sorted((r["arm"], r["seed"]) for r in runs) == sorted((a, s) for a in ARMS for s in (0, 1))
-    assert {r["tokens"] for r in runs} == {20 * 8 * 32} and {r["steps"] for r in runs} == {20}
-    assert all(row["tokens"] == [5120] for row in data["arms"].values())
+    assert {r["tokens"] for r in runs} == {15 * 8 * 32} and {r["steps"] for r in runs} == {15}
+    assert all(row["tokens"] == [3840] for row in data["arms"].values())
     none = [r["target"] for r in runs if r["arm"] == "none"]
     assert data["reference"] == pytest.approx(sum(none) / 2)
     for arm in ARMS:  # the tokens-to-reach column is read off each run's own curve

@@ -29,7 +29,7 @@ def config(out: Path, path: Path, fmt: str = "text", steps: int = 40) -> TrainCo
         "tokenizer": {"kind": "char"},
         "model": {"n_layer": 2, "n_head": 2, "n_embd": 48, "block_size": 32},
         "optim": {"learning_rate": 3e-3, "min_lr": 3e-4, "warmup_steps": 5},
-        "trainer": {"max_steps": steps, "batch_size": 16, "eval_interval": steps, "eval_windows": 8},
+        "trainer": {"max_steps": steps, "batch_size": 16, "eval_interval": steps, "eval_windows": 8, "threads": 1},
         "sources": [source],
         "validation": {"mode": "tail", "fraction": 0.05},
         "tracking": {"enabled": False},
