@@ -8,6 +8,7 @@ optimizer could raise its score by making its own judge lenient.
 from __future__ import annotations
 
 import json
+import logging
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
@@ -19,10 +20,11 @@ from synthdspy.catalog import GATES, TASKS
 from synthdspy.config import Experiment, GateConfig, TaskConfig, check_components
 from synthdspy.configio import ConfigError
 from synthdspy.gates.base import Gate
-from synthdspy.records import Record, Seed, content_hash
+from synthdspy.records import Record, Seed, SeedFieldError, content_hash
 from synthdspy.tasks.base import Task
 
 PROGRAM_FORMAT = "synthdspy.program/1"
+log = logging.getLogger(__name__)
 
 
 def build_task(cfg: TaskConfig) -> Task:
@@ -64,8 +66,12 @@ class SynthesisProgram(dspy.Module):
     """One generation task followed by an ordered chain of gates.
 
     ``forward(seed, rollout=0)`` returns the task's records, each with one verdict per gate
-    (rejected records are returned too: callers keep them with their reasons).
+    (rejected records are returned too: callers keep them with their reasons). ``origin`` is empty,
+    or, for a program file whose task is not its experiment's, what a seed error is prefixed with
+    (see :meth:`for_experiment`).
     """
+
+    origin: str = ""
 
     def __init__(self, task_cfg: TaskConfig, gate_cfgs: list[GateConfig]) -> None:
         super().__init__()
@@ -89,9 +95,44 @@ class SynthesisProgram(dspy.Module):
         self.task.program_hash = self.program_hash
         return self.program_hash
 
+    @classmethod
+    def for_experiment(cls, exp: Experiment, program_path: str | Path | None = None) -> SynthesisProgram:
+        """The program ``generate`` runs: the experiment's own, or the program file at ``program_path``.
+
+        A program file whose task or gates differ from the experiment's ``[task]``/``[[gates]]`` is
+        used as it is (its task and gates win), with one warning naming both. When its task is
+        another one, a seed lacking a field that task needs raises an error that starts by naming
+        the program file and its task: the experiment's ``[seeds] fields`` were mapped for its own
+        task, so the seed file is not what is wrong.
+
+        Raises:
+            ConfigError: see :meth:`load_program`.
+        """
+        if program_path is None:
+            return cls.from_experiment(exp)
+        program = cls.load_program(program_path)
+        ours, theirs = _describe(program.task_cfg, program.gate_cfgs), _describe(exp.task, exp.gates)
+        if ours != theirs:
+            log.warning("%s: the program file's task %s and gates %s differ from experiment %r ([task] %s, "
+                        "[[gates]] %s); generating with the program file's task and gates", program_path, ours[0],
+                        ours[1], exp.name, theirs[0], theirs[1])
+        if program.task_cfg.name != exp.task.name:
+            program.origin = (f"{program_path}: a {program.task_cfg.name!r} program, but experiment {exp.name!r} "
+                              f"is for task {exp.task.name!r} (its [seeds] fields are mapped for that task)")
+        return program
+
     def generate(self, seed: Seed, rollout: int = 0) -> list[Record]:
-        """The task's records for ``seed`` without gates."""
-        return self.task(seed, rollout=rollout)
+        """The task's records for ``seed`` without gates.
+
+        Raises:
+            SeedFieldError: the seed lacks a field the task needs (prefixed with ``origin`` when set).
+        """
+        try:
+            return self.task(seed, rollout=rollout)
+        except SeedFieldError as exc:
+            if not self.origin:
+                raise
+            raise SeedFieldError(f"{self.origin}; {exc}") from None
 
     def forward(self, seed: Seed, rollout: int = 0) -> list[Record]:
         return [self.gates(r) for r in self.generate(seed, rollout)]
@@ -145,6 +186,16 @@ class SynthesisProgram(dspy.Module):
             predictors[name].load_state(state)
         program.refresh_hash()
         return program
+
+
+def _describe(task: TaskConfig, gates: list[GateConfig]) -> tuple[str, str]:
+    """(``'name' (param=value, ...)``, ``name(param=value), ...``) of a task and its gates, for messages."""
+    def one(cfg: TaskConfig | GateConfig) -> str:
+        return ", ".join(f"{k}={v!r}" for k, v in sorted(cfg.params.items()))
+
+    params = one(task)
+    shown = [f"{g.name}({one(g)})" if g.params else g.name for g in gates]
+    return f"{task.name!r}" + (f" ({params})" if params else ""), ", ".join(shown) or "(none)"
 
 
 def _clean_state(state: dict[str, Any]) -> dict[str, Any]:

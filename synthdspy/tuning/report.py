@@ -2,7 +2,8 @@
 
 Regret of a baseline = its target loss minus the tuner's best target loss (positive: the tuner
 found a better mixture; the same token budget per trial throughout). With two objectives the
-tuner's "best" is the Pareto-optimal trial with the lowest target loss.
+tuner's best trial is the Pareto-optimal trial with the lowest target loss. It is labelled "best
+tuned trial": a baseline can beat it, and :func:`verdict` then says which one and by how much.
 """
 
 from __future__ import annotations
@@ -18,6 +19,8 @@ from optuna.trial import FrozenTrial, TrialState
 
 from synthdspy.tuning.config import TuneConfig
 from synthdspy.tuning.space import TrialPlan, apply_plan
+
+MAX_PARALLEL_PARAMS = 6  # axes of the parallel-coordinate plot besides the target: more are unreadable
 
 
 @dataclass
@@ -36,8 +39,9 @@ class Row:
 
 @dataclass
 class TuneSummary:
-    """The outcome of a study: ``best`` (the tuner's), every compared ``rows`` (best first), the
-    Pareto front (multi-objective only), trial counts per study kind, and the artifact paths."""
+    """The outcome of a study: ``best`` (the tuner's best trial), every compared ``rows`` (best
+    first), the Pareto front (multi-objective only), trial counts per study kind, ``verdict`` (see
+    :func:`verdict`) and the artifact paths."""
 
     best: Row
     rows: list[Row]
@@ -45,6 +49,7 @@ class TuneSummary:
     counts: dict[str, dict[str, int]]
     elapsed_s: float
     paths: dict[str, str] = field(default_factory=dict)
+    verdict: str = ""
 
 
 def _row(label: str, kind: str, t: FrozenTrial, best: float | None) -> Row:
@@ -76,7 +81,7 @@ def summarize(config: TuneConfig, studies: dict[str, optuna.Study], elapsed_s: f
         raise RuntimeError(f"study {tuned.study_name!r} has no complete trial")
     front = tuned.best_trials
     best_trial = min(front, key=lambda t: t.user_attrs["target"])
-    best = _row(f"best ({config.study.sampler})", "tuned", best_trial, None)
+    best = _row(f"best tuned trial ({config.study.sampler})", "tuned", best_trial, None)
     rows = [best]
     for t in sorted(_complete(studies["baselines"]), key=lambda t: t.number):
         rows.append(_row(t.user_attrs["baseline"], "baselines", t, best.target))
@@ -89,7 +94,27 @@ def summarize(config: TuneConfig, studies: dict[str, optuna.Study], elapsed_s: f
         kind: {s.name.lower(): sum(t.state == s for t in study.get_trials(deepcopy=False)) for s in TrialState}
         for kind, study in studies.items()
     }
-    return TuneSummary(best=best, rows=rows, pareto=pareto, counts=counts, elapsed_s=elapsed_s)
+    summary = TuneSummary(best=best, rows=rows, pareto=pareto, counts=counts, elapsed_s=elapsed_s)
+    summary.verdict = verdict(summary, config.objective.metric)
+    return summary
+
+
+def verdict(summary: TuneSummary, metric: str) -> str:
+    """One line saying whether the tuner won: ``"baseline natural beat the best tuned trial by 0.0500
+    bits_per_byte (target 1.2000 against 1.2500)"`` when a baseline or the random search reached a
+    lower target (the lowest one is named), else ``"the best tuned trial beat every baseline and the
+    random search (by at least 0.0100 bits_per_byte)"``."""
+    others = summary.rows[1:]
+    if not others:
+        return "no baseline or random search to compare the best tuned trial with"
+    winner = min(others, key=lambda r: r.target)
+    if winner.regret < 0:
+        name = f"baseline {winner.label}" if winner.kind == "baselines" else winner.label
+        return (f"{name} beat the best tuned trial by {-winner.regret:.4f} {metric} "
+                f"(target {winner.target:.4f} against {summary.best.target:.4f})")
+    beaten = [w for w, kind in (("every baseline", "baselines"), ("the random search", "random"))
+              if any(r.kind == kind for r in others)]
+    return f"the best tuned trial beat {' and '.join(beaten)} (by at least {winner.regret:.4f} {metric})"
 
 
 def _save(ax: Any, path: Path) -> str:
@@ -104,9 +129,38 @@ def _save(ax: Any, path: Path) -> str:
     return str(path)
 
 
+def _most_important(study: optuna.Study, target: Any, params: list[str], top: int) -> list[str]:
+    """The ``top`` parameters of ``params`` ranked by fANOVA importance (Hutter et al. 2014, as
+    Optuna's :func:`optuna.importance.get_param_importances` computes it, seed 0); parameters it
+    cannot rank (conditional ones, or too few trials) follow in name order."""
+    from optuna.importance import FanovaImportanceEvaluator, get_param_importances
+
+    try:
+        ranked = list(get_param_importances(study, evaluator=FanovaImportanceEvaluator(seed=0), target=target))
+    except (ValueError, RuntimeError, ZeroDivisionError):
+        ranked = []
+    return (ranked + [p for p in params if p not in ranked])[:top]
+
+
+def parallel_coordinate(study: optuna.Study, target: Any, target_name: str, top: int = MAX_PARALLEL_PARAMS) -> Any:
+    """Optuna's parallel-coordinate plot (matplotlib Axes) of the target and at most ``top``
+    parameters, the most important ones (:func:`_most_important`) when the study has more; the
+    title then says how many of how many are shown."""
+    from optuna.visualization import matplotlib as ovm
+
+    params = sorted({p for t in _complete(study) for p in t.params})
+    shown = _most_important(study, target, params, top) if len(params) > top else params
+    ax = ovm.plot_parallel_coordinate(study, params=shown, target=target, target_name=target_name)
+    if len(shown) < len(params):
+        ax.set_title(f"Parallel coordinates: the {len(shown)} of {len(params)} parameters most important "
+                     f"to the {target_name}", y=1.03)
+    return ax
+
+
 def plot_study(config: TuneConfig, study: optuna.Study, out: Path) -> dict[str, str]:
     """Optuna's matplotlib plots of the tuner as PNG files in ``out``: optimization history,
-    parameter importances, parallel coordinates, and the Pareto front with two objectives.
+    parameter importances, parallel coordinates (at most :data:`MAX_PARALLEL_PARAMS` parameters,
+    see :func:`parallel_coordinate`), and the Pareto front with two objectives.
 
     A plot Optuna cannot draw (too few complete trials for importances) is skipped.
     """
@@ -119,7 +173,7 @@ def plot_study(config: TuneConfig, study: optuna.Study, out: Path) -> dict[str, 
     jobs = {
         "optimization_history": lambda: ovm.plot_optimization_history(study, target=target, target_name=name),
         "param_importances": lambda: ovm.plot_param_importances(study, target=target, target_name=name),
-        "parallel_coordinate": lambda: ovm.plot_parallel_coordinate(study, target=target, target_name=name),
+        "parallel_coordinate": lambda: parallel_coordinate(study, target, name),
     }
     if multi:
         jobs["pareto_front"] = lambda: ovm.plot_pareto_front(study, target_names=["target", "worst split"])

@@ -170,6 +170,23 @@ def snapshot(studies: dict[str, optuna.Study], totals: dict[str, int]) -> list[P
     return out
 
 
+def progress_printer(emit: Callable[[str], None]) -> Callable[[list[Progress]], None]:
+    """An ``on_progress`` callback for :func:`tune` off a terminal (a log file, a pipe), where a live
+    table shows nothing until the end: ``emit`` gets one line per trial finished since the last
+    snapshot, ``"tuned: trial 3/24 finished (1 pruned, 0 failed); best target 1.2345"``."""
+    seen: dict[str, int] = {}
+
+    def on_progress(rows: list[Progress]) -> None:
+        for p in rows:
+            best = "-" if p.best is None else f"{p.best:.4f}"
+            for k in range(seen.get(p.kind, 0) + 1, p.finished + 1):
+                emit(f"{p.kind}: trial {k}/{p.total} finished ({p.pruned} pruned, {p.failed} failed); "
+                     f"best target {best}")
+            seen[p.kind] = max(seen.get(p.kind, 0), p.finished)
+
+    return on_progress
+
+
 def _parent_run(config: TuneConfig, study: optuna.Study, join: bool) -> tuple[str | None, str | None]:
     """The MLflow parent run (created once per study, its id kept as a study attribute) and the URI."""
     if not config.tracking.enabled:
