@@ -65,6 +65,7 @@ def tune(
     from rich.table import Table
 
     from synthdspy.tuning.config import load_tune_config
+    from synthdspy.tuning.study import progress_printer
     from synthdspy.tuning.study import tune as run_tune
 
     cfg = load_tune_config(experiment, set_ + ([f"study.storage={storage}"] if storage else []))
@@ -78,8 +79,13 @@ def tune(
             table.add_row(p.kind, f"{p.finished}/{p.total}", str(p.pruned), str(p.running), str(p.failed), best)
         return table
 
-    with Live(progress_table([]), console=console, refresh_per_second=2) as live:
-        summary = run_tune(cfg, workers=workers, join=join, on_progress=lambda rows: live.update(progress_table(rows)))
+    if not console.is_terminal:  # a log or a pipe: a live table would show nothing until the end
+        lines = progress_printer(lambda line: console.print(line, markup=False, highlight=False))
+        summary = run_tune(cfg, workers=workers, join=join, on_progress=lines)
+    else:
+        with Live(progress_table([]), console=console, refresh_per_second=2) as live:
+            summary = run_tune(cfg, workers=workers, join=join,
+                               on_progress=lambda rows: live.update(progress_table(rows)))
     if summary is None:
         return
     table = Table(title=f"{cfg.name}: {cfg.objective.metric} (target = {dict(cfg.objective.target)})")
@@ -92,6 +98,7 @@ def tune(
             f" {k}=[{', '.join(f'{x:.2f}' for x in v)}]" for k, v in r.schedule.items() if isinstance(v, list))
         table.add_row(r.label, str(r.number), f"{r.target:.4f}", f"{r.worst:.4f}", f"{r.regret:+.4f}", mix, sched)
     Console(width=200).print(table)
+    console.print(summary.verdict, highlight=False)
     counts = summary.counts["tuned"]
     console.print(f"tuner: {counts['complete']} complete, {counts['pruned']} pruned, {counts['fail']} failed; "
                   f"{summary.elapsed_s:.0f} s; report in {cfg.out_dir / 'report'}")

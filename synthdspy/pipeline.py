@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import functools
 import shutil
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -212,8 +213,6 @@ def run_generate(exp: Experiment, n: int, program_path: str | None = None, expor
             or ``max_usd`` is set while a role's model has no price.
         RunAbortedError: a run-fatal LM error or the circuit breaker.
     """
-    import mlflow
-
     from synthdspy.configio import ConfigError
     from synthdspy.generation import generate
     from synthdspy.pricing import check_budget_priced
@@ -228,27 +227,40 @@ def run_generate(exp: Experiment, n: int, program_path: str | None = None, expor
         check_budget_priced({r: (getattr(exp.lm, r).model, getattr(exp.lm, r).price) for r in ("generator", "judge")},
                             f"--max-usd {max_usd:g}")
     out = Path(exp.output.dir) / "generate"
-    program = SynthesisProgram.load_program(program_path) if program_path else SynthesisProgram.from_experiment(exp)
+    program = SynthesisProgram.for_experiment(exp, program_path or None)  # warns when they differ
     pool = max(n, exp.seeds.train_size + exp.seeds.dev_size)
     seeds = experiment_seeds(exp.seeds, pool)
     with exclusive_lock(out):
         claim_store(out / "store", _store_identity(program, exp))
         lms = build_lms(exp.lm)
-        uri = tracking.configure(exp.tracking.uri, exp.tracking.experiment, Path(exp.output.dir))
+        setup = tracking.BackgroundSetup(exp.tracking.uri, exp.tracking.experiment, Path(exp.output.dir))
         tags = {"kind": "generate", "simulated": str(lms.simulated), "program_hash": program.program_hash}
         params = {**run_params(exp, lms), "n": n, "program": program_path or "(uncompiled)"}
-        with tracking.run(f"generate-{exp.name}", params=params, tags=tags) as active, \
-                RecordStore(out / "store") as store:
+        start_run = functools.partial(tracking.run, f"generate-{exp.name}", params=params, tags=tags)
+        with contextlib.ExitStack() as stack:
+            store = stack.enter_context(RecordStore(out / "store"))
+            active = None
+            if exp.tracking.autolog or not tracking.is_local_store(exp.tracking.uri):
+                setup.result()  # traces need the run before the first LM call; a remote store is checked first
+                active = stack.enter_context(start_run())
+            failure: BaseException | None = None
             try:
                 with autolog_traces(exp.tracking.autolog):
                     stats = generate(program, seeds, lms, store, n, show_progress=show_progress, max_usd=max_usd,
                                      unit_limit=unit_limit)
-            finally:
-                tracking.log_metrics({"passed": store.n_passed, "rejected": store.n_rejected, **lms.meter.metrics(),
-                                      **lms.parse_stats.metrics()})
-                for name in ("units.jsonl", "failures.jsonl"):
-                    if (store.directory / name).exists():
-                        mlflow.log_artifact(str(store.directory / name))
+            except BaseException as exc:  # logged to the run below, then raised
+                failure = exc
+            uri = setup.result()  # set up while the first requests waited on the network
+            import mlflow
+
+            active = active or stack.enter_context(start_run())
+            tracking.log_metrics({"passed": store.n_passed, "rejected": store.n_rejected, **lms.meter.metrics(),
+                                  **lms.parse_stats.metrics()})
+            for name in ("units.jsonl", "failures.jsonl"):
+                if (store.directory / name).exists():
+                    mlflow.log_artifact(str(store.directory / name))
+            if failure is not None:
+                raise failure
             store.flush()
             from synthdspy.dataset_card import generation_facts  # records table, gate report and card facts
             from synthdspy.mlflow_records import log_generate_artifacts

@@ -26,4 +26,4 @@ def test_mixture_and_curriculum_notebook(tmp_path):
     images = [o for c in nb.cells for o in c.get("outputs", []) if "image/png" in o.get("data", {})]
     assert len(images) >= 4  # comparison, schedules, search, importances
     summary = json.loads((out / "report" / "summary.json").read_text())
-    assert summary["best"]["label"] == "best (tpe)"
+    assert summary["best"]["label"] == "best tuned trial (tpe)"

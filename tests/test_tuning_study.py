@@ -33,7 +33,7 @@ def test_study_with_baselines_reports_regret_and_tracks_everything_in_mlflow(tmp
                "baselines.random_trials=2")
     summary = tune(cfg, poll_s=0.2)
     labels = [r.label for r in summary.rows]
-    assert labels == ["best (tpe)", "uniform", "natural", "random search"]
+    assert labels == ["best tuned trial (tpe)", "uniform", "natural", "random search"]
     tuned = load(cfg)
     values = [t.value for t in tuned.trials if t.state == TrialState.COMPLETE]
     assert summary.best.target == min(values)
@@ -183,7 +183,7 @@ def test_killed_study_resumes_without_losing_or_repeating_trials(tmp_path):
 
     out = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
     assert out.returncode == 0, out.stderr[-2000:]
-    assert "best (tpe)" in out.stdout
+    assert "best tuned trial (tpe)" in out.stdout
     after = load(cfg).trials
     assert {t.number: t.values for t in after if t.number in kept} == kept
     assert all(after[n].state == TrialState.FAIL for n in zombies)
