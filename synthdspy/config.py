@@ -30,6 +30,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from synthdspy.config_tables import OutputConfig, TrackingConfig, default_output
 from synthdspy.configio import ConfigError, load_model
 from synthdspy.metrics.diversity.agent_config import ClusterAgentConfig
 
@@ -281,22 +282,37 @@ class CompileConfig(Strict):
     variant: str | None = None
 
 
-class TrackingConfig(Strict):
-    """MLflow tracking; ``uri`` defaults to ``sqlite:///<output.dir>/mlflow.db``."""
+class ExperimentTracking(TrackingConfig):
+    """``[tracking]`` of an experiment (see :class:`~synthdspy.config_tables.TrackingConfig`):
+    ``compile`` and ``generate`` always record their runs (``compare`` and the reports read them),
+    so ``enabled`` must stay true."""
 
-    uri: str | None = None
-    experiment: str = "synthdspy"
-    autolog: bool = True
+    @field_validator("enabled")
+    @classmethod
+    def _always_on(cls, enabled: bool) -> bool:
+        if not enabled:
+            raise ValueError("compile and generate always record to MLflow (compare and the reports read it); "
+                             "remove the key or set it to true")
+        return enabled
 
 
-class OutputConfig(Strict):
-    """Where compiled programs, reports, datasets and the MLflow database go."""
+class GenerateConfig(Strict):
+    """``[generate]``: ``batch`` sends the LM requests of ``generate`` through the provider's batch
+    API (:mod:`synthdspy.batch`); ``batch_wait`` false submits or polls once, then exits (re-run
+    to go on); ``batch_poll_s``: seconds between polls of a running batch. A generation mode, so
+    excluded from the experiment's dump (config hashes and variant names do not change)."""
 
-    dir: Path = Path("runs/default")
+    batch: bool = False
+    batch_wait: bool = True
+    batch_poll_s: float = Field(30.0, gt=0)
 
 
 class Experiment(Strict):
-    """A whole experiment file. ``source_path`` is set by :func:`load_experiment`."""
+    """A whole experiment file. ``source_path`` is set by :func:`load_experiment`.
+
+    ``[output] dir`` defaults to ``runs/<name>``; ``[output]`` and ``[tracking]`` read as in train
+    and tune files (:mod:`synthdspy.config_tables`).
+    """
 
     name: str = "experiment"
     lm: LMConfig = Field(default_factory=LMConfig)
@@ -305,9 +321,15 @@ class Experiment(Strict):
     gates: list[GateConfig] = Field(default_factory=list)
     objective: ObjectiveConfig = Field(default_factory=ObjectiveConfig)
     compile: CompileConfig = Field(default_factory=CompileConfig)
-    tracking: TrackingConfig = Field(default_factory=TrackingConfig)
+    tracking: ExperimentTracking = Field(default_factory=ExperimentTracking)
     output: OutputConfig = Field(default_factory=OutputConfig)
+    generate: GenerateConfig = Field(default_factory=GenerateConfig, exclude=True)
     source_path: str = Field("", exclude=True)
+
+    @model_validator(mode="after")
+    def _output_dir(self) -> Experiment:
+        self.output = default_output(self.output, self.name)
+        return self
 
 
 def check_components(task: TaskConfig, gates: list[GateConfig], source: str) -> None:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import re
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -138,11 +139,15 @@ def validate(model: type[M], data: dict[str, Any], source: str) -> M:
         raise ConfigError(format_validation_error(source, exc)) from None
 
 
-def load_model(model: type[M], path: str | Path, overrides: list[str] | None = None) -> M:
-    """Read ``path`` (TOML), apply ``overrides`` and validate the result against ``model``.
+def load_model(model: type[M], path: str | Path, overrides: list[str] | None = None,
+               migrate: Callable[[dict[str, Any], str], dict[str, Any]] | None = None) -> M:
+    """Read ``path`` (TOML), apply ``overrides``, then ``migrate(data, str(path))`` (which renames
+    deprecated keys), and validate the result against ``model``.
 
     Raises:
         ConfigError: missing file, invalid TOML, malformed override or invalid key.
     """
     data = apply_overrides(read_toml(path), overrides or [])
+    if migrate is not None:
+        data = migrate(data, str(path))
     return validate(model, data, str(path))

@@ -13,10 +13,8 @@ only for calls that were not served from DSPy's cache, so a replayed re-run cost
 
 from __future__ import annotations
 
-import contextlib
 import functools
 import os
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -28,11 +26,11 @@ from synthdspy.base_prefix import BasePrompt, load_prefix
 from synthdspy.config import LMConfig, LMRole
 from synthdspy.configio import ConfigError
 from synthdspy.pricing import response_cost
+from synthdspy.roles import current_roles, judge_context, roles_context  # noqa: F401 (synthdspy.lm's API)
 from synthdspy.text_lm import TextPromptMixin, stop_sequences
 from synthdspy.usage import UsageMeter
 
 ROLES = ("generator", "judge", "reflection")
-_ROLES_KEY = "synthdspy_roles"
 _banner_shown = False
 
 
@@ -256,6 +254,11 @@ class LMs:
         """``{role: model}`` for summaries and MLflow params (``sim/...`` for the simulator)."""
         return {r: getattr(getattr(self, r), "model", "?") for r in ROLES}
 
+    def adapter_for(self, role: str) -> dspy.Adapter:
+        """The adapter of ``role``'s LM, counting parse failures into :attr:`parse_stats` (used by
+        :mod:`synthdspy.roles`)."""
+        return _adapter(getattr(self, role), self.parse_stats)
+
 
 def build_lms(config: LMConfig) -> LMs:
     """Build all roles from the ``[lm]`` config.
@@ -322,33 +325,6 @@ def lm_from_model_string(model: str, role: str = "judge", api_base: str | None =
     if temperature is not None:
         update["temperature"] = temperature
     return build_role(role, defaults.model_copy(update=update), UsageMeter())
-
-
-@contextlib.contextmanager
-def roles_context(lms: LMs) -> Iterator[None]:
-    """Run DSPy code with the generator as the default LM and the roles reachable by gates.
-
-    DSPy copies these settings into its worker threads, so gates inside ``dspy.Parallel`` or an
-    optimizer's evaluation see the same roles.
-    """
-    with dspy.context(lm=lms.generator, adapter=_adapter(lms.generator, lms.parse_stats), **{_ROLES_KEY: lms}):
-        yield
-
-
-def current_roles() -> LMs | None:
-    """The :class:`LMs` of the enclosing :func:`roles_context`, or None."""
-    return getattr(dspy.settings, _ROLES_KEY, None)
-
-
-@contextlib.contextmanager
-def judge_context() -> Iterator[None]:
-    """Run the enclosed predictors under the judge role (the current LM when no roles are set)."""
-    roles = current_roles()
-    if roles is None:
-        yield
-        return
-    with dspy.context(lm=roles.judge, adapter=_adapter(roles.judge, roles.parse_stats)):
-        yield
 
 
 def _adapter(lm: dspy.BaseLM, stats: ParseStats) -> dspy.Adapter:

@@ -2,17 +2,19 @@
 
 Load with :func:`load_train_config` (``--set key.path=value`` overrides, errors naming file and
 key). Sections: ``[tokenizer]``, ``[model]``, ``[optim]``, ``[trainer]``, ``[[sources]]``,
-``[curriculum]`` (optional), ``[validation]``, ``[tracking]``. Relative paths are resolved against
+``[curriculum]`` (optional), ``[validation]``, ``[output]``, ``[tracking]`` (the last two as in
+experiment and tune files, see :mod:`synthdspy.config_tables`). Relative paths are resolved against
 the current working directory.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from synthdspy.config_tables import OutputConfig, TrackingConfig, default_output, migrate_output_dir
 from synthdspy.configio import load_model
 from synthdspy.curriculum import CurriculumSpec
 from synthdspy.splits import ValidationSpec
@@ -77,25 +79,23 @@ class TrainerSpec(_Strict):
         return self
 
 
-class TrackingSpec(_Strict):
-    """``[tracking]``: MLflow (default: SQLite in the output directory)."""
+class TrackingSpec(TrackingConfig):
+    """``[tracking]`` of a training (default MLflow experiment ``synthdspy-train``)."""
 
-    enabled: bool = True
-    uri: str | None = None
     experiment: str = "synthdspy-train"
 
 
 class TrainConfig(_Strict):
     """A whole proxy training: data, tokenizer, model, optimizer, schedule, validation, tracking.
 
-    ``output_dir`` (default ``runs/train/<name>``) holds the checkpoint, the curves and MLflow.
+    ``[output] dir`` (default ``runs/<name>``) holds the checkpoint, the curves and MLflow.
     ``mixture`` maps source names to mixture weights and overrides their ``weight`` (so that
     ``--set mixture.gsm8k=3`` and tuning can change them); weights are normalised over sources.
     """
 
     name: str = Field("train", min_length=1)
     seed: int = 1337
-    output_dir: str | None = None
+    output: OutputConfig = Field(default_factory=OutputConfig)
     tokenizer: TokenizerSpec = Field(default_factory=TokenizerSpec)
     model: GPTConfig = Field(default_factory=GPTConfig)
     optim: OptimSpec = Field(default_factory=OptimSpec)
@@ -105,6 +105,13 @@ class TrainConfig(_Strict):
     curriculum: CurriculumSpec | None = None
     validation: ValidationSpec = Field(default_factory=ValidationSpec)
     tracking: TrackingSpec = Field(default_factory=TrackingSpec)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _legacy_output_dir(cls, data: Any) -> Any:
+        """A dict built in Python with the deprecated ``output_dir`` (files are migrated, with their
+        name and line, by the loader before this)."""
+        return migrate_output_dir(data, "TrainConfig")
 
     @model_validator(mode="after")
     def _check(self) -> TrainConfig:
@@ -121,12 +128,13 @@ class TrainConfig(_Strict):
             raise ValueError("mixture: every source weight is zero; give at least one source a positive weight")
         if self.optim.min_lr > self.optim.learning_rate:
             raise ValueError("optim.min_lr must not exceed optim.learning_rate")
+        self.output = default_output(self.output, self.name)
         return self
 
     @property
     def out_dir(self) -> Path:
-        """The output directory."""
-        return Path(self.output_dir or f"runs/train/{self.name}")
+        """The output directory (``[output] dir``, default ``runs/<name>``)."""
+        return Path(self.output.dir or Path("runs") / self.name)
 
     @property
     def source_weights(self) -> dict[str, float]:
@@ -149,7 +157,10 @@ class TrainConfig(_Strict):
 def load_train_config(path: str | Path, overrides: list[str] | None = None) -> TrainConfig:
     """Read a training TOML file with ``--set`` overrides.
 
+    A legacy top-level ``output_dir`` is read as ``[output] dir`` with a
+    :class:`~synthdspy.config_tables.ConfigDeprecationWarning`.
+
     Raises:
         synthdspy.configio.ConfigError: missing file, bad TOML, or invalid keys (file and key named).
     """
-    return load_model(TrainConfig, path, overrides)
+    return load_model(TrainConfig, path, overrides, migrate=migrate_output_dir)

@@ -8,12 +8,13 @@ errors naming file and key). Relative paths are resolved against the current wor
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from synthdspy.config_tables import OutputConfig, TrackingConfig, default_output, migrate_output_dir
 from synthdspy.configio import load_model
-from synthdspy.training.config import TrackingSpec, TrainConfig
+from synthdspy.training.config import TrainConfig
 
 SCHEDULE_FAMILIES = ("base", "none", "strict", "gradual", "linear", "root", "fixed_exponential")
 """``base``: the ``[train.curriculum.schedule]`` as written; ``none``: no pacing (every stage in its
@@ -137,26 +138,35 @@ class BaselineSpec(_Strict):
     random_trials: int | None = Field(None, ge=0)
 
 
-class TuneTrackingSpec(TrackingSpec):
-    """``[tracking]``: MLflow for the study (default: SQLite in the output directory)."""
+class TuneTrackingSpec(TrackingConfig):
+    """``[tracking]``: MLflow for the study (default: SQLite in the output directory, experiment
+    ``synthdspy-tune``)."""
 
     experiment: str = "synthdspy-tune"
 
 
 class TuneConfig(_Strict):
-    """A tuning experiment. ``output_dir`` (default ``runs/tune/<name>``) holds storage, trials,
-    MLflow and the report. ``seed`` seeds the samplers (worker k adds k). ``[tracking]``: one MLflow
+    """A tuning experiment. ``[output] dir`` (default ``runs/<name>``) holds storage, trials,
+    MLflow and the report; ``[output]`` and ``[tracking]`` read as in experiment and train files.
+    ``seed`` seeds the samplers (worker k adds k). ``[tracking]``: one MLflow
     parent run per study with a nested run per trial (``[train.tracking]`` is not used)."""
 
     name: str = Field("tune", min_length=1, pattern=r"^[A-Za-z0-9_.-]+$")
     seed: int = 0
-    output_dir: str | None = None
+    output: OutputConfig = Field(default_factory=OutputConfig)
     study: StudySpec = Field(default_factory=StudySpec)
     search: SearchSpec
     objective: ObjectiveSpec = Field(default_factory=ObjectiveSpec)
     baselines: BaselineSpec = Field(default_factory=BaselineSpec)
     tracking: TuneTrackingSpec = Field(default_factory=TuneTrackingSpec)
     train: TrainConfig
+
+    @model_validator(mode="before")
+    @classmethod
+    def _legacy_output_dir(cls, data: Any) -> Any:
+        """A dict built in Python with the deprecated ``output_dir`` (files are migrated, with their
+        name and line, by the loader before this)."""
+        return migrate_output_dir(data, "TuneConfig")
 
     @model_validator(mode="after")
     def _check(self) -> TuneConfig:
@@ -185,12 +195,13 @@ class TuneConfig(_Strict):
             raise ValueError("study.sampler: cmaes is single-objective; use tpe, random or gp")
         if self.train.trainer.token_budget is None:
             raise ValueError("train.trainer.token_budget: tuning compares trials at a fixed token budget")
+        self.output = default_output(self.output, self.name)
         return self
 
     @property
     def out_dir(self) -> Path:
-        """The output directory."""
-        return Path(self.output_dir or f"runs/tune/{self.name}")
+        """The output directory (``[output] dir``, default ``runs/<name>``)."""
+        return Path(self.output.dir or Path("runs") / self.name)
 
     @property
     def pruner(self) -> str:
@@ -209,7 +220,18 @@ class TuneConfig(_Strict):
 def load_tune_config(path: str | Path, overrides: list[str] | None = None) -> TuneConfig:
     """Read a tuning TOML file with ``--set`` overrides (``--set study.n_trials=4``).
 
+    Legacy ``output_dir`` keys (top level or in ``[train]``) are read as ``[output] dir`` with a
+    :class:`~synthdspy.config_tables.ConfigDeprecationWarning`.
+
     Raises:
         synthdspy.configio.ConfigError: missing file, bad TOML, or invalid keys (file and key named).
     """
-    return load_model(TuneConfig, path, overrides)
+    return load_model(TuneConfig, path, overrides, migrate=_migrate)
+
+
+def _migrate(data: dict[str, Any], source: str) -> dict[str, Any]:
+    """Legacy ``output_dir`` keys of a tuning file (top level and ``[train]``) moved to ``[output] dir``."""
+    migrate_output_dir(data, source)
+    if isinstance(data.get("train"), dict):
+        migrate_output_dir(data["train"], source, "train")
+    return data
