@@ -93,10 +93,13 @@ a malformed answer like any other: retry a parse failure with a new `rollout_id`
 Modules (one job each; this package re-exports their public names)
     options (settings, injected errors, banner); prompt (parsing adapter prompts); knobs
     (instruction knobs); features (measurable text properties); fields (field roles, input
-    values); writer (`_Writer`, composing text); judge (`_Judge`, scores); values (`value_for`,
-    values for JSON schemas); profiles (`similarity`); aspects (what criteria can name); grouping
-    (`_Grouping`); compose (`compose_answer`, `render`); engine (`Simulator`, `SimEngine`,
-    `AsyncSimEngine`, `SimLM`).
+    values); frames (sentence frames); writer (`_Writer`, composing text) with its mixins passages
+    (composed passages), picks (copied items, options, questions, titles), reasoning (steps,
+    math) and rewrite (optimizer instruction rewrites); judge (`_Judge`, scores); values
+    (`value_for`, values for JSON schemas); profiles (`similarity`); aspects (what criteria can
+    name); grouping (`_Grouping`) with grouping_shapes (recognising grouping requests) and
+    grouping_criteria (proposing, merging, condensing criteria); compose (`compose_answer`,
+    `render`); engine (`Simulator`, `SimEngine`, `AsyncSimEngine`, `SimLM`).
 """
 
 from synthdspy.simulator.compose import compose_answer, render

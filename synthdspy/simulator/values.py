@@ -10,8 +10,9 @@ from typing import Any
 from synthdspy.simulator.features import _frequent_words
 from synthdspy.simulator.fields import _COUNT_NAMES, _VOICE_WORDS, _field_kind, _name_words, _singular
 from synthdspy.simulator.judge import _RANGE, _Judge, score_range
+from synthdspy.simulator.picks import _COPY_DESC
 from synthdspy.simulator.prompt import _resolve
-from synthdspy.simulator.writer import _COPY_DESC, _Writer
+from synthdspy.simulator.writer import _Writer
 
 _NUMBER_WORDS = {"one": 1, "two": 2, "three": 3, "four": 4, "five": 5, "six": 6, "seven": 7, "eight": 8}
 
