@@ -9,7 +9,17 @@ from __future__ import annotations
 import typer
 from rich.console import Console
 
-from synthdspy.cli_common import SET_HELP, app, console, load_experiment_arg, user_errors
+from synthdspy.cli_common import (
+    CONFIG_HELP,
+    OUTPUT_HELP,
+    SET_HELP,
+    app,
+    at_least_one,
+    console,
+    load_experiment_arg,
+    output_override,
+    user_errors,
+)
 from synthdspy.configio import ConfigError
 
 DOCTOR_TIMEOUT_S = 15.0  # seconds per request, no retries: doctor answers within 15 s per role
@@ -44,16 +54,17 @@ def main() -> None:
 @app.command("compile")
 @user_errors
 def compile_cmd(
-    experiment: str = typer.Argument(..., help="Experiment TOML file."),
-    set_: list[str] = typer.Option(None, "--set", help=SET_HELP),
+    config: str = typer.Argument(..., help=CONFIG_HELP.format("experiments/quickstart.toml")),
+    set_: list[str] = typer.Option(None, "--set", help=SET_HELP["compile"]),
     seeds: str = typer.Option(None, "--seeds", help="Seed file or hf:// id replacing seeds.source."),
+    output: str = typer.Option(None, "--output", "-o", help=OUTPUT_HELP),
 ) -> None:
     """Optimize the experiment's program on the train seeds; compare baseline and compiled on dev seeds."""
     from synthdspy.pipeline import run_compile
     from synthdspy.report import summary_table
     from synthdspy.tracking import ui_command
 
-    exp = load_experiment_arg(experiment, set_, seeds)
+    exp = load_experiment_arg(config, [*(set_ or []), *output_override(output)], seeds)
     out = run_compile(exp)
     Console().print(summary_table(out.summary))
     for note in out.summary.get("notes", []):
@@ -67,18 +78,22 @@ def compile_cmd(
 @app.command("generate")
 @user_errors
 def generate_cmd(
-    experiment: str = typer.Argument(..., help="Experiment TOML file."),
-    n: int = typer.Option(100, "-n", help="Number of passed records to produce."),
+    config: str = typer.Argument(..., help=CONFIG_HELP.format("experiments/quickstart.toml")),
+    n: int = typer.Option(100, "-n", help="Number of passed records to produce (at least 1).", callback=at_least_one),
     program: str = typer.Option(None, "--program", help="Compiled program JSON (default: uncompiled)."),
     export: list[str] = typer.Option(["dataset"], "--export", help="dataset, parquet and/or jsonl."),
-    set_: list[str] = typer.Option(None, "--set", help=SET_HELP),
+    set_: list[str] = typer.Option(None, "--set", help=SET_HELP["generate"]),
     seeds: str = typer.Option(None, "--seeds", help="Seed file or hf:// id replacing seeds.source."),
+    output: str = typer.Option(None, "--output", "-o", help=OUTPUT_HELP),
     max_usd: float = typer.Option(None, "--max-usd", help="Stop launching units once this many dollars are spent "
                                   "(in-flight units finish; re-run with a higher cap to resume)."),
     estimate: bool = typer.Option(False, "--estimate", help="Run a few units, then project tokens, cost and time "
                                   "for -n (the records are kept; a later run resumes from them)."),
     push_to_hub: str = typer.Option(None, "--push-to-hub", help="Then upload the dataset export and its card to "
                                     "this Hub dataset repo (owner/name, private; token from $HF_TOKEN)."),
+    batch: bool = typer.Option(False, "--batch", help="Send the requests through the provider's batch API (half "
+                               "price, answers within 24 h; [generate] batch). A re-run polls a running batch."),
+    no_wait: bool = typer.Option(False, "--no-wait", help="With --batch: submit or poll once, then exit."),
 ) -> None:
     """Generate N records with gates applied; resumes an interrupted run in the same output directory.
 
@@ -97,13 +112,14 @@ def generate_cmd(
         from synthdspy.hub import check_push, push
 
         check_push(push_to_hub, export=tuple(export))  # before generating: a bad id or missing token fails now
-    exp = load_experiment_arg(experiment, set_, seeds)
+    batch_sets = ["generate.batch=true"] * batch + ["generate.batch_wait=false"] * no_wait
+    exp = load_experiment_arg(config, [*(set_ or []), *output_override(output), *batch_sets], seeds)
     units = max(3, exp.lm.generator.concurrency) if estimate else None
     out = run_generate(exp, n, program, tuple(export), max_usd=max_usd, unit_limit=units)
     if estimate:
         print_estimate(console, out, n)
         return
-    print_summary(console, out, n, exp)
+    print_summary(console, out, n, exp, tuple(export))
     if push_to_hub:
         console.print(f"pushed to {push(exp.output.dir, push_to_hub)}")
     if out.stats.passed < n:
@@ -132,15 +148,15 @@ def tasks_cmd() -> None:
 @app.command("doctor")
 @user_errors
 def doctor_cmd(
-    experiment: str = typer.Argument(..., help="Experiment TOML file."),
-    set_: list[str] = typer.Option(None, "--set", help=SET_HELP),
+    config: str = typer.Argument(..., help=CONFIG_HELP.format("experiments/quickstart.toml")),
+    set_: list[str] = typer.Option(None, "--set", help=SET_HELP["doctor"]),
 ) -> None:
     """Check that each configured LM role answers a one-line request (15 s timeout, no retries)."""
     from synthdspy.llm_failures import classify
     from synthdspy.lm import ROLES, build_lms
     from synthdspy.tracking import scrub_env_secrets
 
-    exp = load_experiment_arg(experiment, set_)
+    exp = load_experiment_arg(config, set_)
     quick = {"timeout_s": DOCTOR_TIMEOUT_S, "num_retries": 0}
     lms = build_lms(exp.lm.model_copy(update={r: getattr(exp.lm, r).model_copy(update=quick) for r in ROLES}))
     failures = 0

@@ -33,7 +33,40 @@ def _options(
 ) -> None:
     """Synthetic training data as optimizable DSPy programs."""
 
-SET_HELP = "Override a config key, e.g. --set compile.optimizer=bootstrap_rs (repeatable)."
+
+
+SET_EXAMPLES = {
+    "compile": "compile.optimizer=gepa",
+    "generate": "lm.generator.temperature=0.9",
+    "doctor": "lm.judge.timeout_s=30",
+    "train": "trainer.max_steps=200",
+    "curriculum-compare": "mixture.gsm8k=3",
+    "tune": "study.n_trials=4",
+    "transfer": "stats.bootstrap=500",
+    "collapse": "generations=3",
+}
+SET_HELP = {command: f"Override a config key, e.g. --set {example} (repeatable)."
+            for command, example in SET_EXAMPLES.items()}
+"""Each command's ``--set`` help, with an example key of that command's own config."""
+OUTPUT_HELP = "Output directory, overriding the config's [output] dir (default: runs/<name>)."
+CONFIG_HELP = "Config file (TOML), e.g. {}."
+
+
+def output_override(output: str | None) -> list[str]:
+    """The ``--set`` override that ``--output/-o DIR`` stands for (none without ``-o``); the path is
+    written as a TOML string, so a name like ``2024`` stays a path."""
+    import json
+
+    return [f"output.dir={json.dumps(output)}"] if output else []
+
+
+def at_least_one(value: int | None) -> int | None:
+    """Typer callback for ``-n``: a count below 1 is rejected while parsing, before any file is read,
+    with one line and exit code 2."""
+    if value is not None and value < 1:
+        console.print(f"[bold red]error:[/] -n {value}: must be at least 1", highlight=False)
+        raise typer.Exit(2)
+    return value
 
 
 def user_error_types() -> tuple[type[Exception], ...]:
@@ -66,8 +99,8 @@ def user_errors(fn: F) -> F:
     return wrapper  # type: ignore[return-value]
 
 
-def load_experiment_arg(experiment: str, overrides: list[str] | None, seeds: str | None = None) -> Any:
-    """The experiment file ``experiment`` with ``--set`` ``overrides`` (and ``--seeds``) applied."""
+def load_experiment_arg(config: str, overrides: list[str] | None, seeds: str | None = None) -> Any:
+    """The experiment file ``config`` with ``--set`` ``overrides`` (and ``--seeds``) applied."""
     from synthdspy.config import load_experiment
 
-    return load_experiment(experiment, overrides or [], seeds=seeds)
+    return load_experiment(config, overrides or [], seeds=seeds)

@@ -123,11 +123,13 @@ def compare_cmd(
 @user_errors
 def gate_report_cmd(
     run_dir: str = typer.Argument(..., help="A generate run's output dir, or its store directory."),
+    output: str = typer.Option(None, "--output", "-o", help="Directory for gate_report.json and gate_report.md "
+                               "[default: the run's generate directory]."),
 ) -> None:
     """Pass rate and common failure reasons per gate; adversarial_qa confusion matrix. Writes gate_report.*"""
     from synthdspy.gate_report import gate_report, to_markdown, write_gate_report
 
     report = gate_report(run_dir)
     typer.echo(to_markdown(report))
-    json_path, md_path = write_gate_report(report)
+    json_path, md_path = write_gate_report(report, output)
     console.print(f"wrote {json_path} and {md_path}")

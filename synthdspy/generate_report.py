@@ -2,14 +2,29 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+from pathlib import Path
 from typing import Any
 
 from rich.console import Console
 
+EXPORT_FILES = {"dataset": "dataset", "parquet": "records.parquet", "jsonl": "records.jsonl"}
+"""Each ``--export`` format's path inside ``<output dir>/generate``."""
+EXPORT_NOTES = {"dataset": "(datasets.load_from_disk)", "parquet": "", "jsonl": ""}
 
-def print_summary(console: Console, out: Any, n: int, exp: Any) -> None:
+
+def export_paths(generate_dir: str | Path, formats: Iterable[str]) -> dict[str, Path]:
+    """``{format: path}`` of each ``--export`` format under ``generate_dir`` (``<output dir>/generate``).
+
+    Raises:
+        KeyError: a format that is not ``dataset``, ``parquet`` or ``jsonl``.
+    """
+    return {fmt: Path(generate_dir) / EXPORT_FILES[fmt] for fmt in formats}
+
+
+def print_summary(console: Console, out: Any, n: int, exp: Any, export: tuple[str, ...] = ("dataset",)) -> None:
     """The run summary: records passed/rejected, exported versus stored, failures by class, why it
-    stopped, spending, and where the files are."""
+    stopped, spending, and where the files are: one line per ``export`` format, with its path."""
     from synthdspy.tracking import ui_command
 
     s = out.stats
@@ -34,7 +49,8 @@ def print_summary(console: Console, out: Any, n: int, exp: Any) -> None:
     console.print(f"LM usage (billed; cache hits are free): {out.meter.describe()}")
     if out.parse_stats.counts:
         console.print(f"parse failures: {out.parse_stats.describe()}")
-    console.print(f"dataset:    {out.dataset_dir}  (datasets.load_from_disk)")
+    for fmt, path in export_paths(out.store_dir.parent, dict.fromkeys(export)).items():
+        console.print(f"{fmt + ':':<11} {path}  {EXPORT_NOTES[fmt]}".rstrip())
     console.print(f"store:      {out.store_dir}")
     console.print(f"MLflow run: {out.run_id}  ->  {ui_command(out.tracking_uri)}")
 

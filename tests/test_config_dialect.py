@@ -16,11 +16,11 @@ import json
 import re
 import subprocess
 import sys
-import tomllib
 import warnings
 from pathlib import Path
 
 import pytest
+import tomllib
 from typer.testing import CliRunner
 
 from synthdspy.cli import app
@@ -199,8 +199,8 @@ def test_set_help_example_is_a_key_of_that_command(command):
 @pytest.mark.parametrize("command", ("compile", "generate", "doctor", "train", "tune", "collapse",
                                      "curriculum-compare"))
 def test_toml_argument_is_called_config(command):
-    text = help_text(command)
-    assert "CONFIG" in text and "EXPERIMENT" not in text.replace("--experiment", "")
+    usage = next(line for line in help_text(command).splitlines() if "Usage:" in line)
+    assert re.search(r"\[OPTIONS\] (\{config\}|CONFIG)(\s|$)", usage), usage
 
 
 def test_readme_command_table_names_the_toml_argument_config():
@@ -239,11 +239,11 @@ def test_train_reads_generates_dataset_export_and_other_record_files(tmp_path):
     result = runner.invoke(app, ["generate", str(EXPERIMENTS / "quickstart.toml"), "-n", "3", "-o", str(out)])
     assert result.exit_code == 0, result.output
     export = out / "generate" / "dataset"
-    docs = load_source(SourceSpec(name="gen", path=str(export), format="records", template="{instruction}\n{response}"))
+    docs = load_source(SourceSpec(name="gen", path=str(export), format="records", template="{instruction}\n{output}"))
     from datasets import load_from_disk
 
     rows = list(load_from_disk(str(export)))
-    assert [d.text for d in docs] == [f"{r['instruction']}\n{r['response']}" for r in rows] and len(docs) == 3
+    assert [d.text for d in docs] == [f"{r['instruction']}\n{r['output']}" for r in rows] and len(docs) == 3
     csv = write(tmp_path / "r.csv", "q,a\nwhat,that\nwho,them\n")
     assert [d.text for d in load_source(SourceSpec(name="c", path=str(csv), format="records", template="{q}={a}"))] == [
         "what=that", "who=them"]

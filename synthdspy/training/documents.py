@@ -1,16 +1,19 @@
-"""Labelled documents read from sources: text files and JSONL (generated records or real corpora).
+"""Labelled documents read from sources: text and documents, or records (generated or real corpora).
 
-A source is one ``[[sources]]`` entry of a training config. A text file is split into documents
-by blank lines, by a fixed number of characters, or kept whole; a JSONL file gives one document
-per line through a template such as ``"{question}\\n{answer}"``. ``group_by`` splits one source
-into labelled groups (``passages`` by their ``source`` field becomes ``passages/wikipedia`` ...).
-Relative paths are resolved against the current working directory (run from the repo root).
+A source is one ``[[sources]]`` entry of a training config, read by the seed readers so that
+training reads every format seeds read. ``format = "text"``: a text, Markdown, HTML or PDF file
+(:func:`synthdspy.seeds.documents.read_document`), split into documents by blank lines, by a fixed
+number of characters, or kept whole. ``format = "records"`` (or its older name ``"jsonl"``): a
+JSONL/JSON/CSV/Parquet file, a ``datasets.save_to_disk`` directory (``generate``'s default export,
+``runs/<name>/generate/dataset``) or an ``hf://`` id (:func:`synthdspy.seeds.loading.load_seeds`),
+one document per record through a template such as ``"{question}\\n{answer}"``. ``group_by`` splits
+one source into labelled groups (``passages`` by their ``source`` field becomes
+``passages/wikipedia`` ...). Relative paths are resolved against the current working directory.
 """
 
 from __future__ import annotations
 
 import glob
-import json
 import re
 import string
 from dataclasses import dataclass, field
@@ -20,6 +23,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from synthdspy.configio import ConfigError
+from synthdspy.seeds.loading import HUB_PREFIX, SeedLoadError, is_saved_dataset, load_seeds
 
 BLANK_LINES = re.compile(r"\n[ \t]*\n+")
 
@@ -31,7 +35,8 @@ class SourceError(ConfigError):
 class SourceSpec(BaseModel):
     """One ``[[sources]]`` entry.
 
-    ``path`` is a file or a glob (sorted). ``weight`` is the source's mixture weight (normalised
+    ``path`` is a file or a glob (sorted); for records also a saved-dataset directory or an
+    ``hf://owner/name[:config][@split]`` id. ``weight`` is the source's mixture weight (normalised
     over sources); ``group_weights`` optionally weighs the ``group_by`` groups inside it (default:
     in proportion to their characters). ``max_repeats`` caps how many times the stream may go over
     the source's training tokens. ``dimensions_field`` names a JSON object of dimension labels,
@@ -42,7 +47,7 @@ class SourceSpec(BaseModel):
 
     name: str = Field(min_length=1, pattern=r"^[^/\s]+$")
     path: str
-    format: Literal["text", "jsonl"] = "text"
+    format: Literal["text", "records", "jsonl"] = "text"
     split: Literal["none", "blank_lines", "chunk"] = "blank_lines"
     chunk_chars: int = Field(2000, gt=0)
     template: str = "{text}"
@@ -77,13 +82,14 @@ class Document:
 
 
 def resolve_paths(spec: SourceSpec) -> list[Path]:
-    """The files of ``spec.path`` (a file or a glob), sorted.
+    """The files of ``spec.path`` (a file or a glob), sorted; for records, a saved dataset directory
+    counts as a file.
 
     Raises:
         SourceError: when nothing matches.
     """
     paths = sorted(Path(p) for p in glob.glob(spec.path)) if glob.has_magic(spec.path) else [Path(spec.path)]
-    paths = [p for p in paths if p.is_file()]
+    paths = [p for p in paths if p.is_file() or (spec.format != "text" and is_saved_dataset(p))]
     if not paths:
         raise SourceError(
             f"sources.{spec.name}.path: no file matches {spec.path!r} (relative to {Path.cwd()})"
@@ -131,6 +137,36 @@ def _record_document(row: dict[str, Any], spec: SourceSpec, where: str, index: i
     return Document(text=text, group=group, index=index, dimensions=dims, difficulty=difficulty)
 
 
+def _file_text(path: Path) -> str:
+    """The text of one document file (plain text when the suffix is not a document format).
+
+    Raises:
+        SeedLoadError: see :func:`synthdspy.seeds.documents.read_document`.
+    """
+    from synthdspy.seeds.documents import FORMATS, read_document
+    from synthdspy.seeds.text_formats import decode
+
+    return read_document(path).text if path.suffix.lower() in FORMATS else decode(path)
+
+
+def _records(spec: SourceSpec) -> list[tuple[str, dict[str, Any]]]:
+    """``(where, row)`` of every record of a records source, through the seed loader.
+
+    Raises:
+        SourceError: no matching file, or what :func:`~synthdspy.seeds.loading.load_seeds` raises
+            (file and line or row named).
+    """
+    paths = [spec.path] if spec.path.startswith(HUB_PREFIX) else [str(p) for p in resolve_paths(spec)]
+    rows = []
+    for path in paths:
+        try:
+            seeds = load_seeds(path)
+        except SeedLoadError as exc:
+            raise SourceError(f"sources.{spec.name}: {exc}") from None
+        rows += [(f"{path}: record {i}", {**seed.data, "id": seed.id}) for i, seed in enumerate(seeds, 1)]
+    return rows
+
+
 def load_source(spec: SourceSpec) -> list[Document]:
     """Read every document of one source, in file order.
 
@@ -139,35 +175,29 @@ def load_source(spec: SourceSpec) -> list[Document]:
         ``index`` = position within the source.
 
     Raises:
-        SourceError: no matching file, invalid JSON (file and line named), a record without a
-            template field, or a source that yields no document.
+        SourceError: no matching file, an unreadable file or record (file and line or record named),
+            a record without a template field, or a source that yields no document.
     """
     docs: list[Document] = []
-    if spec.format == "jsonl" and not _template_fields(spec.template):
-        raise SourceError(f"sources.{spec.name}.template: {spec.template!r} names no field")
-    for path in resolve_paths(spec):
-        if spec.format == "text":
-            for text in split_text(path.read_text(encoding="utf-8"), spec):
-                docs.append(Document(text=text, group=spec.name, index=len(docs)))
+    if spec.format == "text":
+        for path in resolve_paths(spec):
+            try:
+                text = _file_text(path)
+            except SeedLoadError as exc:
+                raise SourceError(f"sources.{spec.name}: {exc}") from None
+            for part in split_text(text, spec):
+                docs.append(Document(text=part, group=spec.name, index=len(docs)))
                 if spec.limit and len(docs) >= spec.limit:
                     return docs
-            continue
-        with path.open(encoding="utf-8") as fh:
-            for lineno, line in enumerate(fh, 1):
-                if not line.strip():
-                    continue
-                where = f"{path}:{lineno}"
-                try:
-                    row = json.loads(line)
-                except json.JSONDecodeError as exc:
-                    raise SourceError(f"{where}: invalid JSON: {exc.msg}") from None
-                if not isinstance(row, dict):
-                    raise SourceError(f"{where}: expected a JSON object, got {type(row).__name__}")
-                doc = _record_document(row, spec, where, len(docs))
-                if len(doc.text.strip()) >= spec.min_chars:
-                    docs.append(doc)
-                if spec.limit and len(docs) >= spec.limit:
-                    return docs
+    else:
+        if not _template_fields(spec.template):
+            raise SourceError(f"sources.{spec.name}.template: {spec.template!r} names no field")
+        for where, row in _records(spec):
+            doc = _record_document(row, spec, where, len(docs))
+            if len(doc.text.strip()) >= spec.min_chars:
+                docs.append(doc)
+            if spec.limit and len(docs) >= spec.limit:
+                return docs
     if not docs:
         raise SourceError(f"sources.{spec.name}: {spec.path!r} holds no document")
     return docs
