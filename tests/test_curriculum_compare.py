@@ -24,8 +24,7 @@ from synthdspy.training.curriculum_compare import (
 )
 
 EXPERIMENT = Path(__file__).resolve().parent.parent / "experiments" / "train_mixture.toml"
-needs_data = pytest.mark.skipif(not Path("../shared/data/gsm8k/train.jsonl").is_file(),
-                                reason="../shared/data not present")
+needs_data = pytest.mark.usefixtures("needs_shared_data")
 TINY = [
     "model.n_layer=1", "model.n_head=2", "model.n_embd=32", "model.block_size=32", "trainer.batch_size=8",
     "trainer.token_budget=3840", "trainer.eval_interval=5", "trainer.eval_windows=4", "trainer.threads=1",

@@ -215,11 +215,10 @@ def test_cli_gate_report(run_dir, tmp_path):
 
 
 ROOT = __import__("pathlib").Path(__file__).parent.parent
-SHARED = ROOT.parent / "shared" / "data"
 PEER_EXPERIMENTS = ["preference", "grpo", "multiturn", "evol", "adversarial_preference", "adversarial_qa"]
 
 
-@pytest.mark.skipif(not SHARED.exists(), reason="needs ../shared/data")
+@pytest.mark.usefixtures("needs_shared_data")
 @pytest.mark.parametrize("name", PEER_EXPERIMENTS)
 def test_shipped_experiments_validate(name, monkeypatch):
     from synthdspy.config import load_experiment
@@ -229,7 +228,7 @@ def test_shipped_experiments_validate(name, monkeypatch):
     assert exp.task.name == name and exp.lm.generator.model.startswith("sim/")
 
 
-@pytest.mark.skipif(not SHARED.exists(), reason="needs ../shared/data")
+@pytest.mark.usefixtures("needs_shared_data")
 def test_adversarial_qa_run_then_report(tmp_path, monkeypatch):
     from synthdspy.config import load_experiment
     from synthdspy.pipeline import run_generate

@@ -128,8 +128,21 @@ def test_planted_paraphrases_need_embeddings(tmp_path):
     assert planted_scores(lexical_only, truth, planted)[2] == {"edit3": 4, "swap": 0}
 
 
+def test_planted_duplicates_all_methods_full_passages_fast(tmp_path):
+    """The slow test below on 60 full-length passages with 3 plants of each kind (12): the same checks on
+    every kind, by every method, fast enough to run by default."""
+    texts, truth, planted = planted_rows(passages(60), list(PLANTS), per_kind=3, seed=3)
+    verdicts = gate_on_copy(tmp_path, texts, DedupGate())
+    precision, recall, by_kind, methods = planted_scores(verdicts, truth, planted)
+    assert all(verdicts[o].passed for o in truth.values())
+    assert by_kind["exact"] == by_kind["respace"] == by_kind["edit3"] == 3
+    assert recall >= 0.9 and precision >= 0.95
+    assert "embedding" in methods
+
+
 @pytest.mark.slow
 def test_planted_duplicates_all_methods_full_passages(tmp_path):
+    """300 full passages, 8 plants of each kind: the figure behind the README's dedup recall/precision."""
     texts, truth, planted = planted_rows(passages(300), list(PLANTS), per_kind=8, seed=3)
     verdicts = gate_on_copy(tmp_path, texts, DedupGate())
     precision, recall, by_kind, _ = planted_scores(verdicts, truth, planted)

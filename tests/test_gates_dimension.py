@@ -147,7 +147,10 @@ def test_cot_check_passes_when_the_answer_is_the_expected_one(expected, steps):
     assert v.details == {"step_by_step": steps} and v.reason == "because"
 
 
-def test_cot_check_on_the_simulator_reads_the_text():
+def test_pipeline_cot_check_on_the_simulator_reads_the_text():
+    """Pipeline test: the judge reads the record's text, and a malformed answer raises. The verdicts come from the
+    simulator's judge, which looks for step markers: they are decided by the simulator's heuristics and are not
+    evidence of the gate's quality."""
     stepwise = Record(id="a", task="cot", output="Step 1: 3 + 4 = 7.\nStep 2: therefore she has 7 apples.")
     plain = Record(id="b", task="cot", output="She has seven apples.")
     gate = CoTCheckGate()

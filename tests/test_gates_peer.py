@@ -41,7 +41,10 @@ def lms():
 # ---- hallucination --------------------------------------------------------------------------
 
 
-def test_hallucination_passes_faithful_and_diagnoses_unfaithful(lms):
+def test_pipeline_hallucination_passes_faithful_and_diagnoses_unfaithful(lms):
+    """Pipeline test: the check-then-diagnose calls go to the judge role only. Its verdicts come from the
+    simulator's judge, which decides by word overlap with the source: the outcome is decided by the simulator's
+    heuristics and is not evidence of the gate's quality."""
     gate = HallucinationGate()
     ok = gate(rec(output=FAITHFUL))
     assert ok.passed and ok.diagnosis is None and ok.score == 1.0
@@ -56,13 +59,19 @@ def test_hallucination_without_source_fails(lms):
     assert not verdict.passed and verdict.reason == "no_source" and not lms.judge.history
 
 
-def test_hallucination_judges_chosen_of_preference_records(lms):
+def test_pipeline_hallucination_judges_chosen_of_preference_records(lms):
+    """Pipeline test: the chosen side of a pair is the one judged. Its verdicts come from the simulator's judge,
+    which decides by word overlap with the source: the outcome is decided by the simulator's heuristics and is not
+    evidence of the gate's quality."""
     gate = HallucinationGate()
     assert gate(rec(chosen=FAITHFUL, rejected=UNRELATED)).passed
     assert not gate(rec(chosen=UNRELATED, rejected=FAITHFUL)).passed
 
 
-def test_grounding_judges_the_answer_of_pairs_groups_and_conversations(lms):
+def test_pipeline_grounding_judges_the_answer_of_pairs_groups_and_conversations(lms):
+    """Pipeline test: the judged text is the output, the chosen side, any response or the last assistant turn. Its
+    verdicts come from the simulator's judge, which decides by word overlap with the source: the outcome is decided
+    by the simulator's heuristics and is not evidence of the gate's quality."""
     gate = GroundingGate()
     assert gate(rec(output=FAITHFUL)).passed and not gate(rec(output=UNRELATED)).passed
     assert gate(rec(chosen=FAITHFUL, rejected=UNRELATED)).passed
@@ -71,7 +80,10 @@ def test_grounding_judges_the_answer_of_pairs_groups_and_conversations(lms):
     assert gate(rec(turns=[{"role": "user", "content": "When?"}, {"role": "assistant", "content": FAITHFUL}])).passed
 
 
-def test_hallucination_group_passes_with_one_faithful_response(lms):
+def test_pipeline_hallucination_group_passes_with_one_faithful_response(lms):
+    """Pipeline test: a group passes when one response is judged faithful, scored by the faithful share. Its
+    verdicts come from the simulator's judge, which decides by word overlap with the source: the outcome is decided
+    by the simulator's heuristics and is not evidence of the gate's quality."""
     gate = HallucinationGate()
     mixed = gate(rec(responses=[FAITHFUL, UNRELATED]))
     assert mixed.passed and mixed.score == pytest.approx(0.5)
@@ -146,7 +158,10 @@ def test_reward_single_output_and_conversation():
     assert not gate(convo).passed
 
 
-def test_reward_gate_on_simulator_contrasts_faithful_with_unrelated(lms):
+def test_pipeline_reward_gate_on_simulator_contrasts_faithful_with_unrelated(lms):
+    """Pipeline test: the reward gate asks the judge once per side of a pair. Its verdicts come from the simulator's
+    judge, which decides by word overlap with the source: the outcome is decided by the simulator's heuristics and
+    is not evidence of the gate's quality."""
     verdict = RewardGate(threshold=6)(rec(chosen=FAITHFUL + " " + FAITHFUL, rejected=UNRELATED))
     assert verdict.passed, verdict.reason
     assert len(lms.judge.history) == 2

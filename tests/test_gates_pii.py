@@ -69,7 +69,7 @@ def test_the_planted_file_covers_every_kind_of_item():
             assert row["text"][item["start"]:item["end"]] == item["value"]
 
 
-@pytest.mark.skipif(not PASSAGES.exists(), reason="needs ../shared/data")
+@pytest.mark.usefixtures("needs_shared_data")
 def test_the_planted_file_is_real_passages_with_one_inserted_sentence():
     texts = {p["id"]: p["text"] for p in map(json.loads, PASSAGES.read_text(encoding="utf-8").splitlines())}
     for row in PLANTED:
@@ -92,7 +92,7 @@ def test_numbers_with_a_wrong_check_digit_are_not_reported(detector):
     assert [s.entity for s in detector.find(valid)] == ["CREDIT_CARD"] and detector.find(typo) == []
 
 
-@pytest.mark.skipif(not PASSAGES.exists(), reason="needs ../shared/data")
+@pytest.mark.usefixtures("needs_shared_data")
 def test_every_finding_in_the_unmodified_passages_is_accounted_for(detector):
     found = []
     for p in map(json.loads, PASSAGES.read_text(encoding="utf-8").splitlines()):

@@ -116,7 +116,7 @@ def _with_final(solution: str, new: str) -> str:
     return f"{head}#### {new}"
 
 
-@pytest.mark.skipif(not GSM8K_TEST.is_file(), reason="shared GSM8K data not present")
+@pytest.mark.usefixtures("needs_shared_data")
 def test_every_gsm8k_test_solution():
     rows = [json.loads(line) for line in GSM8K_TEST.read_text().splitlines()]
     assert len(rows) == 1319

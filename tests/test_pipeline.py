@@ -89,8 +89,8 @@ def test_load_program_rejects_foreign_or_malformed_files(tmp_path, blob, match):
         SynthesisProgram.load_program(bad)
 
 
-@pytest.mark.skipif(not GSM8K.exists(), reason="needs ../shared/data")
-def test_gsm8k_math_gate_in_program(tmp_path):
+def test_gsm8k_math_gate_in_program(tmp_path, shared_data):
+    shared_data(GSM8K)
     from synthdspy.pipeline import run_generate
 
     exp = quick(tmp_path, name="gsm8k_cot.toml", seeds=str(GSM8K))
@@ -224,8 +224,8 @@ def test_user_error_is_one_line_not_a_traceback(tmp_path):
     assert "seeds.train_sise: unknown key" in r.stderr and "Traceback" not in r.stderr
 
 
-@pytest.mark.skipif(not PASSAGES.exists(), reason="needs ../shared/data")
-def test_gepa_compile_uses_feedback_and_stays_within_budget(tmp_path):
+def test_gepa_compile_uses_feedback_and_stays_within_budget(tmp_path, shared_data):
+    shared_data(PASSAGES)
     from synthdspy.pipeline import run_compile
 
     exp = quick(tmp_path, "compile.optimizer=gepa", "compile.budget.metric_calls=12", name="grounded_qa.toml",
@@ -248,10 +248,13 @@ def test_recompile_with_same_config_and_cache_pays_nothing_and_gives_same_progra
     assert first.program_path == second.program_path  # same config, same variant name
 
 
-@pytest.mark.skipif(not PASSAGES.exists(), reason="needs ../shared/data")
-def test_cluster_agent_objective_compiles_a_more_diverse_variant(tmp_path):
-    """Issue 7's acceptance check, on the simulator: with diversity weight > 0 on the cluster-agent,
-    the compiled variant's held-out cluster-agent score beats the baseline's, and compare lists both."""
+def test_pipeline_cluster_agent_objective_compiles_and_compare_lists_both_variants(tmp_path, shared_data):
+    """Pipeline test (issue 7's acceptance check, on the simulator): with diversity weight > 0 on the
+    cluster-agent, GEPA compiles, the criteria are saved and reported, and compare lists both variants. That
+    the compiled variant's held-out cluster-agent score beats the baseline's is decided by the simulator's
+    heuristics (it writes more varied text for the diversity phrases GEPA's proposals add, and its judge
+    groups by word overlap): it checks the signal reaches the optimizer, and is not evidence of quality."""
+    shared_data(PASSAGES)
     from synthdspy.compare import load_variants
     from synthdspy.pipeline import run_compile
 

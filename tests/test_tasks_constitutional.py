@@ -183,7 +183,7 @@ def test_a_malformed_answer_raises_a_parse_error():
 # ---- the shipped experiment, over HTTP ----------------------------------------------------------
 
 
-@pytest.mark.skipif(not (ROOT.parent / "shared/data/passages/passages.jsonl").exists(), reason="needs ../shared/data")
+@pytest.mark.usefixtures("needs_shared_data")
 def test_the_shipped_experiment_runs_over_the_provider_endpoint_with_retries(tmp_path, monkeypatch):
     """Pipeline test on real passages over the provider-realistic endpoint (10% server errors,
     retried): records name their principle and are judged as pairs."""

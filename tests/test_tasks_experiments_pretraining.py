@@ -12,9 +12,8 @@ from synthdspy.program import SynthesisProgram
 from synthdspy.records import Record
 
 ROOT = Path(__file__).parent.parent
-SHARED = ROOT.parent / "shared" / "data"
 EXPERIMENTS = ["pretraining", "textbook_variants", "rephrase", "variation", "self_instruct", "mind", "tinystories"]
-needs_data = pytest.mark.skipif(not SHARED.exists(), reason="needs ../shared/data")
+needs_data = pytest.mark.usefixtures("needs_shared_data")
 
 
 def experiment(name: str, tmp_path: Path, *extra: str):
@@ -38,7 +37,9 @@ def test_bad_share_override_is_a_config_error_naming_the_key(tmp_path):
         experiment("pretraining", tmp_path, 'task.shares={ Style = { Sarcastic = 1.0 } }')
 
 
-def test_pretraining_generate_end_to_end(tmp_path):
+def test_pipeline_pretraining_generate_end_to_end(tmp_path):
+    """Pipeline test: records carry nine dimensions and a dimension verdict on the Format and Style targets. How
+    many pass is decided by the simulator's judge, not evidence of quality."""
     from synthdspy.pipeline import run_generate
 
     out = run_generate(experiment("pretraining", tmp_path), n=2, show_progress=False)
@@ -68,7 +69,9 @@ def test_variation_of_a_previous_runs_records(tmp_path):
 
 
 @needs_data
-def test_mind_generate_end_to_end_passes_its_gates(tmp_path):
+def test_pipeline_mind_generate_end_to_end_passes_its_gates(tmp_path):
+    """Pipeline test: passed conversations alternate the two roles. That they pass is decided by the simulator's
+    heuristics, not evidence of quality."""
     from synthdspy.pipeline import run_generate
 
     out = run_generate(experiment("mind", tmp_path), n=2, show_progress=False)

@@ -33,7 +33,7 @@ WORKERS = 2
 
 needs_bwrap = pytest.mark.skipif(sandbox_bwrap.bubblewrap_problem() is not None,
                                  reason=f"bubblewrap does not work here: {sandbox_bwrap.bubblewrap_problem()}")
-needs_gsm8k = pytest.mark.skipif(not GSM8K_TEST.exists(), reason="needs ../shared/data/gsm8k/test.jsonl")
+needs_gsm8k = pytest.mark.usefixtures("needs_shared_data")
 
 HOSTILE = {
     "write_outside": ("import os\ndef solution():\n    with open({path!r}, 'w') as f:\n        f.write('x')\n"

@@ -55,7 +55,7 @@ def test_load_pool_errors_name_the_record(tmp_path):
         SelfInstructParams(pool=str(tmp_path / "missing.jsonl"))
 
 
-@pytest.mark.skipif(not SEED_TASKS.exists(), reason="needs ../shared/data")
+@pytest.mark.usefixtures("needs_shared_data")
 def test_the_175_seed_tasks_load_as_a_pool():
     tasks = load_pool(SEED_TASKS)
     assert len(tasks) == 175 and all(t.instruction for t in tasks)

@@ -22,9 +22,7 @@ from synthdspy.training.collapse import (
 )
 
 EXPERIMENT = Path(__file__).resolve().parent.parent / "experiments" / "model_collapse.toml"
-pytestmark = pytest.mark.skipif(
-    not Path("../shared/data/tinyshakespeare/input.txt").is_file(), reason="../shared/data not present"
-)
+pytestmark = pytest.mark.usefixtures("needs_shared_data")
 TINY = [
     "real.train_chars=6000", "real.chunk_chars=31", "generations=3", "workers=1", "seeds=[0, 1]",
     "train.model.n_layer=1", "train.model.n_head=2", "train.model.n_embd=32", "train.model.block_size=32",

@@ -15,7 +15,7 @@ from synthdspy.training import TrainConfig, train
 from synthdspy.training.sampling import filter_logits, iter_samples, load_for_sampling
 
 SHAKESPEARE = Path("../shared/data/tinyshakespeare/input.txt")
-pytestmark = pytest.mark.skipif(not SHAKESPEARE.is_file(), reason="../shared/data not present")
+pytestmark = pytest.mark.usefixtures("needs_shared_data")
 
 
 def config(out: Path, path: Path, fmt: str = "text", steps: int = 40) -> TrainConfig:

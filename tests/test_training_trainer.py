@@ -16,7 +16,7 @@ from synthdspy.training.trainer import lr_at
 DATA = Path("../shared/data")
 SHAKESPEARE = DATA / "tinyshakespeare/input.txt"
 GSM8K = DATA / "gsm8k/train.jsonl"
-needs_data = pytest.mark.skipif(not SHAKESPEARE.is_file(), reason="../shared/data not present")
+needs_data = pytest.mark.usefixtures("needs_shared_data")
 EXPERIMENTS = Path(__file__).resolve().parent.parent / "experiments"
 
 
@@ -76,13 +76,25 @@ def test_gpt_shapes_init_loss_and_flops():
     logits, loss = model(idx, torch.randint(0, 65, (3, 16)))
     assert logits.shape == (3, 16, 65)
     assert abs(loss.item() - math.log(65)) < 0.3  # near-uniform predictions at init
-    n = model.num_params()
-    assert n == sum(p.numel() for p in model.parameters()) - 16 * 32
-    assert model.flops_per_token() == 6 * n + 12 * 2 * 2 * 16 * 16
+    # worked by hand, no biases: a layer is ln_1 32 + c_attn 32*96 + c_proj 32*32 + ln_2 32 + fc 32*128
+    # + proj 128*32 = 12,352; two layers + wte 65*32 (tied with the head) + ln_f 32 = 26,816; wpe 16*32 = 512
+    assert (model.num_params(), model.num_params(non_embedding=False)) == (26_816, 27_328)
+    assert model.flops_per_token() == 173_184  # 6 * 26,816 + 12 * L 2 * H 2 * Q 16 * T 16 (= 12,288)
     with pytest.raises(ValueError, match="longer than block_size"):
         model(torch.zeros(1, 17, dtype=torch.long))
     with pytest.raises(ValueError, match="divisible"):
         GPT(GPTConfig(n_head=3, n_embd=32, vocab_size=10))
+
+
+def test_parameter_counts_match_the_ones_nanogpt_prints():
+    """Published figures, not the model's own formula: nanoGPT prints "number of parameters: 123.65M" for
+    GPT-2 small (124,439,808 weights with tied embeddings, less 1024 x 768 position embeddings) and 0.80M for
+    its shakespeare_char config."""
+    gpt2 = GPT(GPTConfig(n_layer=12, n_head=12, n_embd=768, block_size=1024, vocab_size=50257, bias=True))
+    assert (gpt2.num_params(), gpt2.num_params(non_embedding=False)) == (123_653_376, 124_439_808)
+    del gpt2
+    char = GPT(GPTConfig(n_layer=4, n_head=4, n_embd=128, block_size=64, vocab_size=65))
+    assert round(char.num_params() / 1e6, 2) == 0.80
 
 
 def test_config_errors_name_the_key(tmp_path):
@@ -106,7 +118,11 @@ def test_config_errors_name_the_key(tmp_path):
     with pytest.raises(ConfigError, match=r"curriculum\.schedule.*sum to 1"):
         load_train_config(mixture, ['curriculum.schedule={kind = "strict", fractions = [0.5, 0.2]}'])
     cfg = load_train_config(EXPERIMENTS / "train_shakespeare_char.toml", ["trainer.max_steps=10"])
-    assert cfg.total_steps == 10 and cfg.tokens_per_step == 12 * 64
+    assert cfg.total_steps == 10 and cfg.tokens_per_step == 768  # batch 12 x block 64
+    small = tmp_path / "budget.toml"
+    small.write_text('[[sources]]\nname = "a"\npath = "x"\n[model]\nblock_size = 16\n'
+                     '[trainer]\nbatch_size = 4\ngrad_accum_steps = 2\ntoken_budget = 1000\n')
+    assert load_train_config(small).total_steps == 8  # 1000 tokens / (4 x 2 x 16 = 128 per step) = 7.8 -> 8
     budget = load_train_config(EXPERIMENTS / "train_mixture.toml", ["mixture.gsm8k=3"])
     assert budget.total_steps == 500 and budget.source_weights["gsm8k"] == 3
 
@@ -129,7 +145,7 @@ def test_shakespeare_char_learns_quickly(tmp_path):
     assert last.nats_per_token < 2.8  # already better than a unigram model (about 3.3 nats)
     # ASCII text: one character is one byte, so bits per byte = nats per token / ln 2
     assert last.bits_per_byte == pytest.approx(last.nats_per_token / math.log(2), rel=1e-3)
-    assert result.steps == 100 and result.tokens == 100 * 12 * 64 and result.tokens_per_s > 0
+    assert result.steps == 100 and result.tokens == 76_800 and result.tokens_per_s > 0  # 100 steps of 12 x 64
 
 
 @needs_data
