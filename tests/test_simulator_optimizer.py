@@ -51,7 +51,10 @@ def test_repetitive_example_outputs_hint_at_diversity():
     assert diversity_share(repeated) > diversity_share(varied) + 0.15
 
 
-def test_optimizer_gets_a_real_signal():
+def test_pipeline_optimizer_gets_a_signal_from_the_simulator():
+    """Pipeline test: MIPROv2 over the simulator raises a word-overlap metric because the simulator writes
+    more source words when its instructions ask for grounding, phrases its own proposals add. The outcome
+    is decided by the simulator's heuristics and is not evidence that any optimizer improves data quality."""
     passages = [
         SOURCE,
         "The river flooded the valley in spring. Farmers moved their cattle to the hills. "
