@@ -48,7 +48,7 @@ SET_EXAMPLES = {
 SET_HELP = {command: f"Override a config key, e.g. --set {example} (repeatable)."
             for command, example in SET_EXAMPLES.items()}
 """Each command's ``--set`` help, with an example key of that command's own config."""
-OUTPUT_HELP = "Output directory, overriding the config's [output] dir (default: runs/<name>)."
+OUTPUT_HELP = "Output directory, overriding the config's output.dir (default: runs/<name>)."
 CONFIG_HELP = "Config file (TOML), e.g. {}."
 
 

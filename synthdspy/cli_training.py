@@ -7,15 +7,15 @@ from pathlib import Path
 import typer
 from rich.console import Console
 
-from synthdspy.cli_common import SET_HELP, app, console, user_errors
+from synthdspy.cli_common import OUTPUT_HELP, SET_HELP, app, at_least_one, console, output_override, user_errors
 
 
 @app.command()
 @user_errors
 def train(
     config: str = typer.Argument(..., help="Training config (TOML), e.g. experiments/train_mixture.toml."),
-    set_: list[str] = typer.Option([], "--set", help=SET_HELP),
-    output: str = typer.Option("", "--output", help="Output directory (default: runs/train/<name>)."),
+    set_: list[str] = typer.Option([], "--set", help=SET_HELP["train"]),
+    output: str = typer.Option("", "--output", "-o", help=OUTPUT_HELP),
     resume: bool = typer.Option(False, "--resume", help="Continue from OUTPUT/checkpoint.pt."),
 ) -> None:
     """Train one proxy GPT on a data mixture and print the final loss of every validation split."""
@@ -24,9 +24,7 @@ def train(
     from synthdspy.training import EvalEvent, load_train_config
     from synthdspy.training import train as run_training
 
-    cfg = load_train_config(config, set_)
-    if output:
-        cfg = cfg.model_copy(update={"output_dir": output})
+    cfg = load_train_config(config, set_ + output_override(output))
     console.print(f"training [bold]{cfg.name}[/]: {cfg.total_steps} steps x {cfg.tokens_per_step} tokens")
 
     def progress(event: EvalEvent) -> None:
@@ -54,8 +52,9 @@ def train(
 @app.command()
 @user_errors
 def tune(
-    experiment: str = typer.Argument(..., help="Tuning experiment (TOML), e.g. experiments/mixture_tuning.toml."),
-    set_: list[str] = typer.Option([], "--set", help=SET_HELP),
+    config: str = typer.Argument(..., help="Tuning config (TOML), e.g. experiments/mixture_tuning.toml."),
+    set_: list[str] = typer.Option([], "--set", help=SET_HELP["tune"]),
+    output: str = typer.Option("", "--output", "-o", help=OUTPUT_HELP),
     workers: int = typer.Option(1, "--workers", help="Worker processes on this machine sharing the study."),
     storage: str = typer.Option("", "--storage", help="Optuna storage: RDB URL or journal:PATH (default SQLite)."),
     join: bool = typer.Option(False, "--join", help="Only run trials of a study another `tune` owns."),
@@ -68,7 +67,7 @@ def tune(
     from synthdspy.tuning.study import progress_printer
     from synthdspy.tuning.study import tune as run_tune
 
-    cfg = load_tune_config(experiment, set_ + ([f"study.storage={storage}"] if storage else []))
+    cfg = load_tune_config(config, set_ + output_override(output) + ([f"study.storage={storage}"] if storage else []))
 
     def progress_table(rows) -> Table:
         table = Table(title=f"{cfg.name}: {cfg.train.total_steps} steps x {cfg.train.tokens_per_step} tokens per trial")
@@ -107,9 +106,9 @@ def tune(
 @app.command()
 @user_errors
 def transfer(
-    study_dir: str = typer.Argument(..., help="Output directory of a `synthdspy tune` study, e.g. runs/tune/NAME."),
+    study_dir: str = typer.Argument(..., help="Output directory of a `synthdspy tune` study, e.g. runs/NAME."),
     target: str = typer.Option(..., "--target", help="Transfer experiment (TOML): experiments/mixture_transfer.toml."),
-    set_: list[str] = typer.Option([], "--set", help=SET_HELP),
+    set_: list[str] = typer.Option([], "--set", help=SET_HELP["transfer"]),
 ) -> None:
     """Retrain a study's best, baseline and random mixtures at a larger scale; rank correlation and regret."""
     from synthdspy.transfer.config import load_transfer_config
@@ -127,7 +126,7 @@ def transfer(
 @user_errors
 def sample(
     model_dir: str = typer.Argument(..., help="Output directory of `synthdspy train` (checkpoint.pt, tokenizer.json)."),
-    n: int = typer.Option(..., "-n", help="Number of samples (documents)."),
+    n: int = typer.Option(..., "-n", help="Number of samples (documents).", callback=at_least_one),
     output: str = typer.Option(..., "-o", "--output", help="JSONL file to write ({\"text\": ...} per line)."),
     temperature: float = typer.Option(1.0, "--temperature", help="Softmax temperature; 0 is greedy decoding."),
     max_tokens: int = typer.Option(256, "--max-tokens", help="Most tokens generated per sample."),
@@ -163,8 +162,8 @@ def sample(
 def curriculum_compare(
     config: str = typer.Argument(..., help="Training config with a [curriculum], e.g. experiments/train_mixture.toml."),
     seeds: int = typer.Option(3, "--seeds", help="Seeds per schedule (training seeds config.seed + 0, 1, ...)."),
-    set_: list[str] = typer.Option([], "--set", help=SET_HELP),
-    output: str = typer.Option("", "--output", help="Output directory (default: runs/curriculum/<name>)."),
+    set_: list[str] = typer.Option([], "--set", help=SET_HELP["curriculum-compare"]),
+    output: str = typer.Option("", "--output", "-o", help="Output directory (default: runs/curriculum/<name>)."),
     workers: int = typer.Option(1, "--workers", help="Training processes in parallel (2 on a 2-core machine)."),
 ) -> None:
     """Every curriculum schedule family against no curriculum at equal tokens: table, plot and JSON."""
@@ -184,14 +183,14 @@ def curriculum_compare(
 @app.command()
 @user_errors
 def collapse(
-    experiment: str = typer.Argument(..., help="Collapse experiment (TOML), e.g. experiments/model_collapse.toml."),
-    set_: list[str] = typer.Option([], "--set", help=SET_HELP),
-    output: str = typer.Option("", "--output", help="Output directory (default: runs/collapse/<name>)."),
+    config: str = typer.Argument(..., help="Collapse config (TOML), e.g. experiments/model_collapse.toml."),
+    set_: list[str] = typer.Option([], "--set", help=SET_HELP["collapse"]),
+    output: str = typer.Option("", "--output", "-o", help="Output directory (default: runs/collapse/<name>)."),
 ) -> None:
     """Model collapse: generations trained on samples, replacing or accumulating data; loss on real text."""
     from synthdspy.training.collapse import load_collapse_config, run_collapse
 
-    cfg = load_collapse_config(experiment, set_)
+    cfg = load_collapse_config(config, set_)
     if output:
         cfg = cfg.model_copy(update={"output_dir": output})
     models = len(cfg.seeds) * (2 * cfg.generations - 1)

@@ -7,9 +7,9 @@ from collections import Counter
 import dspy
 
 from synthdspy.gates.base import Gate
-from synthdspy.lm import judge_context
 from synthdspy.records import Record, Verdict
 from synthdspy.registry import Params, register_gate
+from synthdspy.roles import judge_context
 from synthdspy.signatures.hallucination import CheckFaithful, DiagnoseFailure
 
 

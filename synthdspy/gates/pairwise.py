@@ -18,9 +18,9 @@ import dspy
 from pydantic import Field
 
 from synthdspy.gates.base import Gate
-from synthdspy.lm import judge_context
 from synthdspy.records import Record, Verdict
 from synthdspy.registry import Params, register_gate
+from synthdspy.roles import judge_context
 from synthdspy.signatures.pairwise import ComparePair
 
 Outcome = Literal["win", "tie", "loss"]

@@ -16,9 +16,9 @@ from pydantic import Field
 
 from synthdspy.gates.base import Gate
 from synthdspy.gates.pii import TextField, record_texts
-from synthdspy.lm import judge_context
 from synthdspy.records import Record, Verdict
 from synthdspy.registry import Params, register_gate
+from synthdspy.roles import judge_context
 from synthdspy.signatures.safety import HARM_CATEGORIES, JudgeHarm
 
 Category = Literal["harassment", "hate", "self-harm", "sexual", "violence", "illegal activity"]

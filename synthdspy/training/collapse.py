@@ -163,7 +163,7 @@ def generation_config(cfg: CollapseConfig, sources: list[tuple[str, int]], heldo
     return TrainConfig.model_validate({
         "name": f"{cfg.name}-{out.parent.name}-{out.name}",
         "seed": seed,
-        "output_dir": str(out),
+        "output": {"dir": str(out)},
         "tokenizer": {"kind": "byte"},
         "model": cfg.train.model.model_dump(),
         "optim": cfg.train.optim.model_dump(),

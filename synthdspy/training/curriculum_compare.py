@@ -120,7 +120,7 @@ def arm_configs(base: TrainConfig, seeds: int, out: Path, arms: Sequence[str] = 
             cfg = base.model_copy(update={
                 "name": f"{base.name}-{arm}-seed{i}",
                 "seed": base.seed + i,
-                "output_dir": str(out / "runs" / arm / f"seed{i}"),
+                "output": base.output.model_copy(update={"dir": out / "runs" / arm / f"seed{i}"}),
                 "curriculum": curriculum,
                 "tracking": base.tracking.model_copy(update={"enabled": False}),
                 "trainer": base.trainer.model_copy(update={"threads": threads}),

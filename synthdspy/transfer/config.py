@@ -136,4 +136,5 @@ def load_study_config(config: TransferConfig, study_dir: str | Path) -> TuneConf
     """
     if not Path(study_dir).is_dir():
         raise ConfigError(f"{study_dir}: no such study output directory (run `synthdspy tune {config.study}` first)")
-    return load_tune_config(config.study).model_copy(update={"output_dir": str(study_dir)})
+    tune = load_tune_config(config.study)
+    return tune.model_copy(update={"output": tune.output.model_copy(update={"dir": Path(study_dir)})})

@@ -150,7 +150,7 @@ def check_scale(config: TransferConfig, scale: Scale) -> None:
 def fingerprint(cfg: TrainConfig) -> str:
     """A hash of a retraining's config (name and output directory aside): a finished result is
     reused only for the same config."""
-    data = cfg.model_dump(mode="json", exclude={"name", "output_dir", "tracking"})
+    data = cfg.model_dump(mode="json", exclude={"name", "output", "tracking"})
     return hashlib.sha256(json.dumps(data, sort_keys=True).encode()).hexdigest()[:16]
 
 
@@ -186,7 +186,8 @@ def retrain(mix: Mixture, base: TrainConfig, tune: TuneConfig, out: Path, parent
     folder = out / "runs" / mix.label
     folder.mkdir(parents=True, exist_ok=True)
     cfg = apply_plan(base, TrialPlan(weights=mix.weights, schedule=mix.schedule)).model_copy(
-        update={"name": mix.label, "output_dir": str(folder), "tracking": TrackingSpec(enabled=False)})
+        update={"name": mix.label, "output": base.output.model_copy(update={"dir": folder}),
+                "tracking": TrackingSpec(enabled=False)})
     done = folder / "transfer.json"
     if done.is_file():
         saved = json.loads(done.read_text(encoding="utf-8"))

@@ -148,7 +148,7 @@ def run_trial(trial: optuna.Trial, ctx: TrialContext) -> float | tuple[float, fl
     train_cfg = apply_plan(cfg.train, plan).model_copy(
         update={
             "name": f"{cfg.name}-{ctx.kind}-{trial.number}",
-            "output_dir": str(out),
+            "output": cfg.train.output.model_copy(update={"dir": out}),
             "tracking": TrackingSpec(enabled=False),
         }
     )
