@@ -232,8 +232,9 @@ def test_cli_batch_run_killed_while_a_batch_is_in_flight_resumes_without_resubmi
                                 start_new_session=True)
         try:
             deadline = time.monotonic() + 120
-            while batch_counts(ep.server)["submissions"] == 0 and time.monotonic() < deadline:
-                time.sleep(0.1)
+            ledger = tmp_path / "generate" / "batches.jsonl"
+            while not (ledger.exists() and ledger.read_text()) and time.monotonic() < deadline:
+                time.sleep(0.05)  # the job id is on disk: the batch is in flight (2 s)
             assert batch_counts(ep.server)["submissions"] == 1
         finally:
             os.killpg(proc.pid, signal.SIGKILL)
