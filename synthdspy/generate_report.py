@@ -22,7 +22,7 @@ def export_paths(generate_dir: str | Path, formats: Iterable[str]) -> dict[str, 
     return {fmt: Path(generate_dir) / EXPORT_FILES[fmt] for fmt in formats}
 
 
-def print_summary(console: Console, out: Any, n: int, exp: Any, export: tuple[str, ...] = ("dataset",)) -> None:
+def print_summary(console: Console, out: Any, n: int, exp: Any, export: tuple[str, ...]) -> None:
     """The run summary: records passed/rejected, exported versus stored, failures by class, why it
     stopped, spending, and where the files are: one line per ``export`` format, with its path."""
     from synthdspy.tracking import ui_command
