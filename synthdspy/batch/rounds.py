@@ -5,12 +5,12 @@ Each round (the issue's design; OpenAI Batch semantics in :mod:`synthdspy.batch.
 1. open batches (this run's, or a killed run's from ``batches.jsonl``) are polled until they end;
    each answer is written to DSPy's response cache under the online call's key (and metered at
    batch prices), each failed or expired request is counted for resubmission;
-2. units are taken as the online loop takes them (:func:`synthdspy.generation.units`, no more than
-   ``n`` needs; before any unit has finished, at most half of ``n`` units, so a task that makes
-   several records per unit does not pay for twice the units) and every pending unit runs until
-   its first LM call without a cached answer (:class:`~synthdspy.batch.defer.Deferred`), or to
-   its end: finished units are stored in unit order, so the store's order (and what ``-n``
-   exports) is the online run's order;
+2. units are taken in the online loop's order (:func:`synthdspy.generation.units`) in waves: a
+   wave starts once the last has ended, with the units ``n`` still needs at the yield per unit
+   seen so far (the first wave: half of ``n`` units, so a task that makes several records per
+   unit does not pay for twice the units). Every unit of the wave runs until its first LM call
+   without a cached answer (:class:`~synthdspy.batch.defer.Deferred`), or to its end; finished
+   units are stored in unit order (an online run's order at concurrency 1);
 3. the deferred calls go out as one batch per endpoint. A unit of depth d (its task call, then
    the gates' judge calls) takes d rounds; resubmitted requests add rounds.
 
@@ -229,7 +229,8 @@ def batch_generate(program: Any, seeds: list, lms: LMs, store: Any, n: int, *, e
             if not run.finish_open():
                 stopped_by = "batch_pending"
                 break
-            while not stopped_by and loop.store.n_passed + len(active) * loop.per_unit() < n:
+            wave = not active  # units start in waves: the next once this one has ended
+            while wave and not stopped_by and loop.store.n_passed + len(active) * loop.per_unit() < n:
                 if not loop.finished_units and len(active) >= max(lms.concurrency, -(-n // 2)):
                     break  # the yield per unit is unknown yet: half of n units, then what it shows
                 if max_usd is not None and lms.meter.cost_usd >= max_usd:
