@@ -7,7 +7,7 @@ import math
 import pytest
 from pydantic import ValidationError
 
-from synthdspy.curriculum import (
+from synthdspy.training.curriculum import (
     CompetenceSchedule,
     CurriculumSpec,
     GradualSchedule,

@@ -13,8 +13,8 @@ from typer.testing import CliRunner
 
 from synthdspy.cli import app
 from synthdspy.configio import ConfigError
-from synthdspy.curriculum import GradualSpec, PacingSpec, StrictSpec
 from synthdspy.training import load_train_config
+from synthdspy.training.curriculum import GradualSpec, PacingSpec, StrictSpec
 from synthdspy.training.curriculum_compare import (
     ARMS,
     ArmRun,

@@ -9,8 +9,8 @@ from collections import Counter
 
 import pytest
 
-from synthdspy.splits import HoldoutSpec, ValidationSpec, build_splits, stratified_split, tail_split
 from synthdspy.training.documents import Document, SourceError, SourceSpec
+from synthdspy.training.splits import HoldoutSpec, ValidationSpec, build_splits, stratified_split, tail_split
 
 
 def labelled_docs(n: int = 400, seed: int = 0) -> list[Document]:

@@ -9,8 +9,8 @@ from collections import Counter
 import numpy as np
 import pytest
 
-from synthdspy.curriculum import StrictSchedule
 from synthdspy.training.config import TrainConfig
+from synthdspy.training.curriculum import StrictSchedule
 from synthdspy.training.data import prepare
 from synthdspy.training.documents import Document
 from synthdspy.training.streams import MixtureStream, StreamExhausted, build_cells, make_eval_set, pack

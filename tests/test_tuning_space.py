@@ -10,7 +10,7 @@ import pytest
 from tuning_helpers import tiny
 
 from synthdspy.configio import ConfigError
-from synthdspy.curriculum import build_schedule
+from synthdspy.training.curriculum import build_schedule
 from synthdspy.training.data import prepare
 from synthdspy.training.trainer import SplitLoss
 from synthdspy.tuning.objective import score

@@ -16,10 +16,10 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from synthdspy.config_tables import OutputConfig, TrackingConfig, default_output, migrate_output_dir
 from synthdspy.configio import load_model
-from synthdspy.curriculum import CurriculumSpec
-from synthdspy.splits import ValidationSpec
+from synthdspy.training.curriculum import CurriculumSpec
 from synthdspy.training.documents import SourceSpec
 from synthdspy.training.model import GPTConfig
+from synthdspy.training.splits import ValidationSpec
 from synthdspy.training.tokenizer import TokenizerSpec
 
 

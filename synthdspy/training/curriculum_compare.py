@@ -3,7 +3,7 @@
 Each *arm* trains the proxy model of one training config (for example
 ``experiments/train_mixture.toml``) with one curriculum schedule: ``none`` (stages weighted by
 their share of the data throughout), ``strict``, ``gradual``, ``linear``, ``root`` and
-``fixed_exponential`` (see :mod:`synthdspy.curriculum`). An arm whose family is the config's own
+``fixed_exponential`` (see :mod:`synthdspy.training.curriculum`). An arm whose family is the config's own
 schedule keeps the config's parameters; the others take the schema's defaults. Every arm and seed
 trains on the same token budget with the same validation splits (they depend on
 ``validation.seed``, not on the schedule); seed ``i`` of every arm uses training seed
@@ -28,8 +28,8 @@ from typing import Any
 from pydantic import TypeAdapter
 
 from synthdspy.configio import ConfigError
-from synthdspy.curriculum import ScheduleSpec
 from synthdspy.training.config import TrainConfig
+from synthdspy.training.curriculum import ScheduleSpec
 from synthdspy.training.workers import run_all, threads_per_worker
 
 FAMILIES = ("strict", "gradual", "linear", "root", "fixed_exponential")

@@ -11,7 +11,8 @@ from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from synthdspy.curriculum import (
+from synthdspy.training.config import TrainConfig
+from synthdspy.training.curriculum import (
     CurriculumSpec,
     Schedule,
     build_schedule,
@@ -20,9 +21,8 @@ from synthdspy.curriculum import (
     stages_by_quantiles,
     stages_by_thresholds,
 )
-from synthdspy.splits import Splits, build_splits
-from synthdspy.training.config import TrainConfig
 from synthdspy.training.documents import Document, SourceError, load_source
+from synthdspy.training.splits import Splits, build_splits
 from synthdspy.training.streams import Cell, EvalSet, MixtureStream, build_cells, make_eval_set
 from synthdspy.training.tokenizer import Tokenizer, build_tokenizer
 

@@ -18,7 +18,7 @@ from synthdspy.training.config import TrainConfig
 
 SCHEDULE_FAMILIES = ("base", "none", "strict", "gradual", "linear", "root", "fixed_exponential")
 """``base``: the ``[train.curriculum.schedule]`` as written; ``none``: no pacing (every stage in its
-natural proportion); the others: the curriculum schedule kinds of :mod:`synthdspy.curriculum`."""
+natural proportion); the others: the curriculum schedule kinds of :mod:`synthdspy.training.curriculum`."""
 
 
 class _Strict(BaseModel):

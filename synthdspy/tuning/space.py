@@ -23,8 +23,8 @@ from typing import Any
 import optuna
 from pydantic import TypeAdapter
 
-from synthdspy.curriculum import ScheduleSpec
 from synthdspy.training.config import TrainConfig
+from synthdspy.training.curriculum import ScheduleSpec
 from synthdspy.tuning.config import Range, SearchSpec
 from synthdspy.tuning.simplex import to_simplex
 
