@@ -246,8 +246,10 @@ def run_generate(exp: Experiment, n: int, program_path: str | None = None, expor
             failure: BaseException | None = None
             try:
                 with autolog_traces(exp.tracking.autolog):
-                    stats = generate(program, seeds, lms, store, n, show_progress=show_progress, max_usd=max_usd,
-                                     unit_limit=unit_limit)
+                    from synthdspy.batch.rounds import generate_runner  # [generate] batch: synthdspy.batch
+
+                    stats = generate_runner(exp, generate)(program, seeds, lms, store, n, show_progress=show_progress,
+                                                           max_usd=max_usd, unit_limit=unit_limit)
             except BaseException as exc:  # logged to the run below, then raised
                 failure = exc
             uri = setup.result()  # set up while the first requests waited on the network

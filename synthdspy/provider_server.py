@@ -89,6 +89,9 @@ class ProviderOptions(pydantic.BaseModel):
     hang_rate: float = pydantic.Field(0.0, ge=0.0, le=1.0)
     hang_s: float = pydantic.Field(600.0, ge=0.0)
     drop_rate: float = pydantic.Field(0.0, ge=0.0, le=1.0)
+    batch_delay_s: float = pydantic.Field(0.0, ge=0.0)  # the batch routes: synthdspy.batch_server
+    batch_fail_rate: float = pydantic.Field(0.0, ge=0.0, le=1.0)
+    batch_expire_rate: float = pydantic.Field(0.0, ge=0.0, le=1.0)
     seed: int = 0
 
     @pydantic.model_validator(mode="after")

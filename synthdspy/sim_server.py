@@ -156,6 +156,10 @@ class _Handler(BaseHTTPRequestHandler):
 
     def do_GET(self) -> None:  # noqa: N802 - stdlib hook name
         """GET /v1/models: the served models, flagged as the simulator."""
+        from synthdspy.batch_server import handle_batch_route  # files and batches (OpenAI Batch API)
+
+        if handle_batch_route(self):
+            return
         if self.path.rstrip("/") not in ("/v1/models", "/models"):
             self._send(self._no_route())
             return
@@ -165,6 +169,10 @@ class _Handler(BaseHTTPRequestHandler):
     def do_POST(self) -> None:  # noqa: N802 - stdlib hook name
         """POST /v1/chat/completions: screened by the provider, answered by the simulator."""
         raw = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+        from synthdspy.batch_server import handle_batch_route
+
+        if handle_batch_route(self, raw):
+            return
         if self.path.rstrip("/") in ("/v1/completions", "/completions"):  # base models (synthdspy.base_sim)
             answer_completion(self, raw)
             return
