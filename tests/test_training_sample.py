@@ -25,7 +25,7 @@ def config(out: Path, path: Path, fmt: str = "text", steps: int = 40) -> TrainCo
         source = {"name": "docs", "path": str(path), "format": "jsonl", "template": "{text}"}
     return TrainConfig.model_validate({
         "name": "sample-test",
-        "output_dir": str(out),
+        "output": {"dir": str(out)},
         "tokenizer": {"kind": "char"},
         "model": {"n_layer": 2, "n_head": 2, "n_embd": 48, "block_size": 32},
         "optim": {"learning_rate": 3e-3, "min_lr": 3e-4, "warmup_steps": 5},

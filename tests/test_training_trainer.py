@@ -24,7 +24,7 @@ def tiny(tmp_path: Path, **over) -> TrainConfig:
     """A byte-level two-source config small enough to train in seconds on two cores."""
     data = {
         "name": "tiny",
-        "output_dir": str(tmp_path / "out"),
+        "output": {"dir": str(tmp_path / "out")},
         "tokenizer": {"kind": "byte"},
         "model": {"n_layer": 2, "n_head": 2, "n_embd": 64, "block_size": 64},
         "optim": {"learning_rate": 3e-3, "min_lr": 3e-4, "warmup_steps": 10},
@@ -136,7 +136,7 @@ def test_shakespeare_char_learns_quickly(tmp_path):
             "trainer.eval_interval=100",
             "trainer.eval_windows=48",
             "tracking.enabled=false",
-            f"output_dir={tmp_path}",
+            f"output.dir={tmp_path}",
         ],
     )
     result = train(cfg)
@@ -236,7 +236,7 @@ def test_cli_train_prints_per_split_losses(tmp_path):
 @needs_data
 def test_shakespeare_char_reaches_nanogpt_validation_loss(tmp_path):
     cfg = load_train_config(
-        EXPERIMENTS / "train_shakespeare_char.toml", ["tracking.enabled=false", f"output_dir={tmp_path}"]
+        EXPERIMENTS / "train_shakespeare_char.toml", ["tracking.enabled=false", f"output.dir={tmp_path}"]
     )
     result = train(cfg)
     assert abs(result.losses["val/shakespeare"].nats_per_token - 1.88) < 0.05

@@ -78,7 +78,7 @@ def tiny_path(tmp_path: Path) -> Path:
     """Write the tiny experiment to ``tmp_path/tiny.toml`` (output in ``tmp_path/out``)."""
     tmp_path.mkdir(parents=True, exist_ok=True)
     path = tmp_path / "tiny.toml"
-    path.write_text(TINY.replace('seed = 0\n', f'seed = 0\noutput_dir = "{tmp_path / "out"}"\n', 1))
+    path.write_text(f'{TINY}\n[output]\ndir = "{tmp_path / "out"}"\n')
     return path
 
 
