@@ -41,6 +41,7 @@ from synthdspy.records import Record, Seed, SeedFieldError
 from synthdspy.run_dir import UnitJournal
 from synthdspy.run_guard import CircuitBreaker
 from synthdspy.store import RecordStore
+from synthdspy.trace_sampling import trace_failure, traced_attempt
 from synthdspy.unit_calls import failed_calls, unit_attempt
 
 
@@ -66,7 +67,8 @@ class GenerateStats:
 def run_unit(program: SynthesisProgram, seed: Seed, rollout: int, lms: LMs, max_attempts: int = 2) -> list[Record]:
     """Run one unit; after an unclassified error (an unparseable answer), retry it up to
     ``max_attempts`` times in total, re-sending only the calls that failed (the others replay
-    from the cache, so they are not paid twice).
+    from the cache, so they are not paid twice). MLflow traces the attempts that
+    :mod:`synthdspy.trace_sampling` picks.
 
     Raises:
         SeedFieldError: at once, when the seed lacks a field the task needs.
@@ -75,13 +77,15 @@ def run_unit(program: SynthesisProgram, seed: Seed, rollout: int, lms: LMs, max_
     """
     refresh: frozenset[str] = frozenset()
     for attempt in range(max_attempts):
-        with roles_context(lms), unit_attempt(refresh, attempt) as log:
+        with roles_context(lms), unit_attempt(refresh, attempt) as log, traced_attempt(attempt) as traced:
             try:
                 return program(seed, rollout=rollout)
             except SeedFieldError:
                 raise
             except Exception as exc:
                 if classify(exc).kind != "other" or attempt + 1 >= max_attempts:
+                    if not traced:
+                        trace_failure(seed, rollout, exc)
                     raise
                 refresh = refresh | failed_calls(exc, log)
     raise AssertionError("unreachable: the last attempt returns or raises")

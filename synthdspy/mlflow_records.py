@@ -1,8 +1,12 @@
 """A generate run's records, gate report and generation facts as MLflow artifacts.
 
-Every stored record, passed and rejected, becomes one row of the table artifact ``records.json``
+Stored records, passed and rejected, become rows of the table artifact ``records.json``
 (``mlflow.log_table``): the MLflow UI shows it in the run's Artifacts tab as a table and in the
-experiment's evaluation view, where rows can be searched and two runs' tables compared. The gate
+experiment's evaluation view, where rows can be searched and two runs' tables compared. The table
+holds at most ``[tracking] table_rows`` records (default 10,000): every rejected record first (up
+to the cap), then the passed ones in write order, shown in write order; the run's tag
+``records_table`` says which (``all 120 records`` or ``10000 of 100000 records: ...``). The store
+and the exports always hold every record. The gate
 report (``gate_report.json``/``.md``, as ``synthdspy gate-report`` writes them) and the run's
 generation facts (``generation.json``: task, program hash, prompts, gates, LMs; what the dataset
 card is made from) are artifacts too, and each gate's pass rate is a metric.
@@ -19,6 +23,7 @@ from synthdspy.dataset_card import FACTS_FILE
 from synthdspy.records import Record
 
 TABLE_FILE = "records.json"
+TABLE_ROWS = 10_000
 TEXT_COLUMNS = ("task", "instruction", "input", "output", "chosen", "rejected")
 JSON_COLUMNS = ("responses", "reward_scores", "turns", "dimensions", "metadata")
 VERDICT_FIELDS = ("passed", "score", "reason", "diagnosis")
@@ -54,10 +59,39 @@ def records_table(records: Iterable[Record]) -> dict[str, list[Any]]:
     return {name: [row.get(name) for row in rows] for name in columns}
 
 
-def log_generate_artifacts(out: Path, store_dir: Path, facts: dict[str, Any]) -> None:
+def table_sample(records: Iterable[Record], max_rows: int) -> tuple[list[Record], int, str]:
+    """At most ``max_rows`` of ``records`` for the table, read in one pass holding at most
+    ``2 * max_rows``: every rejected record (up to the cap), then passed ones in write order.
+
+    Returns:
+        The chosen records in write order, how many ``records`` there were, and a one-line
+        description of the choice.
+    """
+    rejected: list[tuple[int, Record]] = []
+    passed: list[tuple[int, Record]] = []
+    total = n_rejected = 0
+    for index, record in enumerate(records):
+        total += 1
+        n_rejected += not record.passed
+        kept = passed if record.passed else rejected
+        if len(kept) < max_rows:
+            kept.append((index, record))
+    if total <= max_rows:
+        return [r for _, r in sorted(rejected + passed, key=lambda pair: pair[0])], total, f"all {total} records"
+    rows = rejected[:max_rows] + passed[:max_rows - min(len(rejected), max_rows)]
+    chosen = [r for _, r in sorted(rows, key=lambda pair: pair[0])]
+    n_passed = len(chosen) - min(len(rejected), max_rows)
+    what = f"all {n_rejected}" if n_rejected <= max_rows else f"the first {max_rows} of {n_rejected}"
+    return chosen, total, (f"{len(chosen)} of {total} records ({what} rejected, then the first {n_passed} passed, "
+                           "in write order; [tracking] table_rows caps it, the store and exports hold every record)")
+
+
+def log_generate_artifacts(out: Path, store_dir: Path, facts: dict[str, Any], max_rows: int = TABLE_ROWS) -> None:
     """Write ``out/generation.json`` (``facts``) and the gate report into ``out``, and log them,
-    the records table ``records.json`` (every record in ``store_dir``) and the metrics
-    ``gate.<name>.pass_rate`` to the active MLflow run. With no stored record, only the facts.
+    the records table ``records.json`` (at most ``max_rows`` records of ``store_dir``, chosen by
+    :func:`table_sample`, described by the tag ``records_table``) and the metrics
+    ``gate.<name>.pass_rate`` to the active MLflow run. With no stored record (or ``max_rows`` 0),
+    no table.
 
     Raises:
         synthdspy.store.StoreError: a corrupt store file.
@@ -71,10 +105,12 @@ def log_generate_artifacts(out: Path, store_dir: Path, facts: dict[str, Any]) ->
     facts_path = out / FACTS_FILE
     facts_path.write_text(json.dumps(facts, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
     mlflow.log_artifact(str(facts_path))
-    table = records_table(read_records(store_dir))
-    if not table:  # no record stored (every unit failed): no table, no gate report
+    chosen, total, described = table_sample(read_records(store_dir), max_rows)
+    if not total:  # no record stored (every unit failed): no table, no gate report
         return
-    mlflow.log_table(data=table, artifact_file=TABLE_FILE)
+    if chosen:
+        mlflow.log_table(data=records_table(chosen), artifact_file=TABLE_FILE)
+        mlflow.set_tag("records_table", described)
     report = gate_report(store_dir)
     for path in write_gate_report(report, out):
         mlflow.log_artifact(str(path))

@@ -24,6 +24,8 @@ import json
 import logging
 import os
 import re
+import shutil
+import tempfile
 import threading
 from collections.abc import Iterable, Iterator
 from pathlib import Path
@@ -289,23 +291,47 @@ class RecordStore:
     def _selected(self, passed_only: bool, limit: int | None) -> Iterator[Record]:
         return itertools.islice(self.iter_records(True if passed_only else None), limit)
 
-    def to_dataset(self, passed_only: bool = True, limit: int | None = None) -> datasets.Dataset:
+    def _rows(self, passed_only: bool, limit: int | None, fingerprint: object = None) -> Iterator[dict[str, Any]]:
+        """Dataset rows one at a time (``fingerprint``, the store's state, only keys ``datasets``' cache)."""
+        for record in self._selected(passed_only, limit):
+            yield record_to_row(record)
+
+    def to_dataset(self, passed_only: bool = True, limit: int | None = None,
+                   cache_dir: str | Path | None = None) -> datasets.Dataset:
         """The records (the first ``limit`` in write order, if given) as a ``datasets.Dataset``
-        (layout in the module docstring).
+        (layout in the module docstring), streamed: rows go one at a time through
+        ``Dataset.from_generator`` into Arrow files under ``cache_dir`` (default: the ``datasets``
+        cache), which the dataset memory-maps, so no list of every row is ever held.
 
         Raises:
             StoreError: a record that does not fit the layout (see :func:`record_to_row`).
         """
         from datasets import Dataset
+        from datasets.exceptions import DatasetGenerationError
 
-        rows = [record_to_row(r) for r in self._selected(passed_only, limit)]
-        features = _features()  # from_dict, not from_list: an empty store still gets every column
-        return Dataset.from_dict({name: [row[name] for row in rows] for name in features}, features=features)
+        features = _features()
+        with self._lock:
+            if not self._file.closed:
+                self._file.flush()
+            state = [(p.name, p.stat().st_size) for p in self._shards()]
+        if not any(size for _, size in state):  # from_generator cannot build a dataset of no rows
+            return Dataset.from_dict({name: [] for name in features}, features=features)
+        # a string, not a list: datasets splits list-valued gen_kwargs into shards
+        kwargs = {"passed_only": passed_only, "limit": limit, "fingerprint": json.dumps([str(self.directory), state])}
+        try:
+            return Dataset.from_generator(self._rows, features=features, gen_kwargs=kwargs,
+                                          cache_dir=None if cache_dir is None else str(cache_dir))
+        except DatasetGenerationError as exc:
+            if isinstance(exc.__cause__, StoreError):
+                raise exc.__cause__ from None
+            raise
 
     def export(
         self, path: str | Path, fmt: str = "dataset", passed_only: bool = True, limit: int | None = None
     ) -> Path:
-        """Write the records (the first ``limit`` in write order, if given) to ``path``.
+        """Write the records (the first ``limit`` in write order, if given) to ``path``, streaming:
+        at most one record's row is held in Python at a time (the Arrow files of ``dataset`` and
+        ``parquet`` are built in a scratch directory next to ``path``, removed afterwards).
 
         ``fmt``: ``dataset`` (a directory for ``datasets.load_from_disk``), ``parquet`` (one file, the
         dataset layout) or ``jsonl`` (one full Record JSON per line, nested fields as objects, which
@@ -322,12 +348,16 @@ class RecordStore:
             with path.open("w", encoding="utf-8") as f:
                 for record in self._selected(passed_only, limit):
                     f.write(record.model_dump_json() + "\n")
-        elif fmt == "parquet":
-            self.to_dataset(passed_only, limit).to_parquet(str(path))
-        else:
-            ds = self.to_dataset(passed_only, limit)
-            # an empty dataset must still be written as one (empty) shard for load_from_disk to open it
-            ds.save_to_disk(str(path), num_shards=1 if ds.num_rows == 0 else None)
+            return path
+        with tempfile.TemporaryDirectory(prefix=f".{path.name}-", dir=path.parent) as scratch:
+            ds = self.to_dataset(passed_only, limit, cache_dir=scratch)
+            if fmt == "parquet":
+                ds.to_parquet(str(path))
+            else:  # an empty dataset must still be written as one (empty) shard for load_from_disk to open it
+                if path.exists():
+                    shutil.rmtree(path)
+                ds.save_to_disk(str(path), num_shards=1 if ds.num_rows == 0 else None)
+            del ds  # its memory-mapped files live in scratch
         return path
 
     def push_to_hub(
