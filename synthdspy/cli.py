@@ -72,7 +72,8 @@ def compile_cmd(
     console.print(f"LM usage (billed, whole compile): {out.summary['usage']['line']}")
     console.print(f"compiled program: {out.program_path}")
     console.print(f"report:           {out.paths['report_md']}  ({out.paths['report_json'].name})")
-    console.print(f"MLflow run:       {out.run_id}  ->  {ui_command(out.tracking_uri)}")
+    console.print(f"MLflow run:       {out.run_id}  ->  {ui_command(out.tracking_uri)}" if out.run_id
+                  else "MLflow:           off (\\[tracking] enabled = false)")
 
 
 @app.command("generate")

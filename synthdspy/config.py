@@ -282,20 +282,6 @@ class CompileConfig(Strict):
     variant: str | None = None
 
 
-class ExperimentTracking(TrackingConfig):
-    """``[tracking]`` of an experiment (see :class:`~synthdspy.config_tables.TrackingConfig`):
-    ``compile`` and ``generate`` always record their runs (``compare`` and the reports read them),
-    so ``enabled`` must stay true."""
-
-    @field_validator("enabled")
-    @classmethod
-    def _always_on(cls, enabled: bool) -> bool:
-        if not enabled:
-            raise ValueError("compile and generate always record to MLflow (compare and the reports read it); "
-                             "remove the key or set it to true")
-        return enabled
-
-
 class GenerateConfig(Strict):
     """``[generate]``: ``batch`` sends the LM requests of ``generate`` through the provider's batch
     API (:mod:`synthdspy.batch`); ``batch_wait`` false submits or polls once, then exits (re-run
@@ -321,7 +307,7 @@ class Experiment(Strict):
     gates: list[GateConfig] = Field(default_factory=list)
     objective: ObjectiveConfig = Field(default_factory=ObjectiveConfig)
     compile: CompileConfig = Field(default_factory=CompileConfig)
-    tracking: ExperimentTracking = Field(default_factory=ExperimentTracking)
+    tracking: TrackingConfig = Field(default_factory=TrackingConfig)
     output: OutputConfig = Field(default_factory=OutputConfig)
     generate: GenerateConfig = Field(default_factory=GenerateConfig, exclude=True)
     source_path: str = Field("", exclude=True)

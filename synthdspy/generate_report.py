@@ -43,6 +43,9 @@ def print_summary(console: Console, out: Any, n: int, exp: Any, export: tuple[st
     if s.stopped_by == "budget":
         console.print(f"[yellow]stopped by the spending cap:[/] ${out.meter.cost_usd:.4f} spent; re-run with a higher "
                       "--max-usd to resume")
+    elif s.stopped_by == "batch_pending":
+        console.print(f"[yellow]a provider batch is still running:[/] {s.passed} of {n} records so far; re-run the "
+                      "same command to poll it (nothing is submitted twice)")
     elif s.passed < n:
         console.print(f"[yellow]warning:[/] only {s.passed} of {n} records passed after every rollout was spent; "
                       f"see `synthdspy gate-report {exp.output.dir}` for the reasons")
@@ -52,7 +55,8 @@ def print_summary(console: Console, out: Any, n: int, exp: Any, export: tuple[st
     for fmt, path in export_paths(out.store_dir.parent, dict.fromkeys(export)).items():
         console.print(f"{fmt + ':':<11} {path}  {EXPORT_NOTES[fmt]}".rstrip())
     console.print(f"store:      {out.store_dir}")
-    console.print(f"MLflow run: {out.run_id}  ->  {ui_command(out.tracking_uri)}")
+    console.print(f"MLflow run: {out.run_id}  ->  {ui_command(out.tracking_uri)}" if out.run_id
+                  else "MLflow:     off (\\[tracking] enabled = false)")
 
 
 def print_estimate(console: Console, out: Any, n: int) -> None:

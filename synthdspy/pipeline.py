@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import contextlib
-import functools
 import shutil
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -117,47 +116,56 @@ def run_compile(exp: Experiment) -> CompileOutputs:
 
 
 def _compile_into(exp: Experiment, variant: str, out: Path) -> CompileOutputs:
-    import mlflow
-
     from synthdspy.metrics.objective import diversity_label
     from synthdspy.optimizers.compile import compile_program
     from synthdspy.seeds.source import train_dev_seeds
 
     lms = build_lms(exp.lm)
     train, dev = train_dev_seeds(exp.seeds)
-    uri = tracking.configure(exp.tracking.uri, exp.tracking.experiment, Path(exp.output.dir))
+    on = exp.tracking.enabled
+    uri = tracking.configure(exp.tracking.uri, exp.tracking.experiment, Path(exp.output.dir)) if on else ""
     chash = config_hash(exp)
     baseline_hash = content_hash(exp.model_dump(mode="json", exclude={"output", "tracking", "compile"}), length=10)
     tags = {"kind": "compile", "variant": variant, "optimizer": exp.compile.optimizer, "config_hash": chash,
             "baseline_hash": baseline_hash, "simulated": str(lms.simulated),
             "diversity_metric": diversity_label(exp.objective)}
-    with tracking.run(variant, params=run_params(exp, lms), tags=tags) as active:
-        run_id = active.info.run_id
+    with tracking.run(variant, params=run_params(exp, lms), tags=tags) if on else contextlib.nullcontext() as active:
+        run_id = active.info.run_id if on else ""
         try:
             result = compile_program(exp, lms, train, dev, out_dir=out,
-                                     traced=lambda: autolog_traces(exp.tracking.autolog))
+                                     traced=lambda: autolog_traces(on and exp.tracking.autolog))
         except RunAbortedError as exc:
             failed: RunAbortedError | None = exc
         else:
             failed = None
-            program_path, paths, summary = _record_compile(exp, variant, out, chash, lms, result)
+            program_path, paths, summary = _save_compile(exp, variant, out, chash, lms, result)
+            if on:
+                _log_compile(exp, variant, out, chash, result, [program_path, *paths.values()])
     if failed is not None:
-        mlflow.delete_run(run_id)  # a failed compile leaves no "compiled" run behind
+        if on:
+            import mlflow
+
+            mlflow.delete_run(run_id)  # a failed compile leaves no "compiled" run behind
         raise failed
     return CompileOutputs(program_path, paths, summary, uri, run_id)
 
 
-def _record_compile(exp: Experiment, variant: str, out: Path, chash: str, lms: LMs,
-                    result: Any) -> tuple[Path, dict[str, Path], dict[str, Any]]:
-    """Save the compiled program and reports and log them to the active MLflow run."""
-    import mlflow
-
+def _save_compile(exp: Experiment, variant: str, out: Path, chash: str, lms: LMs,
+                  result: Any) -> tuple[Path, dict[str, Path], dict[str, Any]]:
+    """Save the compiled program and the reports into ``out``."""
     from synthdspy.report import compile_summary, write_compile_report
 
     program_path = result.program.save_program(
         out / "compiled_program.json", extra={"experiment": exp.name, "variant": variant, "config_hash": chash})
     summary = compile_summary(exp.name, variant, chash, exp.compile.optimizer, result, lms)
-    paths = write_compile_report(out, summary, result)
+    return program_path, write_compile_report(out, summary, result), summary
+
+
+def _log_compile(exp: Experiment, variant: str, out: Path, chash: str, result: Any, files: list[Path]) -> None:
+    """Log a compile's metrics, candidates and files to the active MLflow run, and the variant as an
+    MLflow model with its prompts in the Prompt Registry."""
+    import mlflow
+
     tracking.log_metrics({**result.baseline.metrics("baseline"), **result.compiled.metrics("compiled")})
     tracking.log_metrics({f"optimize.{k}": v for k, v in result.optimize_usage.items()})
     tracking.log_metrics({f"criteria.{k}": v for k, v in result.criteria_usage.items()})
@@ -166,13 +174,12 @@ def _record_compile(exp: Experiment, variant: str, out: Path, chash: str, lms: L
                           **{f"budget.used.{k}": v for k, v in used.items()}})
     mlflow.set_tag("stopped_by_budget", str(result.budget["stopped_by_budget"] or ""))
     log_candidates(result.candidates)
-    for p in [program_path, *paths.values(), out / "criteria.json"]:
+    for p in [*files, out / "criteria.json"]:
         if p.exists():
             mlflow.log_artifact(str(p))
-    from synthdspy.mlflow_variants import log_variant  # the variant as an MLflow model and registered prompts
+    from synthdspy.mlflow_variants import log_variant
 
-    log_variant(program_path, exp, variant, chash)
-    return program_path, paths, summary
+    log_variant(files[0], exp, variant, chash)
 
 
 @dataclass
@@ -214,6 +221,8 @@ def run_generate(exp: Experiment, n: int, program_path: str | None = None, expor
         RunAbortedError: a run-fatal LM error or the circuit breaker.
     """
     from synthdspy.configio import ConfigError
+    from synthdspy.generate_report import export_paths
+    from synthdspy.generate_tracking import GenerateTracking
     from synthdspy.generation import generate
     from synthdspy.pricing import check_budget_priced
     from synthdspy.program import SynthesisProgram
@@ -233,48 +242,30 @@ def run_generate(exp: Experiment, n: int, program_path: str | None = None, expor
     with exclusive_lock(out):
         claim_store(out / "store", _store_identity(program, exp))
         lms = build_lms(exp.lm)
-        setup = tracking.BackgroundSetup(exp.tracking.uri, exp.tracking.experiment, Path(exp.output.dir))
         tags = {"kind": "generate", "simulated": str(lms.simulated), "program_hash": program.program_hash}
         params = {**run_params(exp, lms), "n": n, "program": program_path or "(uncompiled)"}
-        start_run = functools.partial(tracking.run, f"generate-{exp.name}", params=params, tags=tags)
-        with contextlib.ExitStack() as stack:
-            store = stack.enter_context(RecordStore(out / "store"))
-            active = None
-            if exp.tracking.autolog or not tracking.is_local_store(exp.tracking.uri):
-                setup.result()  # traces need the run before the first LM call; a remote store is checked first
-                active = stack.enter_context(start_run())
+        with GenerateTracking(exp, f"generate-{exp.name}", params, tags) as run, \
+                RecordStore(out / "store") as store:
             failure: BaseException | None = None
             try:
-                with autolog_traces(exp.tracking.autolog):
+
+                with autolog_traces(run.traced):
                     from synthdspy.batch.rounds import generate_runner  # [generate] batch: synthdspy.batch
 
                     stats = generate_runner(exp, generate)(program, seeds, lms, store, n, show_progress=show_progress,
                                                            max_usd=max_usd, unit_limit=unit_limit)
-            except BaseException as exc:  # logged to the run below, then raised
+            except BaseException as exc:  # logged to the run first, then raised
                 failure = exc
-            uri = setup.result()  # set up while the first requests waited on the network
-            import mlflow
-
-            active = active or stack.enter_context(start_run())
-            tracking.log_metrics({"passed": store.n_passed, "rejected": store.n_rejected, **lms.meter.metrics(),
-                                  **lms.parse_stats.metrics()})
-            for name in ("units.jsonl", "failures.jsonl"):
-                if (store.directory / name).exists():
-                    mlflow.log_artifact(str(store.directory / name))
+            run.log_units(store, lms)
             if failure is not None:
                 raise failure
             store.flush()
-            from synthdspy.dataset_card import generation_facts  # records table, gate report and card facts
-            from synthdspy.mlflow_records import log_generate_artifacts
-
-            log_generate_artifacts(out, store.directory, generation_facts(program, exp, lms, program_path))
             dataset_dir = out / "dataset"
             exported = min(n, store.n_passed)
-            for fmt in export:
-                target = {"dataset": dataset_dir, "parquet": out / "records.parquet",
-                          "jsonl": out / "records.jsonl"}[fmt]
+            for fmt, target in export_paths(out, export).items():
                 store.export(target, fmt=fmt, passed_only=True, limit=n)
-            tracking.log_metrics({"failed_units": stats.failed_units, "exported": exported})
-            mlflow.set_tag("stopped_by", stats.stopped_by)
-            run_id = active.info.run_id
-    return GenerateOutputs(out / "store", dataset_dir, stats, uri, run_id, lms.meter, lms.parse_stats, exported)
+            from synthdspy.dataset_card import generation_facts  # records table, gate report and card facts
+
+            run.log_outputs(out, store, lambda: generation_facts(program, exp, lms, program_path), stats, exported)
+    return GenerateOutputs(out / "store", dataset_dir, stats, run.uri, run.run_id, lms.meter, lms.parse_stats,
+                           exported)

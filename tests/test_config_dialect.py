@@ -138,10 +138,22 @@ def test_legacy_output_dir_is_accepted_with_a_warning_naming_file_and_new_key(tm
         load_train_config(both)
 
 
-def test_experiment_tracking_cannot_be_switched_off(tmp_path):
-    path = write(tmp_path / "e.toml", EXPERIMENT.format(name="e", tables="[tracking]\nenabled = false\n"))
-    with pytest.raises(ConfigError, match=r"e.toml: tracking.enabled: .*compile and generate"):
-        load_experiment(path)
+def test_experiment_tracking_switched_off_leaves_no_mlflow_store(tmp_path):
+    """``[tracking] enabled = false`` means the same in experiments as in train and tune files:
+    compile and generate write their files and no MLflow database, run or artifact."""
+    out = tmp_path / "out"
+    sets = [f"output.dir={json.dumps(str(out))}", "tracking.enabled=false", "seeds.sampling_seed=13",
+            "seeds.train_size=4", "seeds.dev_size=4", "compile.batch_size=2", "compile.num_candidates=1"]
+    compiled = runner.invoke(app, ["compile", str(EXPERIMENTS / "quickstart.toml"), *[f"--set={x}" for x in sets]])
+    assert compiled.exit_code == 0, compiled.output
+    assert "MLflow:           off ([tracking] enabled = false)" in compiled.output
+    program = next(out.glob("variants/*/compiled_program.json"))
+    made = runner.invoke(app, ["generate", str(EXPERIMENTS / "quickstart.toml"), "-n", "2", "--program", str(program),
+                               "--export", "jsonl", *[f"--set={x}" for x in sets]])
+    assert made.exit_code == 0, made.output
+    assert "MLflow:     off ([tracking] enabled = false)" in made.output
+    assert (out / "generate" / "records.jsonl").is_file()
+    assert not (out / "mlflow.db").exists() and not (out / "mlartifacts").exists()
 
 
 @pytest.mark.parametrize("path", sorted(EXPERIMENTS.glob("*.toml")), ids=lambda p: p.name)
