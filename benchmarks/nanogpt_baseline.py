@@ -13,8 +13,10 @@ What Karpathy's nanoGPT (github.com/karpathy/nanoGPT, ``train.py``, ``model.py``
   train and of the val split; a checkpoint (model + optimizer) when the val loss improves;
 - ``max_iters + 1`` iterations (0..max_iters, evaluating at max_iters), as nanoGPT runs them.
 
-After the loop (not in the timed figures) it evaluates every non-overlapping window of ``val.bin``
-and prints one JSON line: tokens/s of the loop, the last ``estimate_loss`` and the full val loss.
+After the loop it evaluates every non-overlapping window of ``val.bin`` (timed apart: ``post_*``)
+and prints one JSON line: tokens/s of the training steps (evaluations and the first
+``min(10, max_iters // 10)`` steps left out, as synthdspy's trainer counts), the last
+``estimate_loss`` and the full val loss.
 
 Run:  python benchmarks/nanogpt_baseline.py --text ../shared/data/tinyshakespeare/input.txt
 """
@@ -144,7 +146,7 @@ def main() -> None:
             return a.learning_rate * (it + 1) / (a.warmup_iters + 1)
         if it > decay:
             return a.min_lr
-        ratio = (it - a.warmup_iters) / (decay - a.warmup_iters)
+        ratio = (it - a.warmup_iters) / max(decay - a.warmup_iters, 1)  # nanoGPT divides by zero here
         return a.min_lr + 0.5 * (1.0 + math.cos(math.pi * ratio)) * (a.learning_rate - a.min_lr)
 
     @torch.no_grad()
@@ -162,7 +164,8 @@ def main() -> None:
         return res
 
     best_val, losses = 1e9, {}
-    t_loop = time.perf_counter()
+    warm_skip = min(10, a.max_iters // 10)  # as synthdspy's trainer: warm-up steps left out of tokens/s
+    step_s = 0.0
     x, y = get_batch("train")
     for it in range(a.max_iters + 1):
         for g in opt.param_groups:
@@ -174,6 +177,7 @@ def main() -> None:
                 if it > 0:
                     state = {"model": raw.state_dict(), "optimizer": opt.state_dict(), "iter_num": it}
                     torch.save(state, out / "ckpt.pt")
+        t0 = time.perf_counter()
         with ctx:
             loss = model(x, y)
         x, y = get_batch("train")
@@ -183,8 +187,12 @@ def main() -> None:
         opt.step()
         opt.zero_grad(set_to_none=True)
         loss.item()  # nanoGPT reads the loss every log_interval (1 in its CPU recipe)
-    loop_s = time.perf_counter() - t_loop
+        if device.type == "cuda":
+            torch.cuda.synchronize()
+        if it >= warm_skip:
+            step_s += time.perf_counter() - t0
     wall_s = time.perf_counter() - t_start
+    post_cpu = time.process_time()
     raw.eval()
     val = torch.from_numpy(np.fromfile(out / "val.bin", dtype=np.uint16).astype(np.int64))
     n = (len(val) - 1) // T
@@ -193,7 +201,10 @@ def main() -> None:
         full = sum(raw(xs[i : i + 64].to(device), ys[i : i + 64].to(device)).item() * len(xs[i : i + 64])
                    for i in range(0, n, 64)) / n
     tokens = (a.max_iters + 1) * B * T
-    print(json.dumps({"tokens": tokens, "loop_s": loop_s, "wall_s": wall_s, "tokens_per_s": tokens / loop_s,
+    timed = (a.max_iters + 1 - warm_skip) * B * T
+    post_wall, post_cpu = time.perf_counter() - t_start - wall_s, time.process_time() - post_cpu
+    print(json.dumps({"tokens": tokens, "wall_s": wall_s, "tokens_per_s": timed / step_s,
+                      "post_wall_s": post_wall, "post_cpu_s": post_cpu,
                       "val_loss": losses["val"], "train_loss": losses["train"], "full_val_loss": full,
                       "n_params": sum(p.numel() for p in raw.parameters()) - raw.wpe.weight.numel()}))
 
