@@ -66,7 +66,8 @@ class UnitTracer:
 
         with mlflow.start_span(name="unit", span_type=SpanType.CHAIN) as span:
             span.set_inputs({"seed_id": seed.id, "rollout": rollout, "seed": seed.data})
-            span.set_attributes({"synthdspy.traced": "failure only", "synthdspy.error": type(exc).__name__})
+            span.set_attributes({"synthdspy.traced": "failure only", "synthdspy.error": type(exc).__name__,
+                                 "synthdspy.seed_id": seed.id, "synthdspy.rollout": rollout})  # never cut
             span.add_event(SpanEvent.from_exception(exc))  # type: ignore[arg-type]
             span.set_status(SpanStatusCode.ERROR)
         with self._lock:
@@ -95,7 +96,8 @@ def unit_traces(cfg: TrackingConfig) -> Iterator[UnitTracer | None]:
     """Inside the block, generate units are traced as the module docstring says; yields the
     :class:`UnitTracer` (None when ``cfg.autolog`` is off or autolog installed no callback).
 
-    Enter it inside ``synthdspy.pipeline.autolog_traces`` (which installs MLflow's callback).
+    Enter it inside ``synthdspy.pipeline.autolog_traces`` (which installs MLflow's callback). On
+    exit, MLflow's asynchronous trace export is flushed.
     """
     if not cfg.autolog:
         yield None
@@ -117,6 +119,7 @@ def unit_traces(cfg: TrackingConfig) -> Iterator[UnitTracer | None]:
     finally:
         _ACTIVE.reset(token)
         dspy.configure(callbacks=[*dspy.settings.callbacks, callback])
+        mlflow.flush_trace_async_logging()  # the traces are in the store when generate returns
 
 
 @contextlib.contextmanager
