@@ -281,12 +281,14 @@ class RecordStore:
                 self._file.flush()
             sizes = [(p, p.stat().st_size) for p in self._shards()]
         for path, size in sizes:
-            with path.open("rb") as f:
-                data = f.read(size)
-            for raw in data.splitlines():
-                record = Record.model_validate_json(raw)
-                if passed is None or record.passed == passed:
-                    yield record
+            with path.open("rb") as f:  # line by line: one record in memory at a time, not a shard
+                for raw in f:
+                    size -= len(raw)
+                    if size < 0:  # appended after the call started
+                        break
+                    record = Record.model_validate_json(raw)
+                    if passed is None or record.passed == passed:
+                        yield record
 
     def _selected(self, passed_only: bool, limit: int | None) -> Iterator[Record]:
         return itertools.islice(self.iter_records(True if passed_only else None), limit)
