@@ -76,8 +76,9 @@ STUDY = (TINY.replace('sampler = "tpe"', 'sampler = "tpe"\npruner = "none"')
 TRANSFER = """
 name = "tiny_transfer"
 study = "{study}"
-output_dir = "{out}"
 seed = 5
+[output]
+dir = "{out}"
 [pick]
 top_k = 2
 random = 2
@@ -96,7 +97,7 @@ def study(tmp_path_factory):
     """A tiny tuning study: 3 TPE trials, 2 random trials, 2 baselines (1-layer proxies, 4096 tokens)."""
     root = tmp_path_factory.mktemp("study")
     path = root / "tiny.toml"
-    path.write_text(STUDY.replace("seed = 0\n", f'seed = 0\noutput_dir = "{root / "out"}"\n', 1))
+    path.write_text(f'{STUDY}\n[output]\ndir = "{root / "out"}"\n')
     tune(load_tune_config(path), poll_s=0.2)
     return path, root / "out"
 

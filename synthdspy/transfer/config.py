@@ -27,10 +27,11 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
+from synthdspy.config_tables import OutputConfig, TrackingConfig, default_output, migrate_output_dir
 from synthdspy.configio import ConfigError, format_validation_error, load_model
-from synthdspy.training.config import TrackingSpec, TrainConfig
+from synthdspy.training.config import TrainConfig
 from synthdspy.tuning.config import TuneConfig, load_tune_config
 
 
@@ -58,7 +59,7 @@ class StatsSpec(_Strict):
     confidence: float = Field(0.95, gt=0, lt=1)
 
 
-class TransferTrackingSpec(TrackingSpec):
+class TransferTrackingSpec(TrackingConfig):
     """``[tracking]``: MLflow (default: SQLite in the transfer's output directory)."""
 
     experiment: str = "synthdspy-transfer"
@@ -72,13 +73,13 @@ class TransferConfig(_Strict):
     ``[train]`` (``model``, ``trainer``, ``optim`` ...) to give the target scale; the target must
     have at least ``min_param_ratio`` times the proxy's parameters and ``min_token_ratio`` times
     its training tokens (RegMix, section 4: proxies of 1M parameters rank mixtures for 1B models).
-    ``output_dir`` (default ``runs/transfer/<name>``) holds the retrainings, MLflow and the report.
+    ``[output] dir`` (default ``runs/<name>``) holds the retrainings, MLflow and the report.
     """
 
     name: str = Field("transfer", min_length=1, pattern=r"^[A-Za-z0-9_.-]+$")
     study: str = Field(min_length=1)
     seed: int = 0
-    output_dir: str | None = None
+    output: OutputConfig = Field(default_factory=OutputConfig)
     pick: PickSpec = Field(default_factory=PickSpec)
     target: dict[str, Any] = Field(default_factory=dict)
     min_param_ratio: float = Field(8.0, ge=1)
@@ -86,10 +87,15 @@ class TransferConfig(_Strict):
     stats: StatsSpec = Field(default_factory=StatsSpec)
     tracking: TransferTrackingSpec = Field(default_factory=TransferTrackingSpec)
 
+    @model_validator(mode="after")
+    def _output(self) -> TransferConfig:
+        self.output = default_output(self.output, self.name)
+        return self
+
     @property
     def out_dir(self) -> Path:
-        """The output directory."""
-        return Path(self.output_dir or f"runs/transfer/{self.name}")
+        """The output directory (``[output] dir``, default ``runs/<name>``)."""
+        return Path(self.output.dir or Path("runs") / self.name)
 
 
 def merge(base: dict[str, Any], update: dict[str, Any]) -> dict[str, Any]:
@@ -125,7 +131,7 @@ def load_transfer_config(path: str | Path, overrides: list[str] | None = None) -
     Raises:
         ConfigError: missing file, bad TOML, or invalid keys (file and key named).
     """
-    return load_model(TransferConfig, path, overrides)
+    return load_model(TransferConfig, path, overrides, migrate=migrate_output_dir)
 
 
 def load_study_config(config: TransferConfig, study_dir: str | Path) -> TuneConfig:

@@ -192,7 +192,7 @@ def retrain(mix: Mixture, base: TrainConfig, tune: TuneConfig, out: Path, parent
     if done.is_file():
         saved = json.loads(done.read_text(encoding="utf-8"))
         if saved["fingerprint"] != fingerprint(cfg):
-            raise ConfigError(f"{done}: finished for another target config; use a new output_dir or remove {folder}")
+            raise ConfigError(f"{done}: finished for another target config; set another [output] dir or remove it")
         mix.target, mix.target_losses = saved["target"], saved["target_losses"]
         mix.elapsed_s, mix.run_id = saved["elapsed_s"], saved["run_id"]
         return mix
