@@ -56,6 +56,11 @@ def summarize(config: TransferConfig, tune: TuneConfig, mixtures: list[Mixture],
     )
 
 
+def _si(n: int) -> str:
+    """``n`` with a k / M suffix (``20.6k``, ``1.03M``)."""
+    return f"{n / 1e6:.2f}M" if n >= 1e6 else f"{n / 1e3:.1f}k"
+
+
 def plot(summary: TransferSummary, path: Path) -> str:
     """The proxy-vs-target scatter plot as a PNG at ``path``."""
     import matplotlib
@@ -76,9 +81,9 @@ def plot(summary: TransferSummary, path: Path) -> str:
     iv = summary.interval
     s = summary.scale
     ax.set_title(f"{summary.name}: Spearman rho {summary.rho:.2f} [{iv.low:.2f}, {iv.high:.2f}], "
-                 f"regret {summary.regret.regret:+.4f}\nproxy {s.proxy_params / 1e6:.2f}M params, "
-                 f"{s.proxy_tokens / 1e6:.2f}M tokens -> target {s.target_params / 1e6:.2f}M, "
-                 f"{s.target_tokens / 1e6:.2f}M", fontsize=10)
+                 f"regret {summary.regret.regret:+.4f}\nproxy {_si(s.proxy_params)} params, "
+                 f"{_si(s.proxy_tokens)} tokens -> target {_si(s.target_params)} params, "
+                 f"{_si(s.target_tokens)} tokens", fontsize=10)
     ax.set_xlabel(f"proxy target loss ({summary.metric})")
     ax.set_ylabel(f"target-scale target loss ({summary.metric})")
     ax.legend(fontsize=8)
