@@ -92,9 +92,10 @@ def make_optimizer(model: GPT, o: OptimSpec) -> torch.optim.AdamW:
     """AdamW (Loshchilov & Hutter 2019) over :func:`param_groups`, with the fused kernel.
 
     The fused kernel updates every tensor in one pass instead of a dozen elementwise operations per
-    tensor: on CPU (torch >= 2.4) it cuts the optimizer step about 5x, the gap that made this trainer
-    slower than nanoGPT's loop (which fuses on CUDA only); the update is the same up to float
-    rounding. Falls back to the default implementation where torch has no fused kernel.
+    tensor. On CPU (torch >= 2.4) it cut the step of the shakespeare_char model (0.8M parameters)
+    from 21 to 4.3 ms of CPU time on 2 shared cores; nanoGPT fuses on CUDA only. The update is the
+    same up to float rounding. Falls back to the default implementation where torch has no fused
+    kernel.
     """
     groups = param_groups(model, o.weight_decay)
     try:
