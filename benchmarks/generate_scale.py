@@ -31,6 +31,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 CLI = [sys.executable, "-m", "synthdspy"]
@@ -44,22 +45,24 @@ def command(n: int, out: Path) -> list[str]:
             "--set", "lm.generator.concurrency=64", "--set", f"seeds.sampling_seed={n}"]
 
 
-def measure_child(argv: list[str]) -> dict[str, float]:
-    """Run ``argv`` to completion (its output discarded); its wall seconds and peak RSS in MB.
+def measure_child(argv: list[str]) -> dict[str, float | str]:
+    """Run ``argv`` to completion; its wall seconds, peak RSS in MB and its summary lines (the
+    counts and the seconds the generate loop itself took).
 
     Raises:
         subprocess.CalledProcessError: the command failed.
     """
     start = time.perf_counter()
-    done = subprocess.run(argv, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    done = subprocess.run(argv, cwd=ROOT, capture_output=True, text=True)
     wall = time.perf_counter() - start
     if done.returncode:
         raise subprocess.CalledProcessError(done.returncode, argv, stderr=done.stderr[-2000:])
     peak_kb = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss  # Linux: kilobytes
-    return {"wall_s": wall, "peak_mb": peak_kb / 1024}
+    summary = [line for line in done.stdout.splitlines() if "units run now" in line or " new in " in line]
+    return {"wall_s": wall, "peak_mb": peak_kb / 1024, "summary": " | ".join(summary)}
 
 
-def measured(n: int, out: Path) -> dict[str, float]:
+def measured(n: int, out: Path) -> dict[str, Any]:
     """Run one generate of ``n`` records in a fresh parent process (so RUSAGE_CHILDREN is its alone)."""
     probe = [sys.executable, __file__, "--child", str(n), "--out", str(out)]
     done = subprocess.run(probe, cwd=ROOT, capture_output=True, text=True, check=True)
@@ -99,6 +102,7 @@ def main() -> None:
     out = args.out / f"n{largest}"
     again = measured(largest, out)
     print(f"resume of {largest} (all records done): command {again['wall_s']:.1f}s, peak {again['peak_mb']:.0f} MB")
+    print(f"  {again['summary']}")
     reopen_seconds(out)
     db = out / "mlflow.db"
     print(f"mlflow.db after {largest}: {db.stat().st_size / 1e6:.1f} MB")
