@@ -58,7 +58,8 @@ def measure_child(argv: list[str]) -> dict[str, float | str]:
     if done.returncode:
         raise subprocess.CalledProcessError(done.returncode, argv, stderr=done.stderr[-2000:])
     peak_kb = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss  # Linux: kilobytes
-    summary = [line for line in done.stdout.splitlines() if "units run now" in line or " new in " in line]
+    lines = (done.stdout + done.stderr).splitlines()
+    summary = [line for line in lines if "units run now" in line or " new in " in line]
     return {"wall_s": wall, "peak_mb": peak_kb / 1024, "summary": " | ".join(summary)}
 
 
