@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import resource
 import shutil
 import subprocess
@@ -45,15 +46,17 @@ def command(n: int, out: Path) -> list[str]:
             "--set", "lm.generator.concurrency=64", "--set", f"seeds.sampling_seed={n}"]
 
 
-def measure_child(argv: list[str]) -> dict[str, float | str]:
-    """Run ``argv`` to completion; its wall seconds, peak RSS in MB and its summary lines (the
-    counts and the seconds the generate loop itself took).
+def measure_child(argv: list[str], cache: Path) -> dict[str, float | str]:
+    """Run ``argv`` to completion with DSPy's disk cache in ``cache`` (a fresh one per size: no
+    size replays calls an earlier run cached); its wall seconds, peak RSS in MB and its summary
+    lines (the counts and the seconds the generate loop itself took).
 
     Raises:
         subprocess.CalledProcessError: the command failed.
     """
     start = time.perf_counter()
-    done = subprocess.run(argv, cwd=ROOT, capture_output=True, text=True)
+    env = {**os.environ, "DSPY_CACHEDIR": str(cache)}
+    done = subprocess.run(argv, cwd=ROOT, capture_output=True, text=True, env=env)
     wall = time.perf_counter() - start
     if done.returncode:
         raise subprocess.CalledProcessError(done.returncode, argv, stderr=done.stderr[-2000:])
@@ -89,7 +92,7 @@ def main() -> None:
     parser.add_argument("--child", type=int, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
-        print(json.dumps(measure_child(command(args.child, args.out))))
+        print(json.dumps(measure_child(command(args.child, args.out), args.out / "dspy_cache")))
         return
     print(f"generate {EXPERIMENT.name} (task textbook, no gates), simulator, concurrency 64")
     print(f"{'records':>8} {'wall s':>8} {'peak MB':>8} {'s/1k':>7} {'MB/1k':>7}")
