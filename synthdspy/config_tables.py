@@ -14,7 +14,7 @@ import warnings
 from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, Field
 
 from synthdspy.configio import ConfigError
 
@@ -38,6 +38,10 @@ class TrackingConfig(BaseModel):
     ``enabled``: log runs at all; ``uri``: the tracking URI (default: SQLite in the output
     directory); ``experiment``: the MLflow experiment; ``autolog``: trace the LM calls with
     ``mlflow.dspy.autolog`` (train and tune make no LM calls, so there it changes nothing).
+    Generate traces only ``trace_units`` units (the first to start) plus, with ``trace_failures``,
+    the failed ones, each span's inputs/outputs cut to ``trace_max_chars`` characters
+    (:mod:`synthdspy.trace_sampling`); its records table holds at most ``table_rows`` records
+    (:mod:`synthdspy.mlflow_records`).
     """
 
     model_config = ConfigDict(extra="forbid")
@@ -45,6 +49,10 @@ class TrackingConfig(BaseModel):
     uri: str | None = None
     experiment: str = "synthdspy"
     autolog: bool = True
+    trace_units: int = Field(20, ge=0)
+    trace_failures: bool = True
+    trace_max_chars: int = Field(2000, ge=100)
+    table_rows: int = Field(10_000, ge=0)
 
 
 def default_output(output: OutputConfig, name: str) -> OutputConfig:

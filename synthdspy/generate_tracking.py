@@ -23,6 +23,7 @@ class GenerateTracking:
     def __init__(self, exp: Any, name: str, params: dict[str, Any], tags: dict[str, str]) -> None:
         self.enabled = bool(exp.tracking.enabled)
         self.traced = self.enabled and bool(exp.tracking.autolog)
+        self._table_rows = int(exp.tracking.table_rows)
         self.uri = ""
         self._early = self.traced or not tracking.is_local_store(exp.tracking.uri)
         self._setup = (tracking.BackgroundSetup(exp.tracking.uri, exp.tracking.experiment, Path(exp.output.dir))
@@ -68,14 +69,15 @@ class GenerateTracking:
                 mlflow.log_artifact(str(store.directory / name))
 
     def log_outputs(self, generate_dir: Path, store: Any, facts: Any, stats: Any, exported: int) -> None:
-        """After a finished run: the records table, gate report and card facts (``facts``, a
-        callable returning them), the failed-unit and exported counts, and why it stopped."""
+        """After a finished run: the records table (at most ``[tracking] table_rows`` rows), gate
+        report and card facts (``facts``, a callable returning them), the failed-unit and exported
+        counts, and why it stopped."""
         if not self._start():
             return
         import mlflow
 
         from synthdspy.mlflow_records import log_generate_artifacts
 
-        log_generate_artifacts(generate_dir, store.directory, facts())
+        log_generate_artifacts(generate_dir, store.directory, facts(), max_rows=self._table_rows)
         tracking.log_metrics({"failed_units": stats.failed_units, "exported": exported})
         mlflow.set_tag("stopped_by", stats.stopped_by)

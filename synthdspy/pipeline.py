@@ -248,8 +248,9 @@ def run_generate(exp: Experiment, n: int, program_path: str | None = None, expor
                 RecordStore(out / "store") as store:
             failure: BaseException | None = None
             try:
+                from synthdspy.trace_sampling import unit_traces  # [tracking] trace_units/_failures/_max_chars
 
-                with autolog_traces(run.traced):
+                with autolog_traces(run.traced), unit_traces(exp.tracking):
                     from synthdspy.batch.rounds import generate_runner  # [generate] batch: synthdspy.batch
 
                     stats = generate_runner(exp, generate)(program, seeds, lms, store, n, show_progress=show_progress,

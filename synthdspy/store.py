@@ -316,7 +316,8 @@ class RecordStore:
             if not self._file.closed:
                 self._file.flush()
             state = [(p.name, p.stat().st_size) for p in self._shards()]
-        if not any(size for _, size in state):  # from_generator cannot build a dataset of no rows
+        if not any(size for _, size in state) or limit == 0 or (passed_only and not self.n_passed):
+            # from_generator cannot build a dataset of no rows
             return Dataset.from_dict({name: [] for name in features}, features=features)
         # a string, not a list: datasets splits list-valued gen_kwargs into shards
         kwargs = {"passed_only": passed_only, "limit": limit, "fingerprint": json.dumps([str(self.directory), state])}
