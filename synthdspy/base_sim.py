@@ -31,7 +31,6 @@ from synthdspy.provider_server import (
     MODEL_ID,
     REFUSAL,
     Answer,
-    fault_answer,
     max_tokens_of,
     openai_error,
     request_key,
@@ -171,22 +170,9 @@ def answer_completion(handler: Any, raw: bytes) -> None:
         handler._finish(openai_error(400, "the simulator endpoint does not stream", "invalid_request_error", None))
         return
     as_chat = {**body, "messages": [{"role": "user", "content": prompt}]}  # the estimate counts the whole prompt
-    denied = provider.screen(as_chat)
-    if denied is not None:
-        handler._finish(denied)
+    admitted, fault = handler.admit(as_chat)
+    if not admitted:
         return
-    fault, latency_s = provider.draw()
-    if not provider.sleep(latency_s):
-        handler.close_connection = True
-        return
-    if fault in ("server_error", "unavailable", "overloaded"):
-        handler._finish(fault_answer(fault))
-        return
-    if fault == "hang":
-        provider.stats.count("hung")
-        if not provider.sleep(provider.options.hang_s):
-            handler.close_connection = True
-            return
     call = SimCall(chat_view(prompt), temperature=body.get("temperature"), seed=body.get("seed"))
     retry = {"retry_after": f"{sim.options.retry_after_s:g}"}
     try:

@@ -198,23 +198,36 @@ class _Handler(BaseHTTPRequestHandler):
         if body.get("stream"):
             self._finish(openai_error(400, "the simulator endpoint does not stream", "invalid_request_error", None))
             return
+        admitted, fault = self.admit(body)
+        if admitted:
+            self._complete(body, messages, fault)
+
+    def admit(self, body: dict) -> tuple[bool, str | None]:
+        """Screen a parsed request ``body`` (quota, context window, RPM/TPM) and draw its latency
+        and fault as the provider would, for the chat and completions routes alike.
+
+        Returns ``(True, fault)`` when the request goes on to an answer (``fault`` is a fault the
+        answer itself shows, or None); ``(False, None)`` when it was answered here (a refusal or a
+        5xx fault) or dropped (the server is stopping during its latency or hang).
+        """
+        provider = self.server.provider
         denied = provider.screen(body)
         if denied is not None:
             self._finish(denied)
-            return
+            return False, None
         fault, latency_s = provider.draw()
         if not provider.sleep(latency_s):
             self.close_connection = True  # the server is stopping: no answer
-            return
+            return False, None
         if fault in ("server_error", "unavailable", "overloaded"):
             self._finish(fault_answer(fault))
-            return
+            return False, None
         if fault == "hang":
             provider.stats.count("hung")
             if not provider.sleep(provider.options.hang_s):
                 self.close_connection = True
-                return
-        self._complete(body, messages, fault)
+                return False, None
+        return True, fault
 
     def _complete(self, body: dict, messages: list[dict], fault: str | None) -> None:
         sim = self.server.simulator
