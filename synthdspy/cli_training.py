@@ -185,14 +185,15 @@ def curriculum_compare(
 def collapse(
     config: str = typer.Argument(..., help="Collapse config (TOML), e.g. experiments/model_collapse.toml."),
     set_: list[str] = typer.Option([], "--set", help=SET_HELP["collapse"]),
-    output: str = typer.Option("", "--output", "-o", help="Output directory (default: runs/collapse/<name>)."),
+    output: str = typer.Option("", "--output", "-o", help="Output directory (over [output] dir; default runs/<name>)."),
 ) -> None:
     """Model collapse: generations trained on samples, replacing or accumulating data; loss on real text."""
+    from synthdspy.config_tables import OutputConfig
     from synthdspy.training.collapse import load_collapse_config, run_collapse
 
     cfg = load_collapse_config(config, set_)
     if output:
-        cfg = cfg.model_copy(update={"output_dir": output})
+        cfg = cfg.model_copy(update={"output": OutputConfig(dir=output)})
     models = len(cfg.seeds) * (2 * cfg.generations - 1)
     t = cfg.train.trainer
     steps = t.max_steps or -(-t.token_budget // (t.batch_size * t.grad_accum_steps * cfg.train.model.block_size))

@@ -32,7 +32,7 @@ TINY = [
 
 
 def test_generations_train_on_the_right_data_for_equal_steps(tmp_path):
-    cfg = load_collapse_config(EXPERIMENT, [*TINY, f"output_dir={tmp_path}"])
+    cfg = load_collapse_config(EXPERIMENT, [*TINY, f"output.dir={tmp_path}"])
     report = run_collapse(cfg)
     results = [GenerationResult(**r) for r in report["results"]]
     real = report["real_tokens"]

@@ -14,7 +14,7 @@ project's proxy GPT:
 Every model trains for the same number of steps with the same settings, on a byte-level tokenizer
 (one vocabulary for every generation), and is scored on held-out real text (the last
 ``real.heldout_fraction`` of the corpus, never trained on) as the ``ood/real`` split. Each seed runs
-its own chain (generation 0 is shared by both regimes of a seed). Outputs in ``output_dir``:
+its own chain (generation 0 is shared by both regimes of a seed). Outputs in ``[output] dir``:
 ``collapse.json`` (every model and the summary), ``collapse.md`` and ``collapse.png``.
 """
 
@@ -30,6 +30,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from synthdspy.config_tables import OutputConfig
 from synthdspy.configio import ConfigError, load_model
 from synthdspy.training.config import OptimSpec, TrainConfig, TrainerSpec
 from synthdspy.training.model import GPTConfig
@@ -78,7 +79,7 @@ class CollapseConfig(_Strict):
     """
 
     name: str = Field("model_collapse", min_length=1)
-    output_dir: str | None = None
+    output: OutputConfig = Field(default_factory=OutputConfig)
     generations: int = Field(6, ge=2)
     seeds: list[int] = Field(default_factory=lambda: [0, 1], min_length=1)
     workers: int = Field(1, ge=1)
@@ -88,8 +89,8 @@ class CollapseConfig(_Strict):
 
     @property
     def out_dir(self) -> Path:
-        """The output directory (default ``runs/collapse/<name>``)."""
-        return Path(self.output_dir or f"runs/collapse/{self.name}")
+        """The output directory: ``[output] dir``, default ``runs/<name>`` (as every command's)."""
+        return Path(self.output.dir or Path("runs") / self.name)
 
 
 def load_collapse_config(path: str | Path, overrides: list[str] | None = None) -> CollapseConfig:
