@@ -311,6 +311,6 @@ def run_collapse(cfg: CollapseConfig, on_chain: Callable[[list[GenerationResult]
     steps = results[0].steps
     plot(summary, paths["plot"], f"{cfg.name}: {len(cfg.seeds)} seeds, {steps} steps per model")
     report = {"summary": summary, "results": [asdict(r) for r in results], "real_tokens": real["train"][1],
-              "paths": {k: str(v) for k, v in paths.items()}, "config": cfg.model_dump()}
+              "paths": {k: str(v) for k, v in paths.items()}, "config": cfg.model_dump(mode="json")}
     paths["json"].write_text(json.dumps(report, indent=2), encoding="utf-8")
     return report
