@@ -121,7 +121,8 @@ def test_hand_written_programs_pass_and_the_same_programs_with_a_changed_final_l
 
 @needs_bwrap
 def test_hostile_and_broken_programs_fail_with_a_reason_and_the_batch_goes_on(tmp_path):
-    outside = ROOT / f"escaped-{tmp_path.name}.txt"  # a host path outside /tmp (inside, /tmp is the box)
+    # a writable host path outside /tmp (inside the sandbox /tmp is the private box; the checkout may be under /tmp)
+    outside = Path.home() / f".synthdspy-escaped-{tmp_path.name}.txt"
     names = list(HOSTILE)
     programs = [HOSTILE[n][0].format(path=str(outside)) if n == "write_outside" else HOSTILE[n][0] for n in names]
     good = "def solution():\n    apples = 16 - 3 - 4\n    return apples * 2\n"
