@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
-import json
 import re
 import time
 import uuid
@@ -155,20 +154,10 @@ def answer_completion(handler: Any, raw: bytes) -> None:
     ``server.provider`` / ``server.simulator`` and its ``_finish`` / ``_send`` writers), in the
     chat route's order: auth, body, stream refusal, screen, latency and fault, hang, answer."""
     provider, sim = handler.server.provider, handler.server.simulator
-    provider.stats.count("requests")
-    denied = provider.check_auth(handler.headers.get("Authorization"))
-    if denied is not None:
-        handler._finish(denied)
+    body = handler.accept(raw, _prompt_of)
+    if body is None:
         return
-    try:
-        body = json.loads(raw or b"{}")
-        prompt = _prompt_of(body)
-    except (ValueError, KeyError, TypeError) as exc:
-        handler._finish(openai_error(400, f"bad request body: {exc}", "invalid_request_error", None))
-        return
-    if body.get("stream"):
-        handler._finish(openai_error(400, "the simulator endpoint does not stream", "invalid_request_error", None))
-        return
+    prompt = _prompt_of(body)
     as_chat = {**body, "messages": [{"role": "user", "content": prompt}]}  # the estimate counts the whole prompt
     admitted, fault = handler.admit(as_chat)
     if not admitted:

@@ -36,7 +36,7 @@ import dataclasses
 import json
 import socket
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
@@ -115,6 +115,14 @@ class SimHTTPServer(ThreadingHTTPServer):
         self.server_close()
 
 
+def _chat_messages(body: dict) -> None:
+    """Validate a chat request body: a ``messages`` list, ``max_tokens >= 0``, ``n >= 1``."""
+    if not isinstance(body["messages"], list):
+        raise TypeError("messages must be a list")
+    if (max_tokens_of(body) or 0) < 0 or int(body.get("n") or 1) < 1:
+        raise ValueError("max_tokens must be >= 0 and n >= 1")
+
+
 class _Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
     disable_nagle_algorithm = True  # headers and body go out as separate writes: avoid 40 ms stalls
@@ -179,28 +187,35 @@ class _Handler(BaseHTTPRequestHandler):
         if self.path.rstrip("/") not in ("/v1/chat/completions", "/chat/completions"):
             self._send(self._no_route())
             return
+        body = self.accept(raw, _chat_messages)
+        if body is None:
+            return
+        messages = body["messages"]
+        admitted, fault = self.admit(body)
+        if admitted:
+            self._complete(body, messages, fault)
+
+    def accept(self, raw: bytes, check: Callable[[dict], Any]) -> dict | None:
+        """Count the request, check its key, parse ``raw`` as JSON and validate it with ``check``
+        (raising ValueError, KeyError or TypeError on a bad body), refuse streaming: the parsed
+        body, or None when an error (401, 400) was answered here. Shared by the chat and
+        completions routes."""
         provider = self.server.provider
         provider.stats.count("requests")
         denied = provider.check_auth(self.headers.get("Authorization"))
         if denied is not None:
             self._finish(denied)
-            return
+            return None
         try:
             body = json.loads(raw or b"{}")
-            messages = body["messages"]
-            if not isinstance(messages, list):
-                raise TypeError("messages must be a list")
-            if (max_tokens_of(body) or 0) < 0 or int(body.get("n") or 1) < 1:
-                raise ValueError("max_tokens must be >= 0 and n >= 1")
+            check(body)
         except (ValueError, KeyError, TypeError) as exc:
             self._finish(openai_error(400, f"bad request body: {exc}", "invalid_request_error", None))
-            return
+            return None
         if body.get("stream"):
             self._finish(openai_error(400, "the simulator endpoint does not stream", "invalid_request_error", None))
-            return
-        admitted, fault = self.admit(body)
-        if admitted:
-            self._complete(body, messages, fault)
+            return None
+        return body
 
     def admit(self, body: dict) -> tuple[bool, str | None]:
         """Screen a parsed request ``body`` (quota, context window, RPM/TPM) and draw its latency
