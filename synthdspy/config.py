@@ -86,7 +86,7 @@ class LMRole(Strict):
     api_key_env: str | None = None
     temperature: float = Field(0.7, ge=0, le=2)
     max_tokens: int = Field(2048, gt=0)
-    concurrency: int = Field(8, ge=1, le=512)
+    concurrency: int = Field(8, ge=1, le=4096)
     num_retries: int = Field(3, ge=0, le=20)
     timeout_s: float = Field(120.0, gt=0, le=3600)
     rpm: int | None = Field(None, ge=1)

@@ -1,5 +1,10 @@
 """The generate loop: (seed, rollout) units run concurrently through a program into a resumable store.
 
+Engine: one asyncio event loop; each unit runs the program's synchronous ``forward`` in a greenlet
+whose LM calls are awaited on DSPy's async path (:mod:`synthdspy.greenlet_bridge`), so up to
+``[lm.generator] concurrency`` units are in flight from one thread; blocking gates (sandboxed code,
+embedding dedup) run on worker threads.
+
 A *unit* is one seed at one rollout. Rollout r > 0 re-uses the seed with ``rollout_id=r`` so the
 LM samples again while a re-run replays DSPy's cache. Units are taken in order: every seed at
 rollout 0, then every seed at rollout 1, ... until the store holds ``n`` passed records or
@@ -24,14 +29,17 @@ stored records (``Gate.restore``). So a killed run finishes with no lost and no 
 
 from __future__ import annotations
 
+import asyncio
 import contextvars
 import time
-from collections.abc import Iterator
-from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from collections.abc import Callable, Coroutine, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from typing import Any, TypeVar
 
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
+from synthdspy import greenlet_bridge
 from synthdspy.configio import ConfigError
 from synthdspy.llm_failures import Failure, RunAbortedError, causes, classify
 from synthdspy.lm import LMs, roles_context
@@ -43,6 +51,8 @@ from synthdspy.run_guard import CircuitBreaker
 from synthdspy.store import RecordStore
 from synthdspy.trace_sampling import trace_failure, traced_attempt
 from synthdspy.unit_calls import failed_calls, unit_attempt
+
+T = TypeVar("T")
 
 
 @dataclass
@@ -176,59 +186,77 @@ def generate(
     if len(store):
         program.gates.restore(store.iter_records())
     loop = _Loop(n, store, lms, breaker or CircuitBreaker(), passed_start=store.n_passed)
-    resumed, ran, stopped_by = len(journal.done), 0, ""
-    todo = units(seeds, max_rollouts)
+    resumed = len(journal.done)
     progress = Progress(
         TextColumn("[bold]generate"), BarColumn(), MofNCompleteColumn(), TextColumn("passed"),
         TextColumn("{task.fields[info]}"), TimeElapsedColumn(), disable=not show_progress,
     )
-
-    def wanted(in_flight: int) -> bool:
-        return store.n_passed + in_flight * loop.per_unit() < n
-
-    with progress, ThreadPoolExecutor(max_workers=lms.concurrency) as pool:
+    with progress:
         bar = progress.add_task("generate", total=n, completed=min(n, store.n_passed), info=loop.info())
-        pending: dict[Future, tuple[str, Seed, int]] = {}
-        exhausted = False
-        try:
-            while True:
-                while not exhausted and not stopped_by and len(pending) < lms.concurrency and wanted(len(pending)):
-                    if max_usd is not None and lms.meter.cost_usd >= max_usd:
-                        stopped_by = "budget"
-                        break
-                    if unit_limit is not None and ran + len(pending) >= unit_limit:
-                        stopped_by = "unit_limit"
-                        break
-                    nxt = next(todo, None)
-                    if nxt is None:
-                        exhausted = True
-                        break
-                    if nxt[0] in journal.done:
-                        continue
-                    fut = pool.submit(contextvars.copy_context().run, run_unit, program, nxt[1], nxt[2], lms,
-                                      max_attempts)
-                    pending[fut] = nxt
-                if not pending:
-                    break
-                finished, _ = wait(pending, return_when=FIRST_COMPLETED)
-                for fut in finished:
-                    key, seed, rollout = pending.pop(fut)
-                    ran += 1
-                    trip = _finish(fut, key, seed, rollout, journal, loop, max_attempts)
-                    if trip:
-                        raise RunAbortedError(f"circuit breaker: {trip}; failures by class: "
-                                              f"{loop.breaker.describe()}; last error in {journal.fail_path}")
-                progress.update(bar, completed=min(n, store.n_passed), info=loop.info())
-        except BaseException:
-            stop_endpoints(lms)  # units queued for a request slot or in backoff end now
-            pool.shutdown(wait=True, cancel_futures=True)  # requests on the wire end within timeout_s
-            raise
-    return GenerateStats(store.n_passed, store.n_rejected, loop.failed, ran, resumed, stopped_by,
-                         dict(loop.breaker.by_class), time.monotonic() - loop.started,
+        ran, stopped_by = run_event_loop(_units_loop(program, seeds, journal, loop, max_rollouts, max_attempts,
+                                                     max_usd, unit_limit, lambda: progress.update(
+                                                         bar, completed=min(n, store.n_passed), info=loop.info())))
+    return GenerateStats(store.n_passed, store.n_rejected, loop.failed, ran, resumed,
+                         stopped_by, dict(loop.breaker.by_class), time.monotonic() - loop.started,
                          store.n_passed - loop.passed_start)
 
 
-def _finish(fut: Future, key: str, seed: Seed, rollout: int, journal: UnitJournal, loop: _Loop,
+def run_event_loop(main: Coroutine[Any, Any, T]) -> T:
+    """``asyncio.run(main)``, or on a fresh thread when this thread already runs an event loop (a
+    notebook), with the caller's context (DSPy settings) either way."""
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return asyncio.run(main)
+    with ThreadPoolExecutor(1) as pool:
+        return pool.submit(contextvars.copy_context().run, asyncio.run, main).result()
+
+
+async def _units_loop(program: SynthesisProgram, seeds: list[Seed], journal: UnitJournal, loop: _Loop,
+                      max_rollouts: int, max_attempts: int, max_usd: float | None, unit_limit: int | None,
+                      show: Callable[[], None]) -> tuple[int, str]:
+    """Launch units (each a greenlet task, :mod:`synthdspy.greenlet_bridge`) up to the concurrency,
+    collect them as they finish; returns (units run, why launching stopped)."""
+    lms, ran, stopped_by, exhausted = loop.lms, 0, "", False
+    todo = units(seeds, max_rollouts)
+    pending: dict[asyncio.Task, tuple[str, Seed, int]] = {}
+
+    def wanted() -> bool:
+        return loop.store.n_passed + len(pending) * loop.per_unit() < loop.n
+
+    try:
+        while True:
+            while not exhausted and not stopped_by and len(pending) < lms.concurrency and wanted():
+                if max_usd is not None and lms.meter.cost_usd >= max_usd:
+                    stopped_by = "budget"
+                elif unit_limit is not None and ran + len(pending) >= unit_limit:
+                    stopped_by = "unit_limit"
+                elif (nxt := next(todo, None)) is None:
+                    exhausted = True
+                elif nxt[0] not in journal.done:
+                    task = asyncio.ensure_future(greenlet_bridge.spawn(run_unit, program, nxt[1], nxt[2], lms,
+                                                                       max_attempts))
+                    pending[task] = nxt
+            if not pending:
+                return ran, stopped_by
+            finished, _ = await asyncio.wait(pending, return_when=asyncio.FIRST_COMPLETED)
+            for task in finished:
+                key, seed, rollout = pending.pop(task)
+                ran += 1
+                trip = _finish(task, key, seed, rollout, journal, loop, max_attempts)
+                if trip:
+                    raise RunAbortedError(f"circuit breaker: {trip}; failures by class: "
+                                          f"{loop.breaker.describe()}; last error in {journal.fail_path}")
+            show()
+    except BaseException:
+        stop_endpoints(lms)  # units waiting for a request slot or in backoff end now
+        for task in pending:  # requests on the wire are cancelled; their units are re-run on resume
+            task.cancel()
+        await asyncio.gather(*pending, return_exceptions=True)
+        raise
+
+
+def _finish(fut: asyncio.Future, key: str, seed: Seed, rollout: int, journal: UnitJournal, loop: _Loop,
             max_attempts: int) -> str | None:
     """Store a finished unit's records, or journal its failure; returns why the breaker tripped."""
     try:

@@ -20,7 +20,7 @@ from typing import Any
 
 import dspy
 
-from synthdspy import tracking, unit_calls
+from synthdspy import greenlet_bridge, tracking, unit_calls
 from synthdspy.adapters import ParseStats, counting_adapter
 from synthdspy.base_prefix import BasePrompt, load_prefix
 from synthdspy.config import LMConfig, LMRole
@@ -37,6 +37,9 @@ _banner_shown = False
 class MeteredMixin:
     """Mixin for a DSPy LM class that adds each billed call's usage to a :class:`UsageMeter`.
 
+    Inside a generation unit (:mod:`synthdspy.greenlet_bridge`), a call is awaited on DSPy's async
+    path (``acall`` and the LM's async engine), so the event loop serves other units meanwhile.
+
     Hooks ``BaseLM.update_history``, where DSPy records every call with its usage and cost. Cache
     hits carry empty usage and are not counted. With ``dspy.settings.disable_history`` set, DSPy
     records nothing and the meter stays at zero.
@@ -50,7 +53,10 @@ class MeteredMixin:
         if self.meter.gate is not None:
             self.meter.gate()
         fp = unit_calls.before_call(self.model, prompt, messages, kwargs)  # type: ignore[attr-defined]
-        outputs = super().__call__(prompt, messages=messages, **kwargs)  # type: ignore[misc]
+        if greenlet_bridge.active() and getattr(self, "_async_engine_spec", None) is not None:
+            outputs = greenlet_bridge.await_only(super().acall(prompt, messages=messages, **kwargs))  # type: ignore[misc]
+        else:
+            outputs = super().__call__(prompt, messages=messages, **kwargs)  # type: ignore[misc]
         unit_calls.after_call(fp, outputs)
         return outputs
 
@@ -152,9 +158,9 @@ def _reasoning_settings(role_name: str, role: LMRole) -> tuple[float | None, int
 
 def _provider_lm(role_name: str, role: LMRole, meter: UsageMeter) -> dspy.BaseLM:
     from synthdspy.pricing import response_cost as cost_of
-    from synthdspy.provider_engine import ENDPOINT_KEY, ProviderEngine
+    from synthdspy.provider_engine import ENDPOINT_KEY, AsyncProviderEngine, ProviderEngine
     from synthdspy.ratelimit import limiter_for
-    from synthdspy.text_lm import TextProviderEngine
+    from synthdspy.text_lm import AsyncTextProviderEngine, TextProviderEngine
 
     extra = dict(role.extra)
     client: dict[str, Any] = {"timeout": role.timeout_s}
@@ -173,14 +179,16 @@ def _provider_lm(role_name: str, role: LMRole, meter: UsageMeter) -> dspy.BaseLM
     base = effective_api_base(role)
     limiter = limiter_for(role.model, base, role.concurrency, role.rpm, role.tpm)
     text = role.model_type == "text"
-    engine_class, lm_class = (TextProviderEngine, MeteredTextLM) if text else (ProviderEngine, MeteredLM)
-    engine = engine_class(role.model, role_name, limiter, role.concurrency, role.num_retries, on_usage, **client)
+    engine_class, async_class, lm_class = ((TextProviderEngine, AsyncTextProviderEngine, MeteredTextLM) if text
+                                           else (ProviderEngine, AsyncProviderEngine, MeteredLM))
+    engine, async_engine = (cls(role.model, role_name, limiter, role.concurrency, role.num_retries, on_usage, **client)
+                            for cls in (engine_class, async_class))
     temperature, max_tokens = _reasoning_settings(role_name, role)
     if text:
         extra["stop"] = stop_sequences(extra.get("stop"))
-    lm = lm_class(role.model, model_type=role.model_type, engine=engine, num_retries=0, temperature=temperature,
-                  max_tokens=max_tokens, cache=role.cache, **{ENDPOINT_KEY: f"{role.model} @ {base or 'default'}"},
-                  **extra)
+    lm = lm_class(role.model, model_type=role.model_type, engine=engine, async_engine=async_engine, num_retries=0,
+                  temperature=temperature, max_tokens=max_tokens, cache=role.cache,
+                  **{ENDPOINT_KEY: f"{role.model} @ {base or 'default'}"}, **extra)
     if text:
         lm.base_prompt = _base_prompt(role_name, role)
     return lm

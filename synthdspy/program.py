@@ -15,7 +15,7 @@ from typing import Any
 
 import dspy
 
-from synthdspy import __version__
+from synthdspy import __version__, greenlet_bridge
 from synthdspy.catalog import GATES, TASKS
 from synthdspy.config import Experiment, GateConfig, TaskConfig, check_components
 from synthdspy.configio import ConfigError
@@ -40,7 +40,9 @@ def build_gate(cfg: GateConfig) -> Gate:
 
 
 class GateChain(dspy.Module):
-    """The ordered gates; ``forward(record)`` appends every gate's verdict to ``record.verdicts``."""
+    """The ordered gates; ``forward(record)`` appends every gate's verdict to ``record.verdicts``.
+    A ``blocking`` gate runs on a worker thread when called inside a generation unit's greenlet
+    (:func:`synthdspy.greenlet_bridge.call_blocking`), so it does not stall the event loop."""
 
     def __init__(self, gates: list[Gate]) -> None:
         super().__init__()
@@ -48,7 +50,8 @@ class GateChain(dspy.Module):
 
     def forward(self, record: Record) -> Record:
         for gate in self.gates:
-            record.verdicts.append(gate(record))
+            verdict = greenlet_bridge.call_blocking(gate, record) if gate.blocking else gate(record)
+            record.verdicts.append(verdict)
         return record
 
     def restore(self, records: Iterable[Record]) -> None:

@@ -31,6 +31,7 @@ never replayed for another (DSPy's own key drops ``api_base``).
 
 from __future__ import annotations
 
+import asyncio
 import copy
 import hashlib
 import json
@@ -41,7 +42,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from dspy.clients.engines.litellm_engine import LiteLLMEngine
+from dspy.clients.engines.litellm_engine import AsyncLiteLLMEngine, LiteLLMEngine
 
 from synthdspy.llm_failures import RefusedAnswerError, TruncatedAnswerError, causes, classify
 from synthdspy.ratelimit import EndpointLimiter
@@ -138,8 +139,8 @@ class _Flight:
     error: BaseException | None = None
 
 
-class ProviderEngine(LiteLLMEngine):
-    """DSPy's LiteLLM engine with synthdspy's limiter, retries, failure classes and meter.
+class _ProviderCore:
+    """What the sync and async provider engines share: settings, the attempt outcome, the checks.
 
     Args:
         model: the LiteLLM model string (sent as the wire model).
@@ -152,17 +153,83 @@ class ProviderEngine(LiteLLMEngine):
             ``extra_headers``).
     """
 
+    model_type: str
+    client_options: dict[str, Any]
+    wire_model: str | None
+
     def __init__(self, model: str, role: str, limiter: EndpointLimiter, concurrency: int, num_retries: int,
                  on_usage: Callable[[str, dict, Any], None], **client_options: Any) -> None:
-        super().__init__(model_type="chat", wire_model=model, **client_options)
+        super().__init__(model_type="chat", wire_model=model, **client_options)  # type: ignore[call-arg]
         self.role = role
         self.limiter = limiter
+        self.concurrency = concurrency
         self.num_retries = num_retries
         self.on_usage = on_usage
-        self._slots = threading.BoundedSemaphore(concurrency)
         headers = {**(client_options.get("headers") or {}), **(client_options.get("extra_headers") or {})}
         self._secrets = tuple(v for v in [client_options.get("api_key"), *headers.values()] if isinstance(v, str))
         self._rng = random.Random()
+
+    def _failed(self, exc: Exception, started: float, attempt: int) -> float:
+        """Release the limiter after a failed attempt; return the backoff before the next attempt.
+
+        Raises:
+            Exception: ``exc`` (scrubbed of secrets) when it is not transient or retries are spent.
+        """
+        failure = classify(exc)
+        transient = failure.kind == "transient"
+        scrub_exception(exc, self._secrets)
+        if failure.kind == "run":  # before the slot is freed: no waiting request may take it
+            self.limiter.abort(exc)
+        self.limiter.release(started, ok=False, rate_limited=failure.reason == "rate_limit",
+                             retry_after=failure.retry_after if transient else None,
+                             headers=_error_headers(exc), error=exc if transient else None)
+        if not transient or attempt >= self.num_retries:
+            raise exc
+        return backoff_s(attempt, failure.retry_after, self._rng)
+
+    def _succeeded(self, result: Any, started: float) -> Any:
+        """Release the limiter after an answer, meter it and check it (see :meth:`_check`)."""
+        raw = getattr(result, "raw", None)
+        hidden = getattr(raw, "_hidden_params", None) or {}
+        self.limiter.release(started, ok=True, headers=hidden.get("additional_headers") or {})
+        self._check(raw)
+        return result
+
+    def dump_state(self) -> dict[str, Any]:
+        """The engine's settings for a saved program: model, role, endpoint and timeout; never the
+        API key (a loaded engine reads no key: build the LM from the experiment instead)."""
+        keep = {k: v for k, v in self.client_options.items() if k in ("api_base", "timeout")}
+        return {"model": self.wire_model, "role": self.role, "num_retries": self.num_retries, **keep}
+
+    @classmethod
+    def load_state(cls, state: dict[str, Any]) -> Any:
+        """An engine from :meth:`dump_state`'s output, with a fresh limiter and no meter."""
+        from synthdspy.ratelimit import limiter_for
+
+        state = dict(state)
+        model, role, retries = state.pop("model"), state.pop("role"), state.pop("num_retries")
+        limiter = limiter_for(model, state.get("api_base"), 8)
+        return cls(model, role, limiter, 8, retries, lambda *_: None, **state)  # type: ignore[call-arg]
+
+    def _check(self, raw: Any) -> None:
+        usage = getattr(raw, "usage", None)
+        usage = dict(usage) if usage is not None and not isinstance(usage, dict) else (usage or {})
+        self.on_usage(self.role, usage, raw)
+        reason, message = _choice(raw)
+        refusal = getattr(message, "refusal", None) if message is not None else None
+        if reason == "length":
+            raise TruncatedAnswerError(f"answer truncated at max_tokens ({self.role} role); raise max_tokens")
+        if reason == "content_filter" or refusal:
+            raise RefusedAnswerError(f"answer refused by the provider ({self.role} role): {refusal or reason}")
+
+
+class ProviderEngine(_ProviderCore, LiteLLMEngine):
+    """DSPy's LiteLLM engine with synthdspy's limiter, retries, failure classes and meter, for
+    synchronous calls (compile, evaluation, batch rounds); arguments as :class:`_ProviderCore`."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._slots = threading.BoundedSemaphore(self.concurrency)
         self._flights: dict[str, _Flight] = {}
         self._flight_lock = threading.Lock()
 
@@ -204,49 +271,50 @@ class ProviderEngine(LiteLLMEngine):
                 try:
                     result = super().complete_legacy(lm, request, **context)
                 except Exception as exc:
-                    failure = classify(exc)
-                    transient = failure.kind == "transient"
-                    scrub_exception(exc, self._secrets)
-                    if failure.kind == "run":  # before the slot is freed: no waiting request may take it
-                        self.limiter.abort(exc)
-                    self.limiter.release(started, ok=False, rate_limited=failure.reason == "rate_limit",
-                                         retry_after=failure.retry_after if transient else None,
-                                         headers=_error_headers(exc), error=exc if transient else None)
-                    if not transient or attempt >= self.num_retries:
-                        raise
-                    wait = backoff_s(attempt, failure.retry_after, self._rng)
+                    wait = self._failed(exc, started, attempt)
                 else:
-                    raw = getattr(result, "raw", None)
-                    hidden = getattr(raw, "_hidden_params", None) or {}
-                    self.limiter.release(started, ok=True, headers=hidden.get("additional_headers") or {})
-                    self._check(raw)
-                    return result
+                    return self._succeeded(result, started)
             self.limiter.wait(wait)
         raise AssertionError("unreachable: the last attempt returns or raises")
 
-    def dump_state(self) -> dict[str, Any]:
-        """The engine's settings for a saved program: model, role, endpoint and timeout; never the
-        API key (a loaded engine reads no key: build the LM from the experiment instead)."""
-        keep = {k: v for k, v in self.client_options.items() if k in ("api_base", "timeout")}
-        return {"model": self.wire_model, "role": self.role, "num_retries": self.num_retries, **keep}
 
-    @classmethod
-    def load_state(cls, state: dict[str, Any]) -> ProviderEngine:
-        """An engine from :meth:`dump_state`'s output, with a fresh limiter and no meter."""
-        from synthdspy.ratelimit import limiter_for
+class AsyncProviderEngine(_ProviderCore, AsyncLiteLLMEngine):
+    """:class:`ProviderEngine` for DSPy's async LM path (``dspy.LM.acall``), used by ``generate``:
+    the same limiter (awaited, not blocking a thread), retries, failure classes, checks and meter.
 
-        state = dict(state)
-        model, role, retries = state.pop("model"), state.pop("role"), state.pop("num_retries")
-        limiter = limiter_for(model, state.get("api_base"), 8)
-        return cls(model, role, limiter, 8, retries, lambda *_: None, **state)
+    No single-flight: it exists for ``dspy.Evaluate``'s threaded re-submission of stragglers, and
+    generation never sends one request twice at once.
+    """
 
-    def _check(self, raw: Any) -> None:
-        usage = getattr(raw, "usage", None)
-        usage = dict(usage) if usage is not None and not isinstance(usage, dict) else (usage or {})
-        self.on_usage(self.role, usage, raw)
-        reason, message = _choice(raw)
-        refusal = getattr(message, "refusal", None) if message is not None else None
-        if reason == "length":
-            raise TruncatedAnswerError(f"answer truncated at max_tokens ({self.role} role); raise max_tokens")
-        if reason == "content_filter" or refusal:
-            raise RefusedAnswerError(f"answer refused by the provider ({self.role} role): {refusal or reason}")
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._slots: tuple[Any, asyncio.Semaphore] | None = None
+
+    def _role_slots(self) -> asyncio.Semaphore:
+        """The role's concurrency cap on the running event loop (a semaphore belongs to one loop)."""
+        loop = asyncio.get_running_loop()
+        if self._slots is None or self._slots[0] is not loop:
+            self._slots = (loop, asyncio.Semaphore(self.concurrency))
+        return self._slots[1]
+
+    async def complete_legacy(self, lm: Any, request: dict[str, Any], **context: Any) -> Any:
+        """One logical call, as :meth:`ProviderEngine.complete_legacy`.
+
+        Raises:
+            TruncatedAnswerError / RefusedAnswerError: the answer was cut or refused.
+            Exception: DSPy's classified LM error once retries are spent or for a fatal class.
+        """
+        request = {k: v for k, v in request.items() if k != ENDPOINT_KEY}
+        tokens = estimate_tokens(request)
+        slots = self._role_slots()
+        for attempt in range(self.num_retries + 1):
+            async with slots:
+                started = await self.limiter.aacquire(tokens)
+                try:
+                    result = await super().complete_legacy(lm, request, **context)
+                except Exception as exc:
+                    wait = self._failed(exc, started, attempt)
+                else:
+                    return self._succeeded(result, started)
+            await self.limiter.await_backoff(wait)
+        raise AssertionError("unreachable: the last attempt returns or raises")

@@ -26,6 +26,7 @@ counts them for rate limiting: a prompt estimate plus ``max_tokens``.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import datetime
 import re
@@ -133,6 +134,7 @@ class EndpointLimiter:
         self._tokens = _Pacer()
         self._learned_rpm: int | None = None
         self._learned_tpm: int | None = None
+        self._async_waiters: list[tuple[asyncio.AbstractEventLoop, asyncio.Future]] = []
         self._set_rates()
 
     def _set_rates(self) -> None:
@@ -154,7 +156,65 @@ class EndpointLimiter:
         for this endpoint, so requests waiting for a slot must not be sent after it."""
         with self._cond:
             self._aborted = cause
-            self._cond.notify_all()
+            self._notify()
+
+    def _admit(self, tokens: int) -> float | None:
+        """Under the lock: admit a request of ``tokens`` (returning the seconds its pacing slot is
+        ahead), or None when the window is full or the endpoint is paused.
+
+        Raises:
+            EndpointAbortedError: :meth:`abort` was called (its cause is chained).
+        """
+        if self._aborted is not None:
+            raise EndpointAbortedError(f"{self.name}: not sent, an earlier request failed fatally") from self._aborted
+        if self._in_flight >= self.window or self.clock() < self._paused_until:
+            return None
+        self._in_flight += 1
+        now = self.clock()
+        self.stats.started += 1
+        return max(self._requests.reserve(now), self._tokens.reserve(now, float(tokens)))
+
+    def _notify(self) -> None:
+        """Under the lock: wake blocked threads and awaiting coroutines to re-check admission."""
+        self._cond.notify_all()
+        waiters, self._async_waiters = self._async_waiters, []
+        for loop, future in waiters:
+            with contextlib.suppress(RuntimeError):  # that loop has closed
+                loop.call_soon_threadsafe(_wake, future)
+
+    async def aacquire(self, tokens: int = 0) -> float:
+        """:meth:`acquire` for coroutines: waits on the event loop, not in a thread.
+
+        Raises:
+            EndpointAbortedError: :meth:`abort` was called (its cause is chained).
+        """
+        loop = asyncio.get_running_loop()
+        while True:
+            with self._cond:
+                wait = self._admit(tokens)
+                if wait is None:
+                    future = loop.create_future()
+                    self._async_waiters.append((loop, future))
+                    pause = self._paused_until - self.clock()
+            if wait is not None:
+                break
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(future, timeout=max(0.01, min(pause, 1.0)) if pause > 0 else 1.0)
+        if wait > 0:
+            await asyncio.sleep(wait)
+        return self.clock()
+
+    async def await_backoff(self, seconds: float) -> None:
+        """:meth:`wait` for coroutines.
+
+        Raises:
+            EndpointAbortedError: :meth:`abort` was called before or during the wait.
+        """
+        deadline = self.clock() + seconds
+        while self._aborted is None and self.clock() < deadline:
+            await asyncio.sleep(min(deadline - self.clock(), 0.5))
+        if self._aborted is not None:
+            raise EndpointAbortedError(f"{self.name}: retry not sent, the endpoint was aborted") from self._aborted
 
     def acquire(self, tokens: int = 0) -> float:
         """Block until a request of ``tokens`` estimated tokens may start; returns its start time
@@ -164,18 +224,9 @@ class EndpointLimiter:
             EndpointAbortedError: :meth:`abort` was called (its cause is chained).
         """
         with self._cond:
-            while True:
-                if self._aborted is not None:
-                    raise EndpointAbortedError(f"{self.name}: not sent, an earlier request failed fatally") \
-                        from self._aborted
-                if self._in_flight < self.window and self.clock() >= self._paused_until:
-                    break
+            while (wait := self._admit(tokens)) is None:
                 pause = self._paused_until - self.clock()
                 self._cond.wait(timeout=max(0.01, min(pause, 1.0)) if pause > 0 else 1.0)
-            self._in_flight += 1
-            now = self.clock()
-            wait = max(self._requests.reserve(now), self._tokens.reserve(now, float(tokens)))
-            self.stats.started += 1
         if wait > 0:
             self.sleep(wait)
         return self.clock()
@@ -216,7 +267,7 @@ class EndpointLimiter:
             if headers:
                 self._read_headers(headers, now)
             self.stats.window = self._window
-            self._cond.notify_all()
+            self._notify()
 
     def wait(self, seconds: float) -> None:
         """Sleep ``seconds`` (a retry's backoff), waking early to raise if the endpoint is aborted.
@@ -254,6 +305,11 @@ class EndpointLimiter:
         if changed:
             self._set_rates()
             self.stats.learned_rpm, self.stats.learned_tpm = self._learned_rpm, self._learned_tpm
+
+
+def _wake(future: asyncio.Future) -> None:
+    if not future.done():
+        future.set_result(None)
 
 
 _registry: dict[tuple[str, str], EndpointLimiter] = {}

@@ -21,10 +21,25 @@ from __future__ import annotations
 import os
 from typing import Any
 
-from dspy.clients.engines.litellm_engine import LiteLLMEngine
+from dspy.clients.engines.litellm_engine import AsyncLiteLLMEngine, LiteLLMEngine
 
 from synthdspy.base_prefix import STOP, BasePrompt, content_text
-from synthdspy.provider_engine import ProviderEngine
+from synthdspy.provider_engine import AsyncProviderEngine, ProviderEngine
+
+
+def _text_arguments(engine: Any, request: dict[str, Any]) -> dict[str, Any]:
+    """LiteLLM ``text_completion`` arguments of ``request`` (one rendered user message plus options)
+    sent to ``{api_base}/completions`` as model ``<name>`` of ``<provider>/<name>``. With no
+    ``api_key`` set, the key is ``$<PROVIDER>_API_KEY`` (as LiteLLM reads it for chat), else
+    ``EMPTY`` (vLLM's placeholder for a server without keys)."""
+    sent = {k: v for k, v in request.items() if k not in ("messages", "model", "rollout_id")}
+    prompt = "\n\n".join(content_text(m.get("content")) for m in request.get("messages") or [])
+    model = engine.wire_model or request["model"]
+    provider, _, name = model.partition("/") if "/" in model else ("openai", "", model)
+    options = dict(engine.client_options)
+    if not options.get("api_key"):
+        options["api_key"] = os.environ.get(f"{provider.upper()}_API_KEY") or "EMPTY"
+    return {"model": f"text-completion-openai/{name}", "prompt": prompt, "num_retries": 0, **options, **sent}
 
 
 class _TextCompletionAttempt(LiteLLMEngine):
@@ -32,10 +47,7 @@ class _TextCompletionAttempt(LiteLLMEngine):
     appends "BEGIN RESPONSE:"), in DSPy's error mapping and result shape."""
 
     def complete_legacy(self, lm: Any, request: dict[str, Any], **context: Any) -> Any:
-        """Send ``request`` (one rendered user message plus options) to ``{api_base}/completions``
-        as model ``<name>`` of ``<provider>/<name>``. With no ``api_key`` set, the key is
-        ``$<PROVIDER>_API_KEY`` (as LiteLLM reads it for chat), else ``EMPTY`` (vLLM's placeholder
-        for a server without keys).
+        """Send ``request`` as :func:`_text_arguments` describes.
 
         Raises:
             Exception: LiteLLM's errors mapped by DSPy (classified by ProviderEngine).
@@ -45,22 +57,42 @@ class _TextCompletionAttempt(LiteLLMEngine):
         from dspy.clients.call_result import CallResult
         from dspy.clients.engines.litellm_errors import litellm_errors
 
-        sent = {k: v for k, v in request.items() if k not in ("messages", "model", "rollout_id")}
-        prompt = "\n\n".join(content_text(m.get("content")) for m in request.get("messages") or [])
-        model = self.wire_model or request["model"]
-        provider, _, name = model.partition("/") if "/" in model else ("openai", "", model)
-        options = dict(self.client_options)
-        if not options.get("api_key"):
-            options["api_key"] = os.environ.get(f"{provider.upper()}_API_KEY") or "EMPTY"
         with litellm_errors(model=lm.model):
-            raw = litellm.text_completion(model=f"text-completion-openai/{name}", prompt=prompt,
-                                          num_retries=0, **options, **sent)
+            raw = litellm.text_completion(**_text_arguments(self, request))
+        completed_legacy(raw)
+        return CallResult.legacy(lm, raw, kwargs=request)
+
+
+class _AsyncTextCompletionAttempt(AsyncLiteLLMEngine):
+    """:class:`_TextCompletionAttempt` on LiteLLM's async client."""
+
+    async def complete_legacy(self, lm: Any, request: dict[str, Any], **context: Any) -> Any:
+        """Send ``request`` as :func:`_text_arguments` describes.
+
+        Raises:
+            Exception: LiteLLM's errors mapped by DSPy (classified by AsyncProviderEngine).
+        """
+        import litellm
+        from dspy.clients.call_context import completed_legacy
+        from dspy.clients.call_result import CallResult
+        from dspy.clients.engines.litellm_errors import litellm_errors
+
+        with litellm_errors(model=lm.model):
+            raw = await litellm.atext_completion(**_text_arguments(self, request))
         completed_legacy(raw)
         return CallResult.legacy(lm, raw, kwargs=request)
 
 
 class TextProviderEngine(ProviderEngine, _TextCompletionAttempt):
     """:class:`ProviderEngine` whose attempts are text completions (same arguments)."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.model_type = "text"
+
+
+class AsyncTextProviderEngine(AsyncProviderEngine, _AsyncTextCompletionAttempt):
+    """:class:`AsyncProviderEngine` whose attempts are text completions (same arguments)."""
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)

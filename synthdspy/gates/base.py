@@ -18,6 +18,7 @@ class Gate(dspy.Module):
     """
 
     name: str = "gate"
+    blocking: bool = False  # True: CPU-heavy or waits on a process (run off the generation event loop)
 
     def forward(self, record: Record) -> Verdict:  # pragma: no cover - interface
         raise NotImplementedError

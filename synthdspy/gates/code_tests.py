@@ -68,6 +68,7 @@ class CodeTestsGate(Gate):
     """
 
     name = "code_tests"
+    blocking = True
 
     def __init__(self, code_field: str = "output", tests_key: str = "tests", timeout_s: float = 10.0,
                  memory_mb: int = 512, max_file_mb: int = 16, allow_unsandboxed: bool = False,

@@ -83,6 +83,7 @@ class DedupGate(Gate):
     """
 
     name = "dedup"
+    blocking = True
 
     def __init__(self, field: str = "output", exact: bool = True, minhash: bool = True,
                  minhash_threshold: float = 0.7, num_perm: int = 128, shingle_size: int = 3,

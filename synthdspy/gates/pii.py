@@ -209,6 +209,7 @@ class PiiGate(Gate):
     """
 
     name = "pii"
+    blocking = True
 
     def __init__(self, action: str = "reject", fields: list[str] | None = None, entities: list[str] | None = None,
                  min_score: float = 0.3, phone_regions: list[str] | None = None,

@@ -4,11 +4,13 @@ the right answer)."""
 
 from __future__ import annotations
 
+import functools
 import logging
 
 import dspy
 from pydantic import Field
 
+from synthdspy import greenlet_bridge
 from synthdspy.gates.code_tests import extract_code
 from synthdspy.gates.program_result import run_solution
 from synthdspy.gates.sandbox import SandboxUnavailable, refusal
@@ -66,7 +68,7 @@ class PotMathTask(Task):
     def forward(self, seed: Seed, rollout: int = 0) -> list[Record]:
         (question,) = require(seed, self.name, "question")
         program = extract_code(self.write(question=question, config=sampling_config(rollout)).program).strip()
-        run = run_solution(program, **self.limits)
+        run = greenlet_bridge.call_blocking(functools.partial(run_solution, program, **self.limits))
         metadata: dict[str, object] = {"program_status": run.status}
         if run.answer is not None:
             metadata["program_result"] = run.answer

@@ -54,6 +54,10 @@ class StudySpec(_Strict):
     ``storage``: empty for ``sqlite:///OUTPUT/optuna.db``; any Optuna RDB URL
     (``postgresql://...``, ``mysql://...``, ``sqlite:///...``); or ``journal:PATH`` for an Optuna
     journal file.
+    ``heartbeat_s`` / ``grace_s``: on an RDB storage, a running trial records a heartbeat every
+    ``heartbeat_s`` seconds; one silent for ``grace_s`` (default twice the interval) belongs to a
+    dead worker, and a live worker fails it and runs it again (Optuna's heartbeat and
+    ``RetryHeartbeatStaleTrialCallback``, at most ``max_retries`` times per trial).
     """
 
     sampler: Literal["tpe", "random", "cmaes", "gp"] = "tpe"
@@ -62,6 +66,15 @@ class StudySpec(_Strict):
     n_startup_trials: int = Field(8, ge=0)
     prune_warmup: float = Field(0.25, ge=0, lt=1)
     storage: str = ""
+    heartbeat_s: int = Field(30, ge=1)
+    grace_s: int | None = Field(None, ge=1)
+    max_retries: int = Field(3, ge=0)
+
+    @model_validator(mode="after")
+    def _grace_after_heartbeat(self) -> StudySpec:
+        if self.grace_s is not None and self.grace_s <= self.heartbeat_s:
+            raise ValueError(f"grace_s ({self.grace_s}) must be longer than heartbeat_s ({self.heartbeat_s})")
+        return self
 
 
 class SearchSpec(_Strict):

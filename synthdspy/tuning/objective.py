@@ -6,16 +6,19 @@ score to Optuna's pruner; a pruned trial raises :class:`optuna.TrialPruned` from
 callback, which aborts the proxy training.
 
 Each trial records, as Optuna user attributes: ``weights``, ``schedule``, ``losses`` (final loss
-per split), ``target``, ``worst``, ``worker``, ``steps``, ``tokens``, ``elapsed_s``, and its intermediate
-``curve`` (step, target) pairs; and, when tracking is on, a nested MLflow run under the study's
-parent run with the parameters, per-split curves and final losses.
+per split), ``target``, ``worst``, ``worker``, ``host`` (hostname:pid), ``steps``, ``tokens``,
+``elapsed_s``, and its intermediate ``curve`` (step, target) pairs; and, when tracking is on, a
+nested MLflow run under the study's parent run with the parameters, per-split curves and final
+losses.
 """
 
 from __future__ import annotations
 
 import contextlib
 import fnmatch
+import os
 import re
+import socket
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -144,6 +147,7 @@ def run_trial(trial: optuna.Trial, ctx: TrialContext) -> float | tuple[float, fl
     trial.set_user_attr("weights", plan.weights)
     trial.set_user_attr("schedule", plan.schedule)
     trial.set_user_attr("worker", ctx.worker)
+    trial.set_user_attr("host", f"{socket.gethostname()}:{os.getpid()}")
     out = Path(cfg.out_dir) / "trials" / ctx.kind / f"{trial.number:04d}"
     train_cfg = apply_plan(cfg.train, plan).model_copy(
         update={

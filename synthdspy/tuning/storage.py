@@ -4,7 +4,8 @@ One experiment keeps three studies in one storage: ``<name>`` (the tuner), ``<na
 (the random-search baseline) and ``<name>/baselines`` (the fixed mixtures). Storage strings:
 ``sqlite:///path.db`` and any other SQLAlchemy URL (Optuna's RDB storage), or ``journal:PATH``
 (Optuna's journal file, safe for several processes on one machine or a shared file system with
-working locks).
+working locks). On an RDB storage running trials record heartbeats, so a worker that dies
+mid-trial is found by the others, which fail its trial and run it again (:func:`heartbeat`).
 
 SQLite needs two changes to be shared by several worker processes. Optuna claims a WAITING trial by
 reading its state and then writing RUNNING in one session, relying on ``SELECT ... FOR UPDATE``,
@@ -16,17 +17,20 @@ lock before the read; other processes wait for it, up to a long lock timeout.
 
 from __future__ import annotations
 
+import contextlib
+import threading
 import warnings
+from collections.abc import Iterator
 from pathlib import Path
 
 import optuna
 import sqlalchemy
-from optuna.storages import BaseStorage, JournalStorage, RDBStorage
+from optuna.storages import BaseStorage, JournalStorage, RDBStorage, RetryHeartbeatStaleTrialCallback
 from optuna.storages.journal import JournalFileBackend
 from optuna.trial import TrialState
 
 from synthdspy.configio import ConfigError
-from synthdspy.tuning.config import TuneConfig
+from synthdspy.tuning.config import StudySpec, TuneConfig
 
 KINDS = ("baselines", "tuned", "random")
 """Study kinds, in the order a worker runs its share of each."""
@@ -43,8 +47,10 @@ def storage_url(config: TuneConfig) -> str:
     return f"sqlite:///{out / 'optuna.db'}"
 
 
-def open_storage(url: str) -> BaseStorage:
-    """Open ``url`` (see the module docstring).
+def open_storage(url: str, spec: StudySpec | None = None) -> BaseStorage:
+    """Open ``url`` (see the module docstring). With ``spec``, an RDB storage records heartbeats
+    (``spec.heartbeat_s``, ``spec.grace_s``) and retries a stale trial up to ``spec.max_retries``
+    times (Optuna's ``RetryHeartbeatStaleTrialCallback``); a journal file has no heartbeat.
 
     Raises:
         ConfigError: an unusable storage string.
@@ -59,7 +65,12 @@ def open_storage(url: str) -> BaseStorage:
     # isolation_level=None: the driver leaves transactions to SQLAlchemy (see _begin_immediate)
     engine = {"connect_args": {"timeout": SQLITE_TIMEOUT_S, "isolation_level": None}} if sqlite else {}
     try:
-        rdb = RDBStorage(url, engine_kwargs=engine)
+        with warnings.catch_warnings():  # Optuna marks its heartbeat experimental (stable since 2.9)
+            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+            beat = {} if spec is None else {
+                "heartbeat_interval": spec.heartbeat_s, "grace_period": spec.grace_s,
+                "heartbeat_stale_trial_callback": RetryHeartbeatStaleTrialCallback(max_retry=spec.max_retries)}
+            rdb = RDBStorage(url, engine_kwargs=engine, **beat)
     except Exception as exc:  # SQLAlchemy raises many types for a bad URL or an unreachable server
         raise ConfigError(f"study.storage: cannot open {url!r}: {exc}") from None
     if sqlite:
@@ -195,3 +206,45 @@ def claim(study: optuna.Study, storage: BaseStorage) -> optuna.Trial | None:
         if storage.set_trial_state_values(t._trial_id, TrialState.RUNNING):
             return optuna.Trial(study, t._trial_id)
     return None
+
+
+def fail_stale(study: optuna.Study) -> None:
+    """Fail ``study``'s trials whose worker stopped beating; each becomes a retry ticket (Optuna's
+    ``fail_stale_trials`` and the storage's ``RetryHeartbeatStaleTrialCallback``)."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        optuna.storages.fail_stale_trials(study)
+
+
+def beating(storage: BaseStorage) -> bool:
+    """Whether ``storage`` records trial heartbeats (an RDB storage opened with a study spec)."""
+    interval = getattr(storage, "get_heartbeat_interval", None)  # RDB storages (and Optuna's cache over them)
+    return interval is not None and interval() is not None
+
+
+@contextlib.contextmanager
+def heartbeat(storage: BaseStorage, trial: optuna.Trial) -> Iterator[None]:
+    """Record ``trial``'s heartbeat now and every heartbeat interval while the block runs (a
+    daemon thread); nothing on a storage without heartbeats."""
+    if not beating(storage):
+        yield
+        return
+    storage.record_heartbeat(trial._trial_id)  # type: ignore[attr-defined]
+    stop = threading.Event()
+
+    def beat() -> None:
+        while not stop.wait(storage.get_heartbeat_interval()):  # type: ignore[attr-defined]
+            storage.record_heartbeat(trial._trial_id)  # type: ignore[attr-defined]
+
+    thread = threading.Thread(target=beat, name=f"heartbeat-{trial.number}", daemon=True)
+    thread.start()
+    try:
+        yield
+    finally:
+        stop.set()
+        thread.join()
+
+
+def running_elsewhere(study: optuna.Study) -> bool:
+    """Whether ``study`` has RUNNING trials (another worker's, alive or not yet found stale)."""
+    return bool(study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)))

@@ -32,11 +32,15 @@ from synthdspy.tuning.objective import TrialContext, mlflow_params, run_trial, s
 from synthdspy.tuning.space import natural_weights, uniform_weights
 from synthdspy.tuning.storage import (
     KINDS,
+    beating,
     claim,
     fail_running,
+    fail_stale,
+    heartbeat,
     issue_tickets,
     open_storage,
     open_study,
+    running_elsewhere,
     storage_url,
 )
 
@@ -86,7 +90,10 @@ def baseline_tickets(config: TuneConfig, sizes: dict[str, int]) -> list[dict]:
 
 
 def run_worker(config: TuneConfig, url: str, worker: int, parent_run_id: str | None, tracking_uri: str | None) -> int:
-    """Claim and run tickets of every study (baselines, tuner, random search) until none is left.
+    """Claim and run tickets of every study (baselines, tuner, random search, in that order) until
+    none is left. On a storage with heartbeats it also fails the trials of dead workers (each
+    becomes a new ticket, :func:`synthdspy.tuning.storage.heartbeat`) and waits while other
+    workers' trials run, so a trial whose worker dies is run again by a live one.
 
     Returns:
         The number of trials this worker ran.
@@ -95,14 +102,25 @@ def run_worker(config: TuneConfig, url: str, worker: int, parent_run_id: str | N
         Whatever a trial raises besides :class:`optuna.TrialPruned` (the trial is marked FAIL).
     """
     optuna.logging.set_verbosity(optuna.logging.WARNING)
-    storage = open_storage(url)
+    storage = open_storage(url, config.study)
     if tracking_uri is not None:
         tracking.configure(tracking_uri, config.tracking.experiment, config.out_dir)
+    studies = [(open_study(config, storage, kind, worker), TrialContext(config, kind, worker, parent_run_id,
+                                                                        tracking_uri)) for kind in KINDS]
     ran = 0
-    for kind in KINDS:
-        study = open_study(config, storage, kind, worker)
-        ctx = TrialContext(config, kind, worker, parent_run_id, tracking_uri)
-        while (trial := claim(study, storage)) is not None:
+    while True:
+        if beating(storage):
+            for study, _ in studies:
+                fail_stale(study)
+        claimed = next(((study, ctx, trial) for study, ctx in studies
+                        if (trial := claim(study, storage)) is not None), None)
+        if claimed is None:
+            if beating(storage) and any(running_elsewhere(study) for study, _ in studies):
+                time.sleep(min(config.study.heartbeat_s, 5))
+                continue
+            return ran
+        study, ctx, trial = claimed
+        with heartbeat(storage, trial):
             try:
                 value = run_trial(trial, ctx)
             except optuna.TrialPruned:
@@ -112,8 +130,7 @@ def run_worker(config: TuneConfig, url: str, worker: int, parent_run_id: str | N
                 raise
             else:
                 study.tell(trial, value)
-            ran += 1
-    return ran
+        ran += 1
 
 
 def _worker_main(spec_path: str) -> None:
@@ -272,7 +289,7 @@ def tune(
         raise ConfigError(f"--workers must be >= 1, got {workers}")
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     url = storage_url(config)
-    storage: BaseStorage = open_storage(url)
+    storage: BaseStorage = open_storage(url, config.study)
     studies = {kind: open_study(config, storage, kind) for kind in KINDS}
     totals = {"baselines": len(baseline_tickets(config, {g: 1 for g in config.search.groups})),
               "tuned": config.study.n_trials, "random": config.random_trials}
