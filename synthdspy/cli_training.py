@@ -18,14 +18,19 @@ def train(
     output: str = typer.Option("", "--output", "-o", help=OUTPUT_HELP),
     resume: bool = typer.Option(False, "--resume", help="Continue from OUTPUT/checkpoint.pt."),
 ) -> None:
-    """Train one proxy GPT on a data mixture and print the final loss of every validation split."""
+    """Train one proxy GPT on a data mixture and print the final loss of every validation split.
+
+    Under ``torchrun`` the processes train together (DistributedDataParallel); rank 0 prints."""
     from rich.table import Table
 
     from synthdspy.training import EvalEvent, load_train_config
     from synthdspy.training import train as run_training
+    from synthdspy.training.distributed import is_main_process
 
     cfg = load_train_config(config, set_ + output_override(output))
-    console.print(f"training [bold]{cfg.name}[/]: {cfg.total_steps} steps x {cfg.tokens_per_step} tokens")
+    main = is_main_process()
+    if main:
+        console.print(f"training [bold]{cfg.name}[/]: {cfg.total_steps} steps x {cfg.tokens_per_step} tokens")
 
     def progress(event: EvalEvent) -> None:
         shown = "  ".join(f"{k} {v.nats_per_token:.3f}" for k, v in list(event.losses.items())[:4])
@@ -33,6 +38,8 @@ def train(
         console.print(f"step {event.step}/{cfg.total_steps} ({event.reason})  {shown}{more}", highlight=False)
 
     result = run_training(cfg, on_eval=progress, resume=resume)
+    if not main:
+        return
     table = Table(title=f"{result.name}: {result.steps} steps, {result.tokens:,} tokens, {result.device}")
     table.add_column("split")
     table.add_column("loss (nats/token)", justify="right")

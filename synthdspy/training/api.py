@@ -30,7 +30,8 @@ import torch
 from synthdspy import tracking
 from synthdspy.training.config import TrainConfig
 from synthdspy.training.data import prepare
-from synthdspy.training.device import mfu, resolve_runtime
+from synthdspy.training.device import Runtime, mfu, resolve_runtime
+from synthdspy.training.distributed import Dist, from_env
 from synthdspy.training.model import GPT, GPTConfig
 from synthdspy.training.tokenizer import Tokenizer, load_tokenizer, save_tokenizer
 from synthdspy.training.trainer import EvalEvent, SplitLoss, Trainer
@@ -83,6 +84,11 @@ def train(
 ) -> TrainResult:
     """Train one proxy model as ``config`` says and return its per-split losses and curves.
 
+    Under ``torchrun`` (``WORLD_SIZE`` > 1) the processes train one model together in
+    DistributedDataParallel over the same global batch (see :mod:`synthdspy.training.distributed`);
+    every rank returns the result, rank 0 alone calls ``on_eval`` and writes the output directory
+    and the MLflow run.
+
     Args:
         config: a validated :class:`TrainConfig`.
         on_eval: called after every evaluation (see the module docstring).
@@ -92,11 +98,28 @@ def train(
         :class:`TrainResult`; ``OUTPUT/result.json`` holds the same figures.
 
     Raises:
-        synthdspy.configio.ConfigError: unreadable sources, labels or an incompatible checkpoint.
+        synthdspy.configio.ConfigError: unreadable sources, labels or an incompatible checkpoint, or a
+            global batch that does not divide across the ``torchrun`` processes.
     """
     start = time.perf_counter()
     t = config.trainer
-    runtime = resolve_runtime(t.device, t.dtype, t.compile, t.threads)
+    dist = from_env()
+    dist.share(t.batch_size, t.grad_accum_steps)  # refuse before any process waits for another
+    runtime = resolve_runtime(t.device, t.dtype, t.compile, t.threads, dist)
+    with dist.group(runtime.device):
+        return _train(config, on_eval if dist.is_main else None, resume, runtime, dist, start)
+
+
+def _train(
+    config: TrainConfig,
+    on_eval: Callable[[EvalEvent], None] | None,
+    resume: bool,
+    runtime: Runtime,
+    dist: Dist,
+    start: float,
+) -> TrainResult:
+    """:func:`train` once the runtime and the process group are set up."""
+    t = config.trainer
     torch.manual_seed(config.seed)
     data = prepare(config)
     vocab = data.tokenizer.vocab_size
@@ -105,12 +128,13 @@ def train(
     config = config.model_copy(update={"model": model_cfg})
     model = GPT(model_cfg)
     out = config.out_dir
-    out.mkdir(parents=True, exist_ok=True)
-    save_tokenizer(data.tokenizer, out / "tokenizer.json")  # with checkpoint.pt: a model others can load
+    if dist.is_main:
+        out.mkdir(parents=True, exist_ok=True)
+        save_tokenizer(data.tokenizer, out / "tokenizer.json")  # with checkpoint.pt: a model others can load
     uri = None
     ctx: contextlib.AbstractContextManager = contextlib.nullcontext()
     log = _no_log
-    if config.tracking.enabled:
+    if config.tracking.enabled and dist.is_main:
         uri = tracking.configure(config.tracking.uri, config.tracking.experiment, out)
         ctx = tracking.run(config.name, params=config.model_dump(), tags={"kind": "train"})
         log = tracking.log_metrics
@@ -125,12 +149,16 @@ def train(
             log,
             on_eval,
             out / "checkpoint.pt",
+            dist,
         )
         if resume and trainer.checkpoint.is_file():
             trainer.load()
+        if dist.active:  # identical weights on every rank (above), different dropout masks from here
+            torch.manual_seed(config.seed + dist.rank)
         state = trainer.run()
         last = state.history[-1]
         tps = state.timed_tokens / state.timed_s if state.timed_s else 0.0
+        peak = t.peak_flops * dist.world
         result = TrainResult(
             name=config.name,
             steps=state.step,
@@ -139,7 +167,7 @@ def train(
             curves=state.history,
             train_losses=state.train_losses,
             tokens_per_s=tps,
-            mfu=None if runtime.device.type == "cpu" else mfu(model.flops_per_token(), tps, t.peak_flops),
+            mfu=None if runtime.device.type == "cpu" else mfu(model.flops_per_token(), tps, peak),
             elapsed_s=time.perf_counter() - start,
             n_params=model.num_params(),
             device=runtime.describe(),
@@ -155,7 +183,8 @@ def train(
         )
         if active is not None:
             tracking.log_metrics({"tokens_per_s": tps, "elapsed_s": result.elapsed_s}, step=state.step)
-    (out / "result.json").write_text(json.dumps(asdict(result), indent=2), encoding="utf-8")
+    if dist.is_main:
+        (out / "result.json").write_text(json.dumps(asdict(result), indent=2), encoding="utf-8")
     return result
 
 

@@ -4,10 +4,16 @@ The loop follows nanoGPT's ``train.py``: at step ``s`` it first evaluates (when 
 evaluation step), then takes one optimizer step on ``grad_accum_steps`` micro-batches. Evaluation
 steps are every ``eval_interval`` steps, the curriculum's stage transitions, and the last step.
 A checkpoint holds model, optimizer, sampler and RNG states, so a resumed run continues exactly.
+
+Under ``torchrun`` (see :mod:`synthdspy.training.distributed`) every rank draws each step's global
+batch, trains on its share in DistributedDataParallel (gradients synchronised on the last
+micro-batch only) and evaluates a share of the windows; rank 0 alone logs, calls ``on_eval`` and
+writes checkpoints, and its stop decision is broadcast so that every rank stops at the same step.
 """
 
 from __future__ import annotations
 
+import contextlib
 import math
 import re
 import time
@@ -20,6 +26,7 @@ import torch
 from synthdspy.configio import ConfigError
 from synthdspy.training.config import OptimSpec, TrainConfig
 from synthdspy.training.device import Runtime, mfu
+from synthdspy.training.distributed import Dist
 from synthdspy.training.model import GPT, param_groups
 from synthdspy.training.streams import EvalSet, MixtureStream, StreamExhausted
 
@@ -67,21 +74,28 @@ def lr_at(step: int, peak: float, floor: float, warmup: int, decay_steps: int) -
 
 @torch.no_grad()
 def evaluate(
-    model: GPT, eval_sets: Sequence[EvalSet], runtime: Runtime, batch_size: int
+    model: GPT, eval_sets: Sequence[EvalSet], runtime: Runtime, batch_size: int, dist: Dist | None = None
 ) -> dict[str, SplitLoss]:
-    """Mean loss over every window of each split (model left in eval mode only during the call)."""
+    """Mean loss over every window of each split (model left in eval mode only during the call).
+
+    With ``dist`` active, rank ``r`` scores the batches ``r, r + world, ...`` and the sums are
+    all-reduced, so every rank returns the losses of all windows.
+    """
+    dist = dist or Dist()
     was_training = model.training
     model.eval()
     out = {}
     for es in eval_sets:
         total, count = 0.0, 0
-        for i in range(0, len(es.x), batch_size):
+        for i in range(dist.rank * batch_size, len(es.x), dist.world * batch_size):
             x = es.x[i : i + batch_size].to(runtime.device, non_blocking=True)
             y = es.y[i : i + batch_size].to(runtime.device, non_blocking=True)
             with runtime.autocast():
                 _, loss = model(x, y)
             total += loss.item() * y.numel()
             count += y.numel()
+        if dist.active:
+            total, count = dist.sum([total, count])
         nats = total / count
         out[es.name] = SplitLoss(nats, nats * es.tokens_per_byte / math.log(2))
     model.train(was_training)
@@ -134,8 +148,12 @@ class Trainer:
         runtime: device, autocast dtype, compile flag.
         transitions: steps of curriculum stage changes (extra evaluations).
         log: ``log(metrics, step)`` sink (MLflow or a no-op).
-        on_eval: called with each :class:`EvalEvent`; may raise :class:`StopTraining`.
-        checkpoint: the checkpoint file.
+        on_eval: called with each :class:`EvalEvent` (on rank 0 only); may raise :class:`StopTraining`.
+        checkpoint: the checkpoint file (written by rank 0 only).
+        dist: the data-parallel processes (default: this one alone).
+
+    Raises:
+        ConfigError: the global batch does not divide across ``dist``'s processes.
     """
 
     def __init__(
@@ -149,6 +167,7 @@ class Trainer:
         log: Callable[[Mapping[str, float], int], None],
         on_eval: Callable[[EvalEvent], None] | None,
         checkpoint: Path,
+        dist: Dist | None = None,
     ) -> None:
         self.cfg, self.model, self.stream, self.eval_sets = (
             config,
@@ -161,12 +180,18 @@ class Trainer:
         self.eval_steps = {s for s in range(0, self.total + 1, config.trainer.eval_interval)} | {self.total}
         self.transitions = set(transitions)
         self.opt = make_optimizer(self.model, config.optim)
-        self.forward = torch.compile(self.model) if runtime.compile else self.model
+        self.dist = dist or Dist()
+        self.share = self.dist.share(config.trainer.batch_size, config.trainer.grad_accum_steps)
+        compiled = torch.compile(self.model) if runtime.compile else self.model
+        self.ddp = self.dist.wrap(compiled) if self.dist.active else None
+        self.forward = compiled if self.ddp is None else self.ddp
         self.state = LoopState()
 
     # -- checkpoints -------------------------------------------------------------------------
     def save(self) -> None:
-        """Write model, optimizer, sampler, RNG and loop state to ``self.checkpoint`` (atomically)."""
+        """Write model, optimizer, sampler, RNG and loop state to ``self.checkpoint`` (atomically; rank 0 only)."""
+        if not self.dist.is_main:
+            return
         self.checkpoint.parent.mkdir(parents=True, exist_ok=True)
         state = {
             "model": self.model.state_dict(),
@@ -211,7 +236,7 @@ class Trainer:
     # -- loop --------------------------------------------------------------------------------
     def _evaluate(self, reason: str) -> None:
         st = self.state
-        losses = evaluate(self.model, self.eval_sets, self.runtime, self.cfg.trainer.eval_batch_size)
+        losses = evaluate(self.model, self.eval_sets, self.runtime, self.cfg.trainer.eval_batch_size, self.dist)
         event = EvalEvent(st.step, st.tokens, losses, reason)
         st.history.append(event)
         metrics = {}
@@ -219,8 +244,25 @@ class Trainer:
             metrics[metric_name(f"{name}/loss")] = loss.nats_per_token
             metrics[metric_name(f"{name}/bpb")] = loss.bits_per_byte
         self.log(metrics, st.step)
-        if self.on_eval is not None:
-            self.on_eval(event)
+        if not self.dist.active:
+            if self.on_eval is not None:
+                self.on_eval(event)
+            return
+        verdict, error = 0, None  # 0 go on, 1 StopTraining, 2 rank 0's callback failed
+        if self.on_eval is not None and self.dist.is_main:
+            try:
+                self.on_eval(event)
+            except StopTraining:
+                verdict = 1
+            except Exception as exc:  # re-raised below, once every rank knows to stop
+                verdict, error = 2, exc
+        verdict = self.dist.from_main(verdict)
+        if error is not None:
+            raise error
+        if verdict == 2:
+            raise RuntimeError(f"rank 0's on_eval callback failed at step {st.step}; rank {self.dist.rank} stops too")
+        if verdict == 1:
+            raise StopTraining
 
     def _train_step(self) -> float:
         st, cfg = self.state, self.cfg
@@ -233,21 +275,38 @@ class Trainer:
         )
         for group in self.opt.param_groups:
             group["lr"] = lr
-        accum = cfg.trainer.grad_accum_steps
+        batches = self._micro_batches()
         total = 0.0
-        for _ in range(accum):
-            x, y = self.stream.batch(st.step)
-            x = x.to(self.runtime.device, non_blocking=True)
-            y = y.to(self.runtime.device, non_blocking=True)
-            with self.runtime.autocast():
-                _, loss = self.forward(x, y)
-            (loss / accum).backward()
-            total += loss.item() / accum
+        for k, (x, y, div) in enumerate(batches):
+            sync = self.ddp is None or k == len(batches) - 1
+            with contextlib.nullcontext() if sync else self.ddp.no_sync():
+                x = x.to(self.runtime.device, non_blocking=True)
+                y = y.to(self.runtime.device, non_blocking=True)
+                with self.runtime.autocast():
+                    _, loss = self.forward(x, y)
+                (loss / div).backward()
+            total += loss.item() / div
         if cfg.optim.grad_clip > 0:
             torch.nn.utils.clip_grad_norm_(self.model.parameters(), cfg.optim.grad_clip)
         self.opt.step()
         self.opt.zero_grad(set_to_none=True)
         return total
+
+    def _micro_batches(self) -> list[tuple[torch.Tensor, torch.Tensor, float]]:
+        """This rank's micro-batches of the current step as ``(x, y, divisor)``; the step's loss is
+        ``sum(loss_k / divisor_k)``, the mean over this rank's rows (DDP averages it over ranks).
+
+        One process: ``grad_accum_steps`` draws of ``batch_size`` rows, divisor ``grad_accum_steps``.
+        Several: every rank draws those same rows and keeps its contiguous :attr:`share` of them, in
+        micro-batches of at most ``batch_size`` rows, divisor ``share / rows``.
+        """
+        step, accum = self.state.step, self.cfg.trainer.grad_accum_steps
+        if self.ddp is None:
+            return [(*self.stream.batch(step), accum) for _ in range(accum)]
+        xs, ys = zip(*(self.stream.batch(step) for _ in range(accum)), strict=True)
+        lo, b = self.dist.rank * self.share, self.cfg.trainer.batch_size
+        x, y = torch.cat(xs)[lo : lo + self.share], torch.cat(ys)[lo : lo + self.share]
+        return [(x[i : i + b], y[i : i + b], self.share / len(x[i : i + b])) for i in range(0, self.share, b)]
 
     def _evaluated_now(self) -> bool:
         """Whether the current step has been evaluated already (e.g. before a resume)."""
@@ -298,13 +357,15 @@ class Trainer:
                 st.timed_tokens += self.cfg.tokens_per_step
             st.step += 1
             if st.step % tcfg.log_interval == 0 or st.step == self.total:
+                if self.dist.active:
+                    loss = self.dist.sum([loss])[0] / self.dist.world
                 st.train_losses.append((st.step, loss))
                 metrics = {"train/loss": loss, "lr": self.opt.param_groups[0]["lr"], "tokens": st.tokens}
                 if st.timed_s > 0:
                     metrics["tokens_per_s"] = st.timed_tokens / st.timed_s
                     if self.runtime.device.type == "cuda":
                         metrics["mfu"] = mfu(
-                            self.model.flops_per_token(), metrics["tokens_per_s"], tcfg.peak_flops
+                            self.model.flops_per_token(), metrics["tokens_per_s"], tcfg.peak_flops * self.dist.world
                         )
                 self.log(metrics, st.step)
         self.save()
