@@ -6,6 +6,8 @@ with exit code 2, never as a stack trace.
 
 from __future__ import annotations
 
+import json
+
 import typer
 from rich.console import Console
 
@@ -95,6 +97,10 @@ def generate_cmd(
     batch: bool = typer.Option(False, "--batch", help="Send the requests through the provider's batch API (half "
                                "price, answers within 24 h; [generate] batch). A re-run polls a running batch."),
     no_wait: bool = typer.Option(False, "--no-wait", help="With --batch: submit or poll once, then exit."),
+    engine: str = typer.Option(None, "--engine", help="local (default) or ray: run the units on a Ray cluster "
+                               "([generate] engine)."),
+    ray_address: str = typer.Option(None, "--ray-address", help="With --engine ray: auto or ray://HOST:10001 "
+                                    "(default: a local Ray on this machine's cores)."),
 ) -> None:
     """Generate N records with gates applied; resumes an interrupted run in the same output directory.
 
@@ -114,6 +120,8 @@ def generate_cmd(
 
         check_push(push_to_hub, export=tuple(export))  # before generating: a bad id or missing token fails now
     batch_sets = ["generate.batch=true"] * batch + ["generate.batch_wait=false"] * no_wait
+    batch_sets += [f"generate.engine={json.dumps(engine)}"] * (engine is not None)
+    batch_sets += [f"generate.ray_address={json.dumps(ray_address)}"] * (ray_address is not None)
     exp = load_experiment_arg(config, [*(set_ or []), *output_override(output), *batch_sets], seeds)
     units = max(3, exp.lm.generator.concurrency) if estimate else None
     out = run_generate(exp, n, program, tuple(export), max_usd=max_usd, unit_limit=units)

@@ -285,12 +285,25 @@ class CompileConfig(Strict):
 class GenerateConfig(Strict):
     """``[generate]``: ``batch`` sends the LM requests of ``generate`` through the provider's batch
     API (:mod:`synthdspy.batch`); ``batch_wait`` false submits or polls once, then exits (re-run
-    to go on); ``batch_poll_s``: seconds between polls of a running batch. A generation mode, so
+    to go on); ``batch_poll_s``: seconds between polls of a running batch. ``engine = "ray"`` runs
+    the units on a Ray cluster (:mod:`synthdspy.ray_engine`): ``ray_address`` (empty: a local Ray
+    on this machine's cores; ``auto``; ``ray://host:10001``) and ``ray_actors``, the actor pool's
+    size; ``[lm.generator] concurrency`` is then the cluster's total. A generation mode, so
     excluded from the experiment's dump (config hashes and variant names do not change)."""
 
     batch: bool = False
     batch_wait: bool = True
     batch_poll_s: float = Field(30.0, gt=0)
+    engine: Literal["local", "ray"] = "local"
+    ray_address: str = ""
+    ray_actors: int = Field(2, ge=1)
+
+    @model_validator(mode="after")
+    def _one_mode(self) -> GenerateConfig:
+        if self.batch and self.engine == "ray":
+            raise ValueError("batch = true and engine = 'ray' cannot be combined: a provider batch runs on the "
+                             "provider's side, not on a Ray cluster")
+        return self
 
 
 class Experiment(Strict):

@@ -253,8 +253,13 @@ def run_generate(exp: Experiment, n: int, program_path: str | None = None, expor
                 with autolog_traces(run.traced), unit_traces(exp.tracking):
                     from synthdspy.batch.rounds import generate_runner  # [generate] batch: synthdspy.batch
 
-                    stats = generate_runner(exp, generate)(program, seeds, lms, store, n, show_progress=show_progress,
-                                                           max_usd=max_usd, unit_limit=unit_limit)
+                    online = generate
+                    if exp.generate.engine == "ray":  # [generate] engine: synthdspy.ray_engine
+                        from synthdspy.ray_engine.driver import ray_runner
+
+                        online = ray_runner(exp)
+                    stats = generate_runner(exp, online)(program, seeds, lms, store, n, show_progress=show_progress,
+                                                         max_usd=max_usd, unit_limit=unit_limit)
             except BaseException as exc:  # logged to the run first, then raised
                 failure = exc
             run.log_units(store, lms)

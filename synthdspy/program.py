@@ -144,17 +144,20 @@ class SynthesisProgram(dspy.Module):
         """Write configs and predictor state (instructions, demos) as JSON; no LM settings, no keys."""
         path = Path(path)
         path.parent.mkdir(parents=True, exist_ok=True)
-        blob = {
+        blob = {**self.to_blob(), **(extra or {})}
+        path.write_text(json.dumps(blob, indent=2, ensure_ascii=False, default=str), encoding="utf-8")
+        return path
+
+    def to_blob(self) -> dict[str, Any]:
+        """The program as the JSON-ready object :meth:`save_program` writes and :meth:`from_blob` reads."""
+        return {
             "format": PROGRAM_FORMAT,
             "synthdspy_version": __version__,
             "program_hash": self.program_hash,
-            "task": self.task_cfg.model_dump(),
-            "gates": [g.model_dump() for g in self.gate_cfgs],
+            "task": self.task_cfg.model_dump(mode="json"),
+            "gates": [g.model_dump(mode="json") for g in self.gate_cfgs],
             "state": {name: _clean_state(p.dump_state()) for name, p in self.named_predictors()},
-            **(extra or {}),
         }
-        path.write_text(json.dumps(blob, indent=2, ensure_ascii=False, default=str), encoding="utf-8")
-        return path
 
     @classmethod
     def load_program(cls, path: str | Path) -> SynthesisProgram:
@@ -170,6 +173,16 @@ class SynthesisProgram(dspy.Module):
             blob = json.loads(path.read_text(encoding="utf-8"))
         except (OSError, json.JSONDecodeError) as exc:
             raise ConfigError(f"{path}: not a readable program file: {exc}") from None
+        return cls.from_blob(blob, str(path))
+
+    @classmethod
+    def from_blob(cls, blob: Any, path: str) -> SynthesisProgram:
+        """Rebuild a program from the JSON object :meth:`save_program` writes (read from ``path``,
+        named in errors).
+
+        Raises:
+            ConfigError: as :meth:`load_program`.
+        """
         if not isinstance(blob, dict) or blob.get("format") != PROGRAM_FORMAT:
             found = blob.get("format") if isinstance(blob, dict) else type(blob).__name__
             raise ConfigError(f"{path}: format {found!r}, expected a {PROGRAM_FORMAT!r} object")

@@ -63,7 +63,9 @@ _FAULTS = ("server_error", "unavailable", "overloaded", "content_filter", "drop"
 class ProviderOptions(pydantic.BaseModel):
     """How the endpoint misbehaves; every behaviour is off by default (see the module doc).
 
-    rpm / tpm: requests / tokens per `window_s` seconds. api_key: the only accepted bearer key.
+    rpm / tpm: requests / tokens per `window_s` seconds; with `quantum_s`, per minute but enforced
+    over each `quantum_s` seconds (OpenAI documents this quantization: 60,000 requests a minute may
+    be enforced as 1,000 a second). api_key: the only accepted bearer key.
     insufficient_quota: refuse every chat request with 429 insufficient_quota. models: the only
     model ids served. context_window: tokens (prompt estimate + max_tokens). *_rate: shares of
     admitted requests, in [0, 1], summing to at most 1. latency_median_s / latency_sigma:
@@ -76,6 +78,7 @@ class ProviderOptions(pydantic.BaseModel):
     rpm: int | None = pydantic.Field(None, ge=1)
     tpm: int | None = pydantic.Field(None, ge=1)
     window_s: float = pydantic.Field(60.0, gt=0.0)
+    quantum_s: float | None = pydantic.Field(None, gt=0.0, le=60.0)
     api_key: str | None = pydantic.Field(None, repr=False)
     insufficient_quota: bool = False
     models: list[str] | None = None
@@ -221,15 +224,22 @@ class Provider:
 
     def __init__(self, options: ProviderOptions | None = None) -> None:
         self.options = options or ProviderOptions()
-        self.limiter = RateLimiter(self.options.rpm, self.options.tpm, self.options.window_s)
+        o, share = self.options, (self.options.quantum_s or 60.0) / 60.0  # a quantum holds its share of a minute
+        self.limiter = (RateLimiter(o.rpm, o.tpm, o.window_s) if o.quantum_s is None else RateLimiter(
+            o.rpm and max(1, int(o.rpm * share)), o.tpm and max(1, int(o.tpm * share)), o.quantum_s))
         self.stats = ProviderStats()
         self.stop = threading.Event()
         self._rng = random.Random(self.options.seed)
         self._lock = threading.Lock()
 
     def rate_headers(self) -> dict[str, str]:
-        """The `x-ratelimit-*` headers now ({} when no limit is set)."""
-        return self.limiter.headers()
+        """The `x-ratelimit-*` headers now ({} when no limit is set; `quantum_s`: per-minute limits)."""
+        headers = self.limiter.headers()
+        if self.options.quantum_s is not None:
+            for kind, limit in (("requests", self.options.rpm), ("tokens", self.options.tpm)):
+                if limit:
+                    headers[f"x-ratelimit-limit-{kind}"] = str(limit)
+        return headers
 
     def check_auth(self, authorization: str | None) -> Answer | None:
         """401 when `api_key` is set and the `Authorization` header does not carry it."""

@@ -121,10 +121,11 @@ class UnitJournal:
         self.done.add(unit)
 
     def fail(self, unit: str, seed_id: str, rollout: int, error: BaseException, attempts: int,
-             failure_class: str = "") -> None:
-        """Record a unit that failed after ``attempts`` tries, with the error's type, message
-        (secrets scrubbed) and failure class (``record:truncated``, ``transient:timeout`` ...)."""
+             failure_class: str = "", error_type: str | None = None) -> None:
+        """Record a unit that failed after ``attempts`` tries, with the error's type (``error_type``
+        when it was raised in another process), message (secrets scrubbed) and failure class
+        (``record:truncated``, ``transient:timeout`` ...)."""
         self._append(self.fail_path, {
             "unit": unit, "seed_id": seed_id, "rollout": rollout, "attempts": attempts, "class": failure_class,
-            "error": type(error).__name__, "message": scrub_env_secrets(str(error))[:2000],
+            "error": error_type or type(error).__name__, "message": scrub_env_secrets(str(error))[:2000],
         })

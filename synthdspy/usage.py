@@ -63,6 +63,12 @@ class UsageMeter:
             else:
                 r.cost_usd += float(cost)
 
+    def absorb(self, usages: dict[str, RoleUsage]) -> None:
+        """Add other meters' counters (a Ray worker's, :mod:`synthdspy.ray_engine`) role by role."""
+        with self._lock:
+            for role, usage in usages.items():
+                self.roles[role] = self.roles.get(role, RoleUsage()) + usage
+
     @property
     def cost_usd(self) -> float:
         """Dollars spent so far by every role (priced calls only)."""
