@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
@@ -11,6 +12,36 @@ from rich.console import Console
 EXPORT_FILES = {"dataset": "dataset", "parquet": "records.parquet", "jsonl": "records.jsonl"}
 """Each ``--export`` format's path inside ``<output dir>/generate``."""
 EXPORT_NOTES = {"dataset": "(datasets.load_from_disk)", "parquet": "", "jsonl": ""}
+
+
+class ExportMarker:
+    """``generate/exports.json``: the store state (passed, rejected and stored counts), ``-n`` and
+    formats the current exports were made from. A re-run that changed none of them (a finished
+    100k run started again) skips re-exporting and re-logging the records table; the marker is
+    removed before an export starts and written after every format is done, so an interrupted
+    export is redone."""
+
+    def __init__(self, generate_dir: Path, store: Any, n: int, formats: Iterable[str]) -> None:
+        self.path = Path(generate_dir) / "exports.json"
+        self.targets = export_paths(generate_dir, formats)
+        self.state = {"passed": store.n_passed, "rejected": store.n_rejected, "stored": len(store), "n": n,
+                      "formats": sorted(self.targets)}
+
+    def current(self) -> bool:
+        """Whether the exports on disk were made from this very state."""
+        try:
+            made = json.loads(self.path.read_text(encoding="utf-8"))
+        except (OSError, json.JSONDecodeError):
+            return False
+        return made == self.state and all(t.exists() for t in self.targets.values())
+
+    def start(self) -> None:
+        """Forget the previous exports (before writing new ones)."""
+        self.path.unlink(missing_ok=True)
+
+    def done(self) -> None:
+        """Record that every export now reflects this state."""
+        self.path.write_text(json.dumps(self.state), encoding="utf-8")
 
 
 def export_paths(generate_dir: str | Path, formats: Iterable[str]) -> dict[str, Path]:

@@ -68,6 +68,16 @@ class GenerateTracking:
             if (store.directory / name).exists():
                 mlflow.log_artifact(str(store.directory / name))
 
+    def log_unchanged(self, stats: Any, exported: int) -> None:
+        """A re-run that changed nothing: the counts, and tag ``outputs = unchanged`` (the records
+        table and gate report are those of the run that made the exports)."""
+        if not self._start():
+            return
+        import mlflow
+
+        tracking.log_metrics({"failed_units": stats.failed_units, "exported": exported})
+        mlflow.set_tags({"stopped_by": stats.stopped_by, "outputs": "unchanged"})
+
     def log_outputs(self, generate_dir: Path, store: Any, facts: Any, stats: Any, exported: int) -> None:
         """After a finished run: the records table (at most ``[tracking] table_rows`` rows), gate
         report and card facts (``facts``, a callable returning them), the failed-unit and exported

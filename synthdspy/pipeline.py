@@ -221,7 +221,7 @@ def run_generate(exp: Experiment, n: int, program_path: str | None = None, expor
         RunAbortedError: a run-fatal LM error or the circuit breaker.
     """
     from synthdspy.configio import ConfigError
-    from synthdspy.generate_report import export_paths
+    from synthdspy.generate_report import ExportMarker
     from synthdspy.generate_tracking import GenerateTracking
     from synthdspy.generation import generate
     from synthdspy.pricing import check_budget_priced
@@ -268,10 +268,17 @@ def run_generate(exp: Experiment, n: int, program_path: str | None = None, expor
             store.flush()
             dataset_dir = out / "dataset"
             exported = min(n, store.n_passed)
-            for fmt, target in export_paths(out, export).items():
-                store.export(target, fmt=fmt, passed_only=True, limit=n)
-            from synthdspy.dataset_card import generation_facts  # records table, gate report and card facts
+            marker = ExportMarker(out, store, n, export)
+            if marker.current():  # nothing changed since the last export: a re-run of a finished run
+                run.log_unchanged(stats, exported)
+            else:
+                marker.start()
+                for fmt, target in marker.targets.items():
+                    store.export(target, fmt=fmt, passed_only=True, limit=n)
+                from synthdspy.dataset_card import generation_facts  # records table, gate report and card facts
 
-            run.log_outputs(out, store, lambda: generation_facts(program, exp, lms, program_path), stats, exported)
+                run.log_outputs(out, store, lambda: generation_facts(program, exp, lms, program_path), stats,
+                                exported)
+                marker.done()
     return GenerateOutputs(out / "store", dataset_dir, stats, run.uri, run.run_id, lms.meter, lms.parse_stats,
                            exported)
