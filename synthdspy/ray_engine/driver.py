@@ -116,7 +116,7 @@ def ray_generate(program: Any, seeds: list[Seed], lms: LMs, store: RecordStore, 
     tally = {"units": 0, "records": 0, "failed": 0, "ran": 0}
     progress = Progress(TextColumn("[bold]generate (ray)"), BarColumn(), MofNCompleteColumn(), TextColumn("passed"),
                         TextColumn("{task.fields[info]}"), TimeElapsedColumn(), disable=not show_progress)
-    stopped_by = ""
+    stopped_by, limiters = "", []
     try:
         limiters = start_limiters(exp)
         actors = exp.generate.ray_actors
@@ -145,7 +145,7 @@ def ray_generate(program: Any, seeds: list[Seed], lms: LMs, store: RecordStore, 
                                          f"failed units {tally['failed']}")
                 tally["ran"] += len(batch)
     except BaseException:
-        for actor in locals().get("limiters") or []:
+        for actor in limiters:  # requests still waiting for admission anywhere in the cluster end now
             actor.abort.remote("the run stopped")
         raise
     finally:
