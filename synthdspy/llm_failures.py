@@ -53,6 +53,27 @@ class Failure:
     retry_after: float | None = None
 
 
+class ClassifiedError(RuntimeError):
+    """An LM error that happened in another process (a Ray worker), carried across as its
+    one-line message and its :class:`Failure` class (:func:`portable`, :func:`from_portable`)."""
+
+    def __init__(self, message: str, failure: Failure) -> None:
+        super().__init__(message)
+        self.failure = failure
+
+
+def portable(exc: BaseException) -> dict:
+    """``exc`` as plain data another process can rebuild: ``{"message", "kind", "reason",
+    "status", "retry_after"}`` (the message on one line, at most 2000 characters)."""
+    return {"message": " ".join(str(exc).split())[:2000], **vars(classify(exc))}
+
+
+def from_portable(data: dict) -> ClassifiedError:
+    """The :class:`ClassifiedError` of :func:`portable`'s ``data``."""
+    data = dict(data)
+    return ClassifiedError(data.pop("message"), Failure(**data))
+
+
 def causes(exc: BaseException) -> Iterator[BaseException]:
     """``exc`` and its ``__cause__`` / ``__context__`` chain, without cycles."""
     seen: set[int] = set()
@@ -110,6 +131,8 @@ def classify(exc: BaseException) -> Failure:
     agree. HTTP 529 and 5xx without a class are transient; 401/403 are run-fatal."""
     table = _table()
     for link in causes(exc):
+        if isinstance(link, ClassifiedError):
+            return link.failure
         status = getattr(link, "status", None) or getattr(link, "status_code", None)
         status = status if isinstance(status, int) else None
         hint = getattr(link, "retry_after", None)

@@ -151,6 +151,19 @@ class EndpointLimiter:
         """Requests allowed in flight now (the AIMD window, at least 1)."""
         return max(1, int(self._window))
 
+    @property
+    def aborted(self) -> BaseException | None:
+        """Why the endpoint was aborted (:meth:`abort`'s cause), or None (also after :meth:`renew`)."""
+        return self._aborted
+
+    def renew(self, max_concurrency: int, rpm: int | None, tpm: int | None) -> None:
+        """A new run on the endpoint: clear an earlier abort (a fixed key may follow a wrong one) and
+        apply the run's window bound and configured limits; learned limits and pacing are kept."""
+        with self._cond:
+            self._aborted, self._failed_in_row = None, 0
+            self.max_concurrency, self.rpm, self.tpm = max_concurrency, rpm, tpm
+            self._set_rates()
+
     def abort(self, cause: BaseException) -> None:
         """Refuse every later request: ``cause`` (a wrong key, no quota, an unknown model) is fatal
         for this endpoint, so requests waiting for a slot must not be sent after it."""
@@ -329,9 +342,7 @@ def limiter_for(model: str, api_base: str | None, concurrency: int, rpm: int | N
             limiter = EndpointLimiter(f"{model} @ {api_base or 'default endpoint'}", concurrency, rpm, tpm)
             _registry[key] = limiter
             return limiter
-        limiter._aborted, limiter._failed_in_row = None, 0  # a new run may follow a fixed key
-        limiter.max_concurrency = max(limiter.max_concurrency, concurrency)
-        limiter.rpm = min(x for x in (limiter.rpm, rpm) if x) if (limiter.rpm or rpm) else None
-        limiter.tpm = min(x for x in (limiter.tpm, tpm) if x) if (limiter.tpm or tpm) else None
-        limiter._set_rates()
+        limiter.renew(max(limiter.max_concurrency, concurrency),
+                      min(x for x in (limiter.rpm, rpm) if x) if (limiter.rpm or rpm) else None,
+                      min(x for x in (limiter.tpm, tpm) if x) if (limiter.tpm or tpm) else None)
         return limiter

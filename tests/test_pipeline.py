@@ -33,7 +33,8 @@ def test_compile_writes_program_reports_and_mlflow_run(tmp_path, monkeypatch):
     monkeypatch.setenv("SYNTHDSPY_TEST_API_KEY", "sk-test-secret-value-0123456789")
     from synthdspy.pipeline import run_compile
 
-    exp = quick(tmp_path, "lm.judge.api_key_env=SYNTHDSPY_TEST_API_KEY")
+    # its own seeds: the usage assertions need calls no earlier test of the session has cached
+    exp = quick(tmp_path, "lm.judge.api_key_env=SYNTHDSPY_TEST_API_KEY", "seeds.sampling_seed=9301")
     out = run_compile(exp)
     report = json.loads(out.paths["report_json"].read_text())
     assert report["simulated"] is True and report["lms"]["generator"].startswith("sim/")

@@ -199,3 +199,19 @@ def test_workers_share_one_limiter_actor_per_endpoint():
     separate = admit([EndpointLimiter("openai/m @ here", 8, rpm=600) for _ in range(2)])
     assert shared >= 39 / (600 * 0.99 / 60) * 0.95, shared
     assert separate < shared * 0.6, (separate, shared)
+
+
+def test_a_wrong_key_stops_a_ray_run_at_once_with_one_line(tmp_path):
+    """A 401 on any worker is run-fatal for the whole cluster: the driver raises one line naming the
+    cause, the limiter actor is aborted so no worker keeps sending, and the key never leaks."""
+    from synthdspy.llm_failures import RunAbortedError
+    from synthdspy.pipeline import run_generate
+
+    os.environ[KEY_ENV] = "sk-test-ray-0123456789"
+    with serve_provider(provider=ProviderOptions(api_key="sk-the-right-key-000000")) as ep:
+        exp = load_experiment(ROOT / "experiments" / "grounded_qa.toml", _sets(ep.url, tmp_path, "ray"))
+        with pytest.raises(RunAbortedError, match="auth error from lm.generator .*Incorrect API key") as info:
+            run_generate(exp, n=40, show_progress=False)
+        requests = ep.stats()["requests"]
+    assert "\n" not in str(info.value) and "sk-test-ray-0123456789" not in str(info.value)
+    assert requests <= 4  # slow start: each actor's first request, then the endpoint is aborted

@@ -33,7 +33,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from synthdspy.config import Experiment
 from synthdspy.configio import ConfigError
 from synthdspy.generation import GenerateStats, units
-from synthdspy.llm_failures import Failure, RunAbortedError
+from synthdspy.llm_failures import Failure, RunAbortedError, portable
 from synthdspy.lm import LMs, effective_api_base
 from synthdspy.ray_engine.worker import UnitWorker, whole_run
 from synthdspy.records import Record, Seed
@@ -139,14 +139,18 @@ def ray_generate(program: Any, seeds: list[Seed], lms: LMs, store: RecordStore, 
                 if not batch:
                     break
                 for row in _round(exp, program, batch, actors, per_actor, max_attempts):
-                    _finish(row, {k: (s, r) for k, s, r in batch}, store, journal, lms, breaker, checks, tally)
+                    trip = _finish(row, {k: (s, r) for k, s, r in batch}, store, journal, lms, breaker, checks,
+                                   tally, max_attempts)
+                    if trip:
+                        raise RunAbortedError(f"circuit breaker: {trip}; failures by class: {breaker.describe()}; "
+                                              f"last error in {journal.fail_path}")
                     progress.update(bar, completed=min(n, store.n_passed),
                                     info=f"${lms.meter.cost_usd:.4f}  rejected {store.n_rejected}  "
                                          f"failed units {tally['failed']}")
                 tally["ran"] += len(batch)
     except BaseException:
         for actor in limiters:  # requests still waiting for admission anywhere in the cluster end now
-            actor.abort.remote("the run stopped")
+            actor.abort.remote(portable(RunAbortedError("the run stopped")))
         raise
     finally:
         if started:
@@ -172,33 +176,32 @@ def _round(exp: Experiment, program: Any, batch: list[tuple[str, Seed, int]], ac
 
 
 def _finish(row: dict[str, Any], batch: dict[str, tuple[Seed, int]], store: RecordStore, journal: UnitJournal,
-            lms: LMs, breaker: CircuitBreaker, checks: list, tally: dict[str, int]) -> None:
+            lms: LMs, breaker: CircuitBreaker, checks: list, tally: dict[str, int], max_attempts: int) -> str | None:
     """Store a unit's records (after the whole-run gates) or journal its failure, as the local
-    engine's ``_finish`` does; absorb the batch's billed usage."""
+    engine's ``_finish`` does; absorb the batch's billed usage. Returns why the breaker tripped.
+
+    Raises:
+        RunAbortedError: the unit failed with a run-fatal error (wrong key, no quota ...).
+    """
     if row.get("usage"):
         lms.meter.absorb({role: RoleUsage(**u) for role, u in json.loads(row["usage"]).items()})
     key = row["key"]
     seed, rollout = batch[key]
     if row.get("kind"):
         failure = Failure(row["kind"], row["reason"])
-        if failure.kind == "run":
-            where = "; ".join(v for r, v in lms.endpoints.items() if not lms.describe()[r].startswith("sim/"))
-            raise RunAbortedError(f"{failure.reason} error from {where}: {row['error'][:300]}")
+        if failure.kind == "run":  # the worker wrote the local engine's one-line message
+            raise RunAbortedError(row["error"])
         tally["failed"] += 1
-        journal.fail(key, seed.id, rollout, RuntimeError(row["error"]), 1, f"{failure.kind}:{failure.reason}",
-                     error_type=row["error_type"])
-        if trip := breaker.record(failure):
-            raise RunAbortedError(f"circuit breaker: {trip}; failures by class: {breaker.describe()}; "
-                                  f"last error in {journal.fail_path}")
-        return
+        journal.fail(key, seed.id, rollout, RuntimeError(row["error"]), max_attempts if failure.kind == "other" else 1,
+                     f"{failure.kind}:{failure.reason}", error_type=row["error_type"])
+        return breaker.record(failure)
+    records = [Record.model_validate(data) for data in json.loads(row["records"])]
     before = store.n_passed
-    for data in json.loads(row["records"]):
-        record = Record.model_validate(data)
+    for record in records:
         for gate in checks:
             record.verdicts.append(gate(record))
         store.append(record)
-    journal.finish(key, len(json.loads(row["records"])))
+    journal.finish(key, len(records))
     tally["units"] += 1
     tally["records"] += store.n_passed - before
-    if trip := breaker.record(None):
-        raise RunAbortedError(f"circuit breaker: {trip}")
+    return breaker.record(None)

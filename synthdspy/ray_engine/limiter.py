@@ -18,7 +18,8 @@ from typing import Any
 
 import ray
 
-from synthdspy.ratelimit import EndpointLimiter
+from synthdspy.llm_failures import from_portable, portable
+from synthdspy.ratelimit import EndpointAbortedError, EndpointLimiter
 
 
 def actor_name(model: str, api_base: str | None) -> str:
@@ -35,33 +36,33 @@ class LimiterActor:
     def __init__(self, name: str, max_concurrency: int, rpm: int | None, tpm: int | None) -> None:
         self.limiter = EndpointLimiter(name, max_concurrency, rpm, tpm)
 
-    async def acquire(self, tokens: int) -> float:
-        """Wait for admission; the start time to hand back to :meth:`release`.
-
-        Raises:
-            EndpointAbortedError: the endpoint was aborted.
-        """
-        return await self.limiter.aacquire(tokens)
+    async def acquire(self, tokens: int) -> tuple[float | None, dict | None]:
+        """Wait for admission: (the start time to hand back to :meth:`release`, None), or (None,
+        the abort's cause as :func:`~synthdspy.llm_failures.portable` data) once the endpoint is
+        aborted (an answer, not a Ray error, so the cause keeps its failure class)."""
+        try:
+            return await self.limiter.aacquire(tokens), None
+        except EndpointAbortedError:
+            return None, portable(self.limiter.aborted or RuntimeError("aborted"))
 
     async def release(self, started: float, ok: bool, rate_limited: bool, retry_after: float | None,
-                      headers: dict[str, str], error: str | None) -> None:
-        """End a request (see :meth:`EndpointLimiter.release`); ``error`` is the transient error's text."""
+                      headers: dict[str, str], error: dict | None) -> None:
+        """End a request (see :meth:`EndpointLimiter.release`); ``error``: the transient error, portable."""
         self.limiter.release(started, ok, rate_limited, retry_after, headers,
-                             RuntimeError(error) if error is not None else None)
+                             from_portable(error) if error is not None else None)
 
-    async def abort(self, cause: str) -> None:
-        """Refuse every later request of the endpoint, naming ``cause``."""
-        self.limiter.abort(RuntimeError(cause))
+    async def abort(self, cause: dict) -> None:
+        """Refuse every later request of the endpoint; ``cause``: the run-fatal error, portable."""
+        self.limiter.abort(from_portable(cause))
 
-    async def aborted(self) -> bool:
-        """Whether the endpoint was aborted."""
-        return self.limiter._aborted is not None
+    async def aborted(self) -> dict | None:
+        """The abort's cause (portable), or None."""
+        cause = self.limiter.aborted
+        return None if cause is None else portable(cause)
 
     async def reset(self, max_concurrency: int, rpm: int | None, tpm: int | None) -> None:
         """A new run on the endpoint: clear an earlier abort and apply the run's settings."""
-        self.limiter._aborted, self.limiter._failed_in_row = None, 0
-        self.limiter.max_concurrency, self.limiter.rpm, self.limiter.tpm = max_concurrency, rpm, tpm
-        self.limiter._set_rates()
+        self.limiter.renew(max_concurrency, rpm, tpm)
 
     async def stats(self) -> dict[str, Any]:
         """The limiter's counters (requests started, 429s, window, learned limits)."""
@@ -88,23 +89,27 @@ class RemoteLimiter:
         self.actor = ray.get_actor(actor_name(model, api_base))
 
     async def aacquire(self, tokens: int = 0) -> float:
-        """Admission for a coroutine (raises EndpointAbortedError after an abort)."""
-        return await self.actor.acquire.remote(tokens)
+        """Admission for a coroutine.
+
+        Raises:
+            EndpointAbortedError: the endpoint was aborted (the cause, with its failure class, chained).
+        """
+        return self._admitted(await self.actor.acquire.remote(tokens))
 
     def acquire(self, tokens: int = 0) -> float:
-        """Admission for a thread (raises EndpointAbortedError after an abort)."""
-        return ray.get(self.actor.acquire.remote(tokens))
+        """Admission for a thread (raises as :meth:`aacquire`)."""
+        return self._admitted(ray.get(self.actor.acquire.remote(tokens)))
 
     def release(self, started: float, ok: bool, rate_limited: bool = False, retry_after: float | None = None,
                 headers: Mapping[str, object] | None = None, error: BaseException | None = None) -> None:
         """End a request (sent without waiting for the actor)."""
         text = {str(k): str(v) for k, v in (headers or {}).items()}
         self.actor.release.remote(started, ok, rate_limited, retry_after, text,
-                                  None if error is None else f"{type(error).__name__}: {error}")
+                                  None if error is None else portable(error))
 
     def abort(self, cause: BaseException) -> None:
         """Abort the endpoint for the whole cluster."""
-        self.actor.abort.remote(f"{type(cause).__name__}: {cause}")
+        self.actor.abort.remote(portable(cause))
 
     async def await_backoff(self, seconds: float) -> None:
         """Sleep a retry's backoff, then raise if the endpoint was aborted meanwhile."""
@@ -116,8 +121,14 @@ class RemoteLimiter:
         time.sleep(seconds)
         self._raise_if_aborted(ray.get(self.actor.aborted.remote()))
 
-    def _raise_if_aborted(self, aborted: bool) -> None:
-        if aborted:
-            from synthdspy.ratelimit import EndpointAbortedError
+    def _admitted(self, answer: tuple[float | None, dict | None]) -> float:
+        started, cause = answer
+        if cause is not None:
+            raise EndpointAbortedError(f"{self.name}: not sent, an earlier request failed fatally") \
+                from from_portable(cause)
+        return started  # type: ignore[return-value]
 
-            raise EndpointAbortedError(f"{self.name}: retry not sent, the endpoint was aborted")
+    def _raise_if_aborted(self, cause: dict | None) -> None:
+        if cause is not None:
+            raise EndpointAbortedError(f"{self.name}: retry not sent, the endpoint was aborted") \
+                from from_portable(cause)

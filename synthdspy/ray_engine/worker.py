@@ -79,7 +79,7 @@ class UnitWorker:
         return list(await asyncio.gather(*(one(*u) for u in units)))
 
     async def _unit(self, key: str, seed: Seed, rollout: int) -> dict[str, Any]:
-        from synthdspy.generation import run_unit
+        from synthdspy.generation import aborted, run_unit
 
         try:
             records: list[Record] = await greenlet_bridge.spawn(run_unit, self.program, seed, rollout, self.lms,
@@ -89,8 +89,10 @@ class UnitWorker:
                     "error": str(exc)}
         except Exception as exc:  # classified here, where the exception object lives
             failure = classify(exc)
+            # run-fatal: the local engine's one-line message (role, endpoint, key variable, provider's words)
+            message = str(aborted(exc, failure, self.lms)) if failure.kind == "run" else str(exc)
             return {"key": key, "kind": failure.kind, "reason": failure.reason, "error_type": type(exc).__name__,
-                    "error": " ".join(str(exc).split())[:2000]}
+                    "error": " ".join(message.split())[:2000]}
         return {"key": key, "records": json.dumps([r.model_dump(mode="json") for r in records])}
 
 

@@ -246,5 +246,9 @@ def heartbeat(storage: BaseStorage, trial: optuna.Trial) -> Iterator[None]:
 
 
 def running_elsewhere(study: optuna.Study) -> bool:
-    """Whether ``study`` has RUNNING trials (another worker's, alive or not yet found stale)."""
+    """Whether ``study`` has RUNNING trials (another worker's, alive or not yet found stale).
+
+    Known gap: a trial whose worker died between claiming it and recording its first heartbeat (a
+    few milliseconds, :func:`heartbeat`) is never found stale, so live workers wait for it; the
+    owner's next start fails it (:func:`fail_running`)."""
     return bool(study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)))
