@@ -107,6 +107,9 @@ def generate_cmd(
     Exit codes: 0 all N records passed; 1 fewer than N (LM failures, the circuit breaker, the
     spending cap, or rollouts spent); 2 a configuration or input error.
     """
+    from synthdspy import startup_gc
+
+    startup_gc.hold()  # the imports before the first LM request; released once the units start
     from synthdspy.generate_report import print_estimate, print_summary
     from synthdspy.pipeline import run_generate
 
@@ -124,7 +127,10 @@ def generate_cmd(
     batch_sets += [f"generate.ray_address={json.dumps(ray_address)}"] * (ray_address is not None)
     exp = load_experiment_arg(config, [*(set_ or []), *output_override(output), *batch_sets], seeds)
     units = max(3, exp.lm.generator.concurrency) if estimate else None
-    out = run_generate(exp, n, program, tuple(export), max_usd=max_usd, unit_limit=units)
+    try:
+        out = run_generate(exp, n, program, tuple(export), max_usd=max_usd, unit_limit=units)
+    finally:
+        startup_gc.release()
     if estimate:
         print_estimate(console, out, n)
         return

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -13,21 +14,23 @@ class GenerateTracking:
     """Context manager around one ``generate``'s MLflow run.
 
     MLflow's set-up (import, SQLite store: 2-3 s of CPU on 2 cores) runs in a background thread
-    (:class:`~synthdspy.tracking.BackgroundSetup`) while the first LM requests wait on the network.
+    (:class:`~synthdspy.tracking.BackgroundSetup`) while the first LM requests wait on the network;
+    with ``after`` it starts once that predicate holds (the first request answered), not before.
     The run is opened before the first LM call only when it must be: traces (``[tracking]
     autolog``) need it, and a remote store is checked before any money is spent; otherwise it is
     opened once the units have run. With ``[tracking] enabled = false`` nothing is set up or logged
     (``run_id`` and ``uri`` are then empty strings).
     """
 
-    def __init__(self, exp: Any, name: str, params: dict[str, Any], tags: dict[str, str]) -> None:
+    def __init__(self, exp: Any, name: str, params: dict[str, Any], tags: dict[str, str],
+                 after: Callable[[], bool] | None = None) -> None:
         self.enabled = bool(exp.tracking.enabled)
         self.traced = self.enabled and bool(exp.tracking.autolog)
         self._table_rows = int(exp.tracking.table_rows)
         self.uri = ""
         self._early = self.traced or not tracking.is_local_store(exp.tracking.uri)
-        self._setup = (tracking.BackgroundSetup(exp.tracking.uri, exp.tracking.experiment, Path(exp.output.dir))
-                       if self.enabled else None)
+        self._setup = (tracking.BackgroundSetup(exp.tracking.uri, exp.tracking.experiment, Path(exp.output.dir),
+                                                after=None if self._early else after) if self.enabled else None)
         self._run_args = (name, params, tags)
         self._stack = contextlib.ExitStack()
         self._active: Any = None

@@ -267,6 +267,14 @@ class LMs:
         :mod:`synthdspy.roles`)."""
         return _adapter(getattr(self, role), self.parse_stats)
 
+    def requests_finished(self) -> int:
+        """Requests answered or failed so far at the roles' endpoints, as their rate limiters count
+        them (a limiter shared by several roles counted once; 0 for roles on the in-process
+        simulator, which has none)."""
+        limiters = {id(x): x for x in (getattr(getattr(getattr(self, r), "engine", None), "limiter", None)
+                                       for r in ROLES) if x is not None}
+        return sum(x.stats.finished for x in limiters.values())
+
 
 def build_lms(config: LMConfig) -> LMs:
     """Build all roles from the ``[lm]`` config.

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import contextlib
 import shutil
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from synthdspy import tracking
+from synthdspy import startup_gc, tracking
 from synthdspy.adapters import ParseStats
 from synthdspy.config import Experiment
 from synthdspy.llm_failures import RunAbortedError
@@ -204,6 +204,17 @@ def _store_identity(program: Any, exp: Experiment) -> dict[str, Any]:
             "api_base": effective_api_base(gen)}
 
 
+def _first_answer(exp: Experiment, lms: LMs) -> Callable[[], bool] | None:
+    """A predicate that holds once the run's first LM request has been answered (or has failed):
+    MLflow's set-up waits for it (:class:`~synthdspy.tracking.BackgroundSetup`), so the imports and
+    work that request needs have the interpreter to themselves. None where nothing would signal it:
+    roles on the in-process simulator, batch rounds, the Ray engine's workers."""
+    before = lms.requests_finished()
+    local = exp.generate.engine == "local" and not exp.generate.batch
+    real = any(not getattr(exp.lm, r).is_simulated for r in ("generator", "judge"))
+    return (lambda: lms.requests_finished() > before) if local and real else None
+
+
 def run_generate(exp: Experiment, n: int, program_path: str | None = None, export: tuple[str, ...] = ("dataset",),
                  show_progress: bool = True, max_usd: float | None = None,
                  unit_limit: int | None = None) -> GenerateOutputs:
@@ -244,7 +255,7 @@ def run_generate(exp: Experiment, n: int, program_path: str | None = None, expor
         lms = build_lms(exp.lm)
         tags = {"kind": "generate", "simulated": str(lms.simulated), "program_hash": program.program_hash}
         params = {**run_params(exp, lms), "n": n, "program": program_path or "(uncompiled)"}
-        with GenerateTracking(exp, f"generate-{exp.name}", params, tags) as run, \
+        with GenerateTracking(exp, f"generate-{exp.name}", params, tags, after=_first_answer(exp, lms)) as run, \
                 RecordStore(out / "store") as store:
             failure: BaseException | None = None
             try:
@@ -258,6 +269,7 @@ def run_generate(exp: Experiment, n: int, program_path: str | None = None, expor
                         from synthdspy.ray_engine.driver import ray_runner
 
                         online = ray_runner(exp)
+                    startup_gc.release()
                     stats = generate_runner(exp, online)(program, seeds, lms, store, n, show_progress=show_progress,
                                                          max_usd=max_usd, unit_limit=unit_limit)
             except BaseException as exc:  # logged to the run first, then raised

@@ -88,9 +88,11 @@ class _Pacer:
 
 @dataclass
 class LimiterStats:
-    """Counters of one endpoint: requests started, 429s seen, the current AIMD window."""
+    """Counters of one endpoint: requests started and finished (answered or failed), 429s seen, the
+    current AIMD window."""
 
     started: int = 0
+    finished: int = 0
     rate_limited: int = 0
     decreases: int = 0
     window: float = 0.0
@@ -257,6 +259,7 @@ class EndpointLimiter:
         """
         with self._cond:
             self._in_flight -= 1
+            self.stats.finished += 1
             now = self.clock()
             if ok or (self._slow_start and error is not None and not rate_limited):
                 grow = self._window if self._slow_start else 1.0 / max(self._window, 1.0)

@@ -12,7 +12,9 @@ import logging
 import os
 import re
 import shutil
-from collections.abc import Iterator, Mapping
+import threading
+import time
+from collections.abc import Callable, Iterator, Mapping
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
@@ -174,18 +176,33 @@ class BackgroundSetup:
 
     Importing MLflow and opening its SQLite store take 2-3 s of CPU on 2 cores. A caller whose
     next step waits on the network (the first rate-limited LM requests of ``generate``) lets that
-    set-up overlap the wait and calls :meth:`result` when it needs the run.
+    set-up overlap the wait and calls :meth:`result` when it needs the run. With ``after`` (a
+    predicate, e.g. "an LM request has been sent") the set-up starts only once it holds, or after
+    ``max_delay_s``, or when :meth:`result` is called, so it does not compete for the interpreter
+    with the imports and work that the first request waits on.
     """
 
-    def __init__(self, tracking_uri: str | None, experiment: str, output_dir: str | Path) -> None:
+    def __init__(self, tracking_uri: str | None, experiment: str, output_dir: str | Path,
+                 after: Callable[[], bool] | None = None, max_delay_s: float = 10.0) -> None:
+        self._go = threading.Event()
+        if after is None:
+            self._go.set()
+
+        def setup() -> str:
+            deadline = time.monotonic() + max_delay_s
+            while not self._go.wait(0.02) and not after() and time.monotonic() < deadline:  # type: ignore[misc]
+                pass
+            return configure(tracking_uri, experiment, output_dir, False)
+
         pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="mlflow-setup")
-        self._future: Future[str] = pool.submit(configure, tracking_uri, experiment, output_dir, False)
+        self._future: Future[str] = pool.submit(setup)
         pool.shutdown(wait=False)
 
     def result(self) -> str:
         """The tracking URI in use, once set up (MLflow's errors are raised here).
 
         MLflow keeps the active model per thread, so a foreign one is cleared in the caller's."""
+        self._go.set()
         uri = self._future.result()
         _forget_foreign_active_model()
         return uri

@@ -58,6 +58,8 @@ def confusion_matrices(
     ``labels`` gives each dimension's label order (the catalog's values); labels seen in ``pairs``
     but not listed are appended in sorted order.
     """
+    if not pairs:  # no dimension verdicts: scikit-learn's import (about 1 s) is not needed
+        return {}
     from sklearn.metrics import confusion_matrix
 
     out = {}

@@ -1,0 +1,91 @@
+"""Start-up of `generate`: the garbage collector held back during imports, MLflow's set-up deferred
+until the first LM request is answered, no scikit-learn import without dimension verdicts."""
+
+from __future__ import annotations
+
+import gc
+import subprocess
+import sys
+import threading
+import time
+
+import pytest
+
+from synthdspy import startup_gc, tracking
+
+
+@pytest.fixture
+def restore_gc():
+    before = gc.get_threshold()
+    yield
+    startup_gc.release()
+    gc.unfreeze()
+    gc.set_threshold(*before)
+
+
+def test_hold_raises_the_young_threshold_and_release_freezes_and_restores(restore_gc):
+    default = gc.get_threshold()
+    startup_gc.hold()
+    held = gc.get_threshold()
+    assert held[0] > 100 * default[0] and held[1:] == default[1:]
+    startup_gc.hold()  # a second hold keeps the first one's saved thresholds
+    assert gc.get_threshold() == held
+    frozen = gc.get_freeze_count()
+    startup_gc.release()
+    assert gc.get_threshold() == default
+    assert gc.get_freeze_count() > frozen
+    startup_gc.release()  # already released: nothing changes
+    assert gc.get_threshold() == default
+
+
+def test_mlflow_set_up_waits_for_the_predicate(tmp_path):
+    sent = threading.Event()
+    setup = tracking.BackgroundSetup(None, "deferred", tmp_path, after=sent.is_set, max_delay_s=30)
+    time.sleep(0.5)
+    assert not (tmp_path / "mlflow.db").exists()  # nothing sent yet: MLflow not touched
+    sent.set()
+    deadline = time.monotonic() + 60
+    while not (tmp_path / "mlflow.db").exists() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert (tmp_path / "mlflow.db").exists()
+    assert setup.result().endswith("mlflow.db")
+
+
+def test_result_starts_a_deferred_set_up_whose_predicate_never_holds(tmp_path):
+    setup = tracking.BackgroundSetup(None, "never-sent", tmp_path, after=lambda: False, max_delay_s=600)
+    start = time.monotonic()
+    assert setup.result().endswith("mlflow.db")
+    assert time.monotonic() - start < 60  # not the 600 s delay
+
+
+def test_generate_over_http_sets_up_mlflow_only_after_its_first_answer(tmp_path, monkeypatch):
+    """Pipeline test over the provider-realistic endpoint: the requests the endpoint had received
+    when `configure` ran, and the in-process simulator's runs (no request to wait for)."""
+    from test_real_providers import KEY, KEY_ENV, experiment
+
+    from synthdspy.pipeline import _first_answer, run_generate
+    from synthdspy.sim_server import serve_provider
+
+    monkeypatch.setenv(KEY_ENV, KEY)
+    seen: list[int] = []
+    configure = tracking.configure
+    with serve_provider() as ep:
+        def counting(*args, **kwargs):
+            seen.append(ep.stats()["requests"])
+            return configure(*args, **kwargs)
+
+        monkeypatch.setattr(tracking, "configure", counting)
+        out = run_generate(experiment(tmp_path, ep.url, "gates=[]"), n=4, show_progress=False)
+    assert out.stats.passed >= 4 and out.run_id
+    assert len(seen) == 1 and seen[0] >= 1
+    sim = experiment(tmp_path, "unused", "lm.generator.model=sim/default", "lm.judge.model=sim/default")
+    from synthdspy.lm import build_lms
+
+    assert _first_answer(sim, build_lms(sim.lm)) is None
+
+
+def test_no_dimension_verdicts_need_no_scikit_learn():
+    code = ("import sys\nfrom synthdspy.gates.dimension import confusion_matrices\n"
+            "assert confusion_matrices({}) == {}\nprint('sklearn' in sys.modules)")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert done.stdout.strip() == "False"
