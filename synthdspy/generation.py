@@ -245,6 +245,7 @@ async def _units_loop(program: SynthesisProgram, seeds: list[Seed], journal: Uni
                 ran += 1
                 trip = _finish(task, key, seed, rollout, journal, loop, max_attempts)
                 if trip:
+                    show()  # the progress line's last state counts the unit that tripped it
                     raise RunAbortedError(f"circuit breaker: {trip}; failures by class: "
                                           f"{loop.breaker.describe()}; last error in {journal.fail_path}")
             show()

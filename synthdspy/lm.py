@@ -81,6 +81,10 @@ class MeteredLM(MeteredMixin, dspy.LM):
 
     meter_history = False
 
+    def _check_truncation(self, results: Any) -> None:
+        """No warning per truncated answer: the engine raises ``TruncatedAnswerError`` for it, which
+        fails the unit as ``record:truncated`` (``failures.jsonl``, the progress line)."""
+
 
 class MeteredTextLM(TextPromptMixin, MeteredLM):
     """:class:`MeteredLM` of a base model on a text-completion endpoint (:mod:`synthdspy.text_lm`)."""

@@ -54,6 +54,10 @@ BACKOFF_CAP_S = 30.0
 
 warnings.filterwarnings("ignore", message="The custom-engine complete_legacy", category=DeprecationWarning)
 warnings.filterwarnings("ignore", message="The custom-engine complete_legacy", category=FutureWarning)
+# A unit cancelled (circuit breaker, Ctrl-C) while LiteLLM's `acompletion` waits for its executor
+# drops the provider coroutine that executor built, before it sends anything: nothing to warn about.
+DROPPED_COROUTINE = r"coroutine '\w+\.(acompletion|async_completion|acompletion_function)' was never awaited"
+warnings.filterwarnings("ignore", message=DROPPED_COROUTINE, category=RuntimeWarning)
 
 
 def estimate_tokens(request: dict[str, Any]) -> int:
