@@ -12,8 +12,9 @@ wrapped error is found, plus synthdspy's own :class:`TruncatedAnswerError` and
   parameter, bad client configuration. No retry can fix it; the run stops at once.
 - ``record``: context length exceeded, a refusal or content filter, an answer truncated at
   ``max_tokens``. This unit fails with the reason; other units go on.
-- ``transient``: 429 rate limits, 5xx and 529 overloaded, timeouts, dropped connections.
-  Retried with backoff, then the unit fails.
+- ``transient``: 429 rate limits, 5xx and 529 overloaded, timeouts, refused or dropped
+  connections (reason ``connection``, also where LiteLLM reports one as a 500). Retried with
+  backoff, then the unit fails.
 - ``other``: anything else (a malformed answer the adapter cannot parse, a gate bug): the unit
   is retried once with the offending call re-sent, then fails.
 """
@@ -129,8 +130,8 @@ def classify(exc: BaseException) -> Failure:
     """The :class:`Failure` class of ``exc`` (see the module docstring), looking through its
     cause chain; the first classified link wins, so DSPy's projection and the engine's original
     agree. HTTP 529 and 5xx without a class are transient; 401/403 are run-fatal."""
-    table = _table()
-    for link in causes(exc):
+    table, chain = _table(), list(causes(exc))
+    for link in chain:
         if isinstance(link, ClassifiedError):
             return link.failure
         status = getattr(link, "status", None) or getattr(link, "status_code", None)
@@ -145,9 +146,27 @@ def classify(exc: BaseException) -> Failure:
             if isinstance(link, cls):
                 if reason == "server_error" and status == 529:
                     reason = "overloaded"
+                elif reason == "server_error":
+                    reason = _transport(chain) or reason
                 return Failure(kind, reason, status, hint)
         if status in (401, 403):
             return Failure("run", "auth", status)
         if status == 529 or (status is not None and status >= 500) or status == 429:
-            return Failure("transient", "rate_limit" if status == 429 else "server_error", status, hint)
+            reason = "rate_limit" if status == 429 else _transport(chain) or "server_error"
+            return Failure("transient", reason, status, hint)
     return Failure("other", type(exc).__name__)
+
+
+def _transport(chain: list[BaseException]) -> str | None:
+    """``timeout`` or ``connection`` when ``chain`` holds a transport error beneath a server-error
+    status (LiteLLM reports a refused or dropped connection as a 500 ``InternalServerError``),
+    else None."""
+    import aiohttp
+    import httpx
+
+    for link in chain:
+        if isinstance(link, (TimeoutError, httpx.TimeoutException)):
+            return "timeout"
+        if isinstance(link, (ConnectionError, httpx.TransportError, aiohttp.ClientConnectionError)):
+            return "connection"
+    return None

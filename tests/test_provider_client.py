@@ -322,3 +322,29 @@ def test_a_provider_coroutine_dropped_by_a_cancelled_unit_is_not_reported():
     messages = [str(w.message) for w in seen]
     assert not any("completion' was never awaited" in m for m in messages)
     assert any("other' was never awaited" in m for m in messages)
+
+
+@pytest.mark.parametrize("options, reason", [
+    (None, "connection"),  # nothing listens: LiteLLM says 500 InternalServerError "Connection error."
+    ({"drop_rate": 1.0}, "connection"),
+    ({"server_error_rate": 1.0}, "server_error"),
+    ({"hang_rate": 1.0, "hang_s": 30}, "timeout"),
+])
+def test_transport_failures_are_told_apart_from_server_errors(monkeypatch, options, reason):
+    import contextlib
+
+    from synthdspy.lm import build_role
+    from synthdspy.provider_server import ProviderOptions
+    from synthdspy.sim_server import serve_provider
+    from synthdspy.usage import UsageMeter
+
+    monkeypatch.setenv("SYNTHDSPY_TEST_CLASS_KEY", "sk-class-0123456789")
+    server = serve_provider(provider=ProviderOptions(**options)) if options else contextlib.nullcontext()
+    with server as ep:
+        url = ep.url if ep else "http://127.0.0.1:9/v1"
+        role = LMRole(model="openai/sim-model", api_base=url, api_key_env="SYNTHDSPY_TEST_CLASS_KEY",
+                      num_retries=0, timeout_s=1, cache=False)
+        with pytest.raises(Exception) as info:
+            build_role("generator", role, UsageMeter())("hello")
+    assert classify(info.value).kind == "transient"
+    assert classify(info.value).reason == reason
