@@ -215,3 +215,27 @@ def test_a_wrong_key_stops_a_ray_run_at_once_with_one_line(tmp_path):
         requests = ep.stats()["requests"]
     assert "\n" not in str(info.value) and "sk-test-ray-0123456789" not in str(info.value)
     assert requests <= 4  # slow start: each actor's first request, then the endpoint is aborted
+
+
+def test_the_spending_cap_holds_within_a_round(tmp_path):
+    """One slot per actor, so the second round queues more units than run at once: workers ask the
+    run's budget actor before each unit, so the cluster stops at the cap plus the units in flight
+    (checked only between rounds, this round would spend about three times the cap). The units left
+    are neither run nor failed, and a re-run with a higher cap resumes."""
+    from synthdspy.pipeline import run_generate
+
+    os.environ[KEY_ENV] = "sk-test-ray-0123456789"
+    price = "{ input_per_mtok = 1000.0, output_per_mtok = 4000.0 }"
+    sets = [*_sets("URL", tmp_path, "ray"), "generate.ray_actors=2", "lm.generator.concurrency=2",
+            f"lm.generator.price={price}", f"lm.judge.price={price}"]
+    with serve_provider(provider=ProviderOptions(latency_median_s=0.05)) as ep:
+        exp = load_experiment(ROOT / "experiments" / "grounded_qa.toml", [s.replace("URL", ep.url) for s in sets])
+        first = run_generate(exp, n=40, show_progress=False, max_usd=20.0)
+        ids = _ids(tmp_path)
+        second = run_generate(exp, n=40, show_progress=False, max_usd=500.0)
+    per_unit = first.meter.cost_usd / first.stats.units_run
+    assert first.stats.stopped_by == "budget" and first.stats.passed < 40
+    assert 20.0 <= first.meter.cost_usd <= 20.0 + 2 * 2 * per_unit  # in flight: a slot per actor
+    assert not (tmp_path / "generate" / "store" / "failures.jsonl").exists() or \
+        "budget" not in (tmp_path / "generate" / "store" / "failures.jsonl").read_text()
+    assert second.stats.passed >= 40 and set(ids) <= set(_ids(tmp_path))

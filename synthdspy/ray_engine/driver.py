@@ -116,9 +116,13 @@ def ray_generate(program: Any, seeds: list[Seed], lms: LMs, store: RecordStore, 
     tally = {"units": 0, "records": 0, "failed": 0, "ran": 0}
     progress = Progress(TextColumn("[bold]generate (ray)"), BarColumn(), MofNCompleteColumn(), TextColumn("passed"),
                         TextColumn("{task.fields[info]}"), TimeElapsedColumn(), disable=not show_progress)
-    stopped_by, limiters = "", []
+    stopped_by, limiters, budget = "", [], None
     try:
         limiters = start_limiters(exp)
+        if max_usd is not None:  # the cap within a round too: synthdspy.ray_engine.budget
+            from synthdspy.ray_engine.budget import start_budget
+
+            budget = start_budget(max_usd, lms.meter.cost_usd)
         actors = exp.generate.ray_actors
         per_actor = max(1, math.ceil(lms.concurrency / actors))
         todo = (u for u in units(seeds, max_rollouts) if u[0] not in journal.done)
@@ -138,8 +142,14 @@ def ray_generate(program: Any, seeds: list[Seed], lms: LMs, store: RecordStore, 
                 batch = list(islice(todo, max(want, 0)))
                 if not batch:
                     break
-                for row in _round(exp, program, batch, actors, per_actor, max_attempts):
-                    trip = _finish(row, {k: (s, r) for k, s, r in batch}, store, journal, lms, breaker, checks,
+                for row in _round(exp, program, batch, actors, per_actor, max_attempts,
+                                  budget[1] if budget else None):
+                    if row.get("usage"):  # a batch's billed usage rides on its first row
+                        lms.meter.absorb({role: RoleUsage(**u) for role, u in json.loads(row["usage"]).items()})
+                    if row.get("kind") == "budget":  # not started: the cap was reached (left for a re-run)
+                        tally["ran"], stopped_by = tally["ran"] - 1, "budget"
+                        continue
+                    trip = _finish(row, {k: (s, r) for k, s, r in batch}, store, journal, breaker, checks,
                                    tally, max_attempts)
                     if trip:
                         raise RunAbortedError(f"circuit breaker: {trip}; failures by class: {breaker.describe()}; "
@@ -148,11 +158,15 @@ def ray_generate(program: Any, seeds: list[Seed], lms: LMs, store: RecordStore, 
                                     info=f"${lms.meter.cost_usd:.4f}  rejected {store.n_rejected}  "
                                          f"failed units {tally['failed']}")
                 tally["ran"] += len(batch)
+                if stopped_by == "budget":
+                    break
     except BaseException:
         for actor in limiters:  # requests still waiting for admission anywhere in the cluster end now
             actor.abort.remote(portable(RunAbortedError("the run stopped")))
         raise
     finally:
+        if budget is not None:
+            ray.kill(budget[0])
         if started:
             ray.shutdown()
     return GenerateStats(store.n_passed, store.n_rejected, tally["failed"], tally["ran"], resumed, stopped_by,
@@ -160,14 +174,15 @@ def ray_generate(program: Any, seeds: list[Seed], lms: LMs, store: RecordStore, 
 
 
 def _round(exp: Experiment, program: Any, batch: list[tuple[str, Seed, int]], actors: int, per_actor: int,
-           max_attempts: int) -> Iterator[dict[str, Any]]:
-    """Run ``batch`` on the actor pool; yield one result row per unit as blocks arrive."""
+           max_attempts: int, budget: str | None) -> Iterator[dict[str, Any]]:
+    """Run ``batch`` on the actor pool (``budget``: the name of the run's budget actor, or None);
+    yield one result row per unit as blocks arrive."""
     import ray.data
 
     rows = [{"key": key, "seed": seed.model_dump_json(), "rollout": rollout} for key, seed, rollout in batch]
     blocks = max(1, math.ceil(len(rows) / per_actor))
     kwargs = {"experiment": exp.model_dump(mode="json"), "program": program.to_blob(), "concurrency": per_actor,
-              "max_attempts": max_attempts}
+              "max_attempts": max_attempts, "budget": budget}
     mapped = ray.data.from_items(rows, override_num_blocks=blocks).map_batches(
         UnitWorker, fn_constructor_kwargs=kwargs, batch_size=per_actor,
         compute=ray.data.ActorPoolStrategy(size=min(actors, blocks)), num_cpus=1)
@@ -176,15 +191,13 @@ def _round(exp: Experiment, program: Any, batch: list[tuple[str, Seed, int]], ac
 
 
 def _finish(row: dict[str, Any], batch: dict[str, tuple[Seed, int]], store: RecordStore, journal: UnitJournal,
-            lms: LMs, breaker: CircuitBreaker, checks: list, tally: dict[str, int], max_attempts: int) -> str | None:
+            breaker: CircuitBreaker, checks: list, tally: dict[str, int], max_attempts: int) -> str | None:
     """Store a unit's records (after the whole-run gates) or journal its failure, as the local
-    engine's ``_finish`` does; absorb the batch's billed usage. Returns why the breaker tripped.
+    engine's ``_finish`` does. Returns why the breaker tripped.
 
     Raises:
         RunAbortedError: the unit failed with a run-fatal error (wrong key, no quota ...).
     """
-    if row.get("usage"):
-        lms.meter.absorb({role: RoleUsage(**u) for role, u in json.loads(row["usage"]).items()})
     key = row["key"]
     seed, rollout = batch[key]
     if row.get("kind"):

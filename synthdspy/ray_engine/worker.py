@@ -38,12 +38,15 @@ class UnitWorker:
         program: the program as :meth:`SynthesisProgram.to_blob` gives it.
         concurrency: units (and requests) this actor keeps in flight.
         max_attempts: tries per unit after an unparseable answer.
+        budget: the name of the run's :class:`~synthdspy.ray_engine.budget.BudgetActor` (None:
+            no ``--max-usd``); a unit the cap no longer allows comes back as kind ``budget``, unrun.
     """
 
     def __init__(self, experiment: dict[str, Any], program: dict[str, Any], concurrency: int,
-                 max_attempts: int) -> None:
+                 max_attempts: int, budget: str | None = None) -> None:
         from synthdspy.lm import build_lms
         from synthdspy.program import SynthesisProgram
+        from synthdspy.ray_engine.budget import WorkerBudget
         from synthdspy.ray_engine.limiter import RemoteLimiter
 
         exp = Experiment.model_validate(experiment)
@@ -57,6 +60,7 @@ class UnitWorker:
             for engine in (e for e in engines if hasattr(e, "limiter")):
                 engine.limiter = RemoteLimiter(lm.model, engine.client_options.get("api_base"))
         self.max_attempts = max_attempts
+        self.budget = WorkerBudget(budget, self.lms.meter)
         self.loop = asyncio.new_event_loop()
         threading.Thread(target=self.loop.run_forever, name="synthdspy-units", daemon=True).start()
 
@@ -74,7 +78,11 @@ class UnitWorker:
 
         async def one(key: str, seed_json: str, rollout: int) -> dict[str, Any]:
             async with slots:
-                return await self._unit(str(key), Seed.model_validate_json(seed_json), int(rollout))
+                if not await self.budget.open():
+                    return {"key": key, "kind": "budget"}
+                row = await self._unit(str(key), Seed.model_validate_json(seed_json), int(rollout))
+                self.budget.report()
+                return row
 
         return list(await asyncio.gather(*(one(*u) for u in units)))
 
