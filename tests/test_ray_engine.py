@@ -239,3 +239,29 @@ def test_the_spending_cap_holds_within_a_round(tmp_path):
     assert not (tmp_path / "generate" / "store" / "failures.jsonl").exists() or \
         "budget" not in (tmp_path / "generate" / "store" / "failures.jsonl").read_text()
     assert second.stats.passed >= 40 and set(ids) <= set(_ids(tmp_path))
+
+
+def test_truncated_answers_and_hung_requests_on_ray_are_handled_as_locally(tmp_path):
+    """Record-fatal and transient failures behave on the workers as on the local engine: answers
+    cut at max_tokens fail their units as record:truncated (journaled by the driver, then the
+    circuit breaker), and hung requests time out and are retried until the run completes."""
+    from synthdspy.llm_failures import RunAbortedError
+    from synthdspy.pipeline import run_generate
+
+    os.environ[KEY_ENV] = "sk-test-ray-0123456789"
+    grounded = ROOT / "experiments" / "grounded_qa.toml"
+    with serve_provider() as ep:
+        exp = load_experiment(grounded, [*_sets(ep.url, tmp_path / "cut", "ray"), "lm.generator.max_tokens=8",
+                                         "gates=[]"])
+        with pytest.raises(RunAbortedError, match="record:truncated"):
+            run_generate(exp, n=20, show_progress=False)
+    failures = (tmp_path / "cut" / "generate" / "store" / "failures.jsonl").read_text().splitlines()
+    assert failures and {json.loads(f)["class"] for f in failures} == {"record:truncated"}
+    with serve_provider(provider=ProviderOptions(hang_rate=0.3, hang_s=60, seed=5)) as ep:
+        exp = load_experiment(grounded, [*_sets(ep.url, tmp_path / "hang", "ray"), "gates=[]",
+                                         "lm.generator.timeout_s=1", "lm.generator.num_retries=5"])
+        start = time.monotonic()
+        out = run_generate(exp, n=8, show_progress=False)
+        hung = ep.stats()["hung"]
+    assert out.stats.passed >= 8 and hung >= 1
+    assert time.monotonic() - start < 90
