@@ -67,3 +67,21 @@ def test_a_journal_in_a_new_directory_is_created(tmp_path):
     storage = open_storage(f"journal:{path}")
     optuna.create_study(study_name="s", storage=storage).enqueue_trial({})
     assert path.is_file()
+
+
+def test_a_worker_dead_right_after_its_claim_leaves_a_trial_found_stale(tmp_path):
+    """The claim records the ticket's heartbeat first: a worker killed between claiming and its
+    heartbeat thread's first beat still leaves a trial that the others fail and run again."""
+    from synthdspy.tuning.config import StudySpec
+    from synthdspy.tuning.storage import fail_stale, running_elsewhere
+
+    storage = open_storage(f"sqlite:///{tmp_path / 'o.db'}", StudySpec(heartbeat_s=1, grace_s=2))
+    study = optuna.create_study(study_name="s", storage=storage)
+    study.enqueue_trial({})
+    dead = claim(study, storage)  # ... and its worker dies here, before any heartbeat thread
+    assert dead is not None and running_elsewhere(study)
+    time.sleep(3)
+    fail_stale(study)
+    states = [t.state for t in study.get_trials(deepcopy=False)]
+    assert states[dead.number] == optuna.trial.TrialState.FAIL and not running_elsewhere(study)
+    assert claim(study, storage) is not None  # its retry ticket

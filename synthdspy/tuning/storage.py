@@ -201,8 +201,14 @@ def claim(study: optuna.Study, storage: BaseStorage) -> optuna.Trial | None:
 
     The claim is the storage's WAITING -> RUNNING transition, which succeeds for one caller only
     (the mechanism of :meth:`optuna.Study.ask`, minus its fallback of creating a new trial).
+    With heartbeats, the ticket's heartbeat is recorded just before the claim, so a worker that dies
+    right after claiming leaves a trial that the others find stale (Optuna skips trials with no
+    heartbeat at all); a claim lost to another worker leaves a heartbeat that worker renews at once.
     """
+    beats = beating(storage)
     for t in study.get_trials(deepcopy=False, states=(TrialState.WAITING,)):
+        if beats:
+            storage.record_heartbeat(t._trial_id)  # type: ignore[attr-defined]
         if storage.set_trial_state_values(t._trial_id, TrialState.RUNNING):
             return optuna.Trial(study, t._trial_id)
     return None
@@ -246,9 +252,5 @@ def heartbeat(storage: BaseStorage, trial: optuna.Trial) -> Iterator[None]:
 
 
 def running_elsewhere(study: optuna.Study) -> bool:
-    """Whether ``study`` has RUNNING trials (another worker's, alive or not yet found stale).
-
-    Known gap: a trial whose worker died between claiming it and recording its first heartbeat (a
-    few milliseconds, :func:`heartbeat`) is never found stale, so live workers wait for it; the
-    owner's next start fails it (:func:`fail_running`)."""
+    """Whether ``study`` has RUNNING trials (another worker's, alive or not yet found stale)."""
     return bool(study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)))
