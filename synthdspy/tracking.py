@@ -185,12 +185,11 @@ class BackgroundSetup:
     def __init__(self, tracking_uri: str | None, experiment: str, output_dir: str | Path,
                  after: Callable[[], bool] | None = None, max_delay_s: float = 10.0) -> None:
         self._go = threading.Event()
-        if after is None:
-            self._go.set()
+        ready = after or (lambda: True)
 
         def setup() -> str:
             deadline = time.monotonic() + max_delay_s
-            while not self._go.wait(0.02) and not after() and time.monotonic() < deadline:  # type: ignore[misc]
+            while not ready() and not self._go.wait(0.02) and time.monotonic() < deadline:
                 pass
             return configure(tracking_uri, experiment, output_dir, False)
 
