@@ -88,8 +88,9 @@ def generate_cmd(
     set_: list[str] = typer.Option(None, "--set", help=SET_HELP["generate"]),
     seeds: str = typer.Option(None, "--seeds", help="Seed file or hf:// id replacing seeds.source."),
     output: str = typer.Option(None, "--output", "-o", help=OUTPUT_HELP),
-    max_usd: float = typer.Option(None, "--max-usd", help="Stop launching units once this many dollars are spent "
-                                  "(in-flight units finish; re-run with a higher cap to resume)."),
+    max_usd: float = typer.Option(None, "--max-usd", help="Stop launching units once this output directory's runs "
+                                  "have spent this many dollars together (in-flight units finish; re-run with a "
+                                  "higher cap to resume)."),
     estimate: bool = typer.Option(False, "--estimate", help="Run a few units, then project tokens, cost and time "
                                   "for -n (the records are kept; a later run resumes from them)."),
     push_to_hub: str = typer.Option(None, "--push-to-hub", help="Then upload the dataset export and its card to "

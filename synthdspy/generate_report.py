@@ -72,8 +72,9 @@ def print_summary(console: Console, out: Any, n: int, exp: Any, export: tuple[st
     if s.units_run and not out.meter.calls and not s.failed_units:
         console.print("note: every LM answer of this run was served from the response cache (nothing billed)")
     if s.stopped_by == "budget":
-        console.print(f"[yellow]stopped by the spending cap:[/] ${out.meter.cost_usd:.4f} spent; re-run with a higher "
-                      "--max-usd to resume")
+        before = f" (${out.spent_before_usd:.4f} of it by earlier runs here)" if out.spent_before_usd else ""
+        console.print(f"[yellow]stopped by the spending cap:[/] ${out.spent_before_usd + out.meter.cost_usd:.4f} "
+                      f"spent{before}; re-run with a higher --max-usd to resume")
     elif s.stopped_by == "batch_pending":
         console.print(f"[yellow]a provider batch is still running:[/] {s.passed} of {n} records so far; re-run the "
                       "same command to poll it (nothing is submitted twice)")

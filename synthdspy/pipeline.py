@@ -194,6 +194,7 @@ class GenerateOutputs:
     meter: UsageMeter
     parse_stats: ParseStats
     exported: int = 0
+    spent_before_usd: float = 0.0  # by earlier invocations on the same store (its spend ledger)
 
 
 def _store_identity(program: Any, exp: Experiment) -> dict[str, Any]:
@@ -222,8 +223,9 @@ def run_generate(exp: Experiment, n: int, program_path: str | None = None, expor
 
     Resumes a previous run in the same directory (which it locks for its life). Exports the passed
     records as a Hugging Face dataset (``dataset/``), and optionally ``records.parquet`` /
-    ``records.jsonl``. ``max_usd`` caps spending; ``unit_limit`` runs only that many units
-    (``--estimate``).
+    ``records.jsonl``. ``max_usd`` caps the dollars spent by all runs on this directory together
+    (``store/spend.json``: a re-run gets what is left of the cap); ``unit_limit`` runs only that many
+    units (``--estimate``).
 
     Raises:
         ConfigError: ``program_path`` is not a valid synthdspy program file, the output directory
@@ -237,7 +239,7 @@ def run_generate(exp: Experiment, n: int, program_path: str | None = None, expor
     from synthdspy.generation import generate
     from synthdspy.pricing import check_budget_priced
     from synthdspy.program import SynthesisProgram
-    from synthdspy.run_dir import claim_store, exclusive_lock
+    from synthdspy.run_dir import SpendLedger, claim_store, exclusive_lock
     from synthdspy.seeds.source import experiment_seeds
     from synthdspy.store import RecordStore
 
@@ -252,7 +254,9 @@ def run_generate(exp: Experiment, n: int, program_path: str | None = None, expor
     seeds = experiment_seeds(exp.seeds, pool)
     with exclusive_lock(out):
         claim_store(out / "store", _store_identity(program, exp))
+        ledger = SpendLedger(out / "store")  # --max-usd caps the directory's run, earlier invocations included
         lms = build_lms(exp.lm)
+        lms.meter.on_cost = ledger.record
         tags = {"kind": "generate", "simulated": str(lms.simulated), "program_hash": program.program_hash}
         params = {**run_params(exp, lms), "n": n, "program": program_path or "(uncompiled)"}
         with GenerateTracking(exp, f"generate-{exp.name}", params, tags, after=_first_answer(exp, lms)) as run, \
@@ -271,9 +275,11 @@ def run_generate(exp: Experiment, n: int, program_path: str | None = None, expor
                         online = ray_runner(exp)
                     startup_gc.release()
                     stats = generate_runner(exp, online)(program, seeds, lms, store, n, show_progress=show_progress,
-                                                         max_usd=max_usd, unit_limit=unit_limit)
+                                                         max_usd=None if max_usd is None else max_usd - ledger.prior,
+                                                         unit_limit=unit_limit)
             except BaseException as exc:  # logged to the run first, then raised
                 failure = exc
+            ledger.record(lms.meter.cost_usd, force=True)
             run.log_units(store, lms)
             if failure is not None:
                 raise failure
@@ -293,4 +299,4 @@ def run_generate(exp: Experiment, n: int, program_path: str | None = None, expor
                                 exported)
                 marker.done()
     return GenerateOutputs(out / "store", dataset_dir, stats, run.uri, run.run_id, lms.meter, lms.parse_stats,
-                           exported)
+                           exported, ledger.prior)

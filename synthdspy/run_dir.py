@@ -3,6 +3,8 @@
 - ``run.json`` ties a store to one program, generator model and endpoint (:func:`claim_store`).
 - ``units.jsonl`` / ``failures.jsonl`` journal finished and failed units (:class:`UnitJournal`);
   a last line torn by a kill is cut off on open, like the record store's.
+- ``spend.json`` holds the dollars all of the store's runs have billed (:class:`SpendLedger`), so
+  ``--max-usd`` caps the output directory's run, not each invocation.
 - ``.lock`` holds an exclusive ``flock`` for the life of a run (:func:`exclusive_lock`), so a second
   ``generate`` on the same directory refuses instead of duplicating every record. The kernel drops
   the lock when the process dies, so a killed run never leaves a stale lock behind.
@@ -16,6 +18,7 @@ import json
 import logging
 import os
 import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -129,3 +132,37 @@ class UnitJournal:
             "unit": unit, "seed_id": seed_id, "rollout": rollout, "attempts": attempts, "class": failure_class,
             "error": error_type or type(error).__name__, "message": scrub_env_secrets(str(error))[:2000],
         })
+
+
+class SpendLedger:
+    """Dollars billed by every invocation of one store's run, kept in ``directory/spend.json``.
+
+    :attr:`prior` is what earlier invocations spent; :meth:`record` writes ``prior`` plus this
+    invocation's total, at most once a second unless forced (an atomic replace), so a kill loses at
+    most the last second's spend.
+
+    Raises:
+        ConfigError: ``spend.json`` is unreadable (one line naming the file).
+    """
+
+    def __init__(self, directory: Path, interval_s: float = 1.0) -> None:
+        self.path, self.interval_s, self._written = directory / "spend.json", interval_s, 0.0
+        self._lock = threading.Lock()
+        self.prior = 0.0
+        if self.path.exists():
+            try:
+                self.prior = float(json.loads(self.path.read_text(encoding="utf-8"))["usd"])
+            except (ValueError, KeyError, TypeError) as exc:
+                raise ConfigError(f"{self.path}: unreadable spend ledger ({exc}); it should hold "
+                                  '{"usd": <dollars spent>}') from None
+
+    def record(self, spent_now: float, force: bool = False) -> None:
+        """Write ``prior + spent_now`` (USD) unless written less than ``interval_s`` ago."""
+        now = time.monotonic()
+        with self._lock:
+            if not force and now - self._written < self.interval_s:
+                return
+            self._written = now
+            tmp = self.path.with_suffix(".json.tmp")
+            tmp.write_text(json.dumps({"usd": self.prior + spent_now}), encoding="utf-8")
+            os.replace(tmp, self.path)

@@ -43,11 +43,13 @@ class UsageMeter:
     """Thread-safe usage counters, one :class:`RoleUsage` per role name.
 
     ``gate``, when set, is called before every LM call of the metered LMs and may raise to stop
-    spending (the compile budget's hard stop).
+    spending (the compile budget's hard stop). ``on_cost``, when set, is called with the dollars
+    spent so far after every billed call counted (``generate``'s spend ledger).
     """
 
     roles: dict[str, RoleUsage] = field(default_factory=dict)
     gate: Callable[[], None] | None = None
+    on_cost: Callable[[float], None] | None = None
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
     def add(self, role: str, usage: dict[str, Any], cost: float | None) -> None:
@@ -62,12 +64,16 @@ class UsageMeter:
                 r.unpriced_calls += 1
             else:
                 r.cost_usd += float(cost)
+        if self.on_cost is not None:
+            self.on_cost(self.cost_usd)
 
     def absorb(self, usages: dict[str, RoleUsage]) -> None:
         """Add other meters' counters (a Ray worker's, :mod:`synthdspy.ray_engine`) role by role."""
         with self._lock:
             for role, usage in usages.items():
                 self.roles[role] = self.roles.get(role, RoleUsage()) + usage
+        if self.on_cost is not None:
+            self.on_cost(self.cost_usd)
 
     @property
     def cost_usd(self) -> float:

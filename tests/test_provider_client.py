@@ -174,6 +174,21 @@ def test_a_torn_last_line_of_the_unit_journal_is_cut_on_open(tmp_path):
     assert journal.done == {"a#0", "c#0"} and [json.loads(x)["unit"] for x in lines] == ["a#0", "c#0"]
 
 
+def test_the_spend_ledger_adds_earlier_runs_writes_at_most_once_a_second_and_names_a_bad_file(tmp_path):
+    from synthdspy.run_dir import SpendLedger
+
+    ledger = SpendLedger(tmp_path, interval_s=3600)
+    ledger.record(1.25, force=True)
+    ledger.record(2.0)  # within the interval: not written
+    assert json.loads((tmp_path / "spend.json").read_text()) == {"usd": 1.25}
+    later = SpendLedger(tmp_path)
+    later.record(0.5, force=True)
+    assert later.prior == 1.25 and json.loads((tmp_path / "spend.json").read_text()) == {"usd": 1.75}
+    (tmp_path / "spend.json").write_text("{not json")
+    with pytest.raises(ConfigError, match=r"spend.json: unreadable spend ledger"):
+        SpendLedger(tmp_path)
+
+
 @pytest.mark.parametrize("adapter", ["chat", "json"])
 def test_each_adapter_reports_its_parse_failure_rate(tmp_path, adapter):
     from pathlib import Path

@@ -137,8 +137,14 @@ def test_spending_cap_stops_the_run_and_a_higher_cap_resumes(tmp_path):
         assert first.stats.stopped_by == "budget" and first.stats.passed < 12
         per_unit = first.meter.cost_usd / max(first.stats.units_run, 1)
         assert first.meter.cost_usd <= 0.5 + 2 * per_unit + 1e-9  # the cap plus the units in flight
+        requests = ep.stats()["requests"]
+        again = run_generate(exp, n=12, show_progress=False, max_usd=0.5)  # the cap is the directory's
+        assert again.stats.stopped_by == "budget" and again.stats.units_run == 0
+        assert ep.stats()["requests"] == requests and again.spent_before_usd == pytest.approx(first.meter.cost_usd)
         second = run_generate(exp, n=12, show_progress=False, max_usd=100.0)
     assert second.stats.units_resumed == first.stats.units_run and second.stats.passed >= 12
+    ledger = json.loads((tmp_path / "out/generate/store/spend.json").read_text())
+    assert ledger["usd"] == pytest.approx(first.meter.cost_usd + second.meter.cost_usd)
 
 
 def test_a_usd_cap_on_an_unpriced_model_is_refused(tmp_path):
