@@ -39,7 +39,7 @@ from typing import Any, TypeVar
 
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-from synthdspy import greenlet_bridge
+from synthdspy import greenlet_bridge, startup_gc
 from synthdspy.configio import ConfigError
 from synthdspy.llm_failures import Failure, RunAbortedError, causes, classify
 from synthdspy.lm import LMs, roles_context
@@ -191,7 +191,7 @@ def generate(
         TextColumn("[bold]generate"), BarColumn(), MofNCompleteColumn(), TextColumn("passed"),
         TextColumn("{task.fields[info]}"), TimeElapsedColumn(), disable=not show_progress,
     )
-    with progress:
+    with progress, startup_gc.frozen_heap():
         bar = progress.add_task("generate", total=n, completed=min(n, store.n_passed), info=loop.info())
         ran, stopped_by = run_event_loop(_units_loop(program, seeds, journal, loop, max_rollouts, max_attempts,
                                                      max_usd, unit_limit, lambda: progress.update(

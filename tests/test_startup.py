@@ -89,3 +89,15 @@ def test_no_dimension_verdicts_need_no_scikit_learn():
             "assert confusion_matrices({}) == {}\nprint('sklearn' in sys.modules)")
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert done.stdout.strip() == "False"
+
+
+def test_the_heap_is_frozen_during_the_block_and_handed_back_after(restore_gc):
+    gc.unfreeze()
+    kept = [object() for _ in range(10)]  # alive at entry
+    with startup_gc.frozen_heap():
+        assert gc.get_freeze_count() >= len(kept)
+    assert gc.get_freeze_count() == 0
+    gc.freeze()  # frozen by the caller (the CLI's start-up): left frozen
+    with startup_gc.frozen_heap():
+        pass
+    assert gc.get_freeze_count() > 0
