@@ -110,36 +110,33 @@ def generate_cmd(
     """
     from synthdspy import startup_gc
 
-    startup_gc.hold()  # the imports before the first LM request; released once the units start
-    from synthdspy.generate_report import print_estimate, print_summary
-    from synthdspy.pipeline import run_generate
+    with startup_gc.held():  # the imports before the first LM request; released once the units start
+        from synthdspy.generate_report import print_estimate, print_summary
+        from synthdspy.pipeline import run_generate
 
-    bad = [e for e in export if e not in ("dataset", "parquet", "jsonl")]
-    if bad:
-        raise ConfigError(f"--export {bad}: expected dataset, parquet or jsonl")
-    if max_usd is not None and max_usd <= 0:
-        raise ConfigError(f"--max-usd {max_usd:g}: must be a positive number of dollars")
-    if push_to_hub:
-        from synthdspy.hub import check_push, push
+        bad = [e for e in export if e not in ("dataset", "parquet", "jsonl")]
+        if bad:
+            raise ConfigError(f"--export {bad}: expected dataset, parquet or jsonl")
+        if max_usd is not None and max_usd <= 0:
+            raise ConfigError(f"--max-usd {max_usd:g}: must be a positive number of dollars")
+        if push_to_hub:
+            from synthdspy.hub import check_push, push
 
-        check_push(push_to_hub, export=tuple(export))  # before generating: a bad id or missing token fails now
-    batch_sets = ["generate.batch=true"] * batch + ["generate.batch_wait=false"] * no_wait
-    batch_sets += [f"generate.engine={json.dumps(engine)}"] * (engine is not None)
-    batch_sets += [f"generate.ray_address={json.dumps(ray_address)}"] * (ray_address is not None)
-    exp = load_experiment_arg(config, [*(set_ or []), *output_override(output), *batch_sets], seeds)
-    units = max(3, exp.lm.generator.concurrency) if estimate else None
-    try:
+            check_push(push_to_hub, export=tuple(export))  # before generating: a bad id or missing token fails now
+        batch_sets = ["generate.batch=true"] * batch + ["generate.batch_wait=false"] * no_wait
+        batch_sets += [f"generate.engine={json.dumps(engine)}"] * (engine is not None)
+        batch_sets += [f"generate.ray_address={json.dumps(ray_address)}"] * (ray_address is not None)
+        exp = load_experiment_arg(config, [*(set_ or []), *output_override(output), *batch_sets], seeds)
+        units = max(3, exp.lm.generator.concurrency) if estimate else None
         out = run_generate(exp, n, program, tuple(export), max_usd=max_usd, unit_limit=units)
-    finally:
-        startup_gc.release()
-    if estimate:
-        print_estimate(console, out, n)
-        return
-    print_summary(console, out, n, exp, tuple(export))
-    if push_to_hub:
-        console.print(f"pushed to {push(exp.output.dir, push_to_hub)}")
-    if out.stats.passed < n:
-        raise typer.Exit(1)
+        if estimate:
+            print_estimate(console, out, n)
+            return
+        print_summary(console, out, n, exp, tuple(export))
+        if push_to_hub:
+            console.print(f"pushed to {push(exp.output.dir, push_to_hub)}")
+        if out.stats.passed < n:
+            raise typer.Exit(1)
 
 
 @app.command("tasks")

@@ -41,6 +41,8 @@ class GenerateTracking:
         return self
 
     def __exit__(self, *exc: Any) -> bool | None:
+        if self._setup is not None and self._active is None:
+            self._setup.cancel()  # failed before any run was opened: no MLflow set-up to wait for at exit
         return self._stack.__exit__(*exc)
 
     @property

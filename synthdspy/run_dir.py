@@ -16,6 +16,7 @@ import contextlib
 import fcntl
 import json
 import logging
+import math
 import os
 import threading
 import time
@@ -152,17 +153,24 @@ class SpendLedger:
         if self.path.exists():
             try:
                 self.prior = float(json.loads(self.path.read_text(encoding="utf-8"))["usd"])
+                if not math.isfinite(self.prior) or self.prior < 0:
+                    raise ValueError(f"usd = {self.prior}")
             except (ValueError, KeyError, TypeError) as exc:
                 raise ConfigError(f"{self.path}: unreadable spend ledger ({exc}); it should hold "
-                                  '{"usd": <dollars spent>}') from None
+                                  '{"usd": <dollars spent, at least 0>}') from None
 
     def record(self, spent_now: float, force: bool = False) -> None:
-        """Write ``prior + spent_now`` (USD) unless written less than ``interval_s`` ago."""
+        """Write ``prior + spent_now`` (USD) unless written less than ``interval_s`` ago. A failed
+        write (disk full, read-only directory) is logged, never raised: it must not fail the unit
+        whose answer it counts, nor hide why a run stopped."""
         now = time.monotonic()
         with self._lock:
             if not force and now - self._written < self.interval_s:
                 return
             self._written = now
             tmp = self.path.with_suffix(".json.tmp")
-            tmp.write_text(json.dumps({"usd": self.prior + spent_now}), encoding="utf-8")
-            os.replace(tmp, self.path)
+            try:
+                tmp.write_text(json.dumps({"usd": self.prior + spent_now}), encoding="utf-8")
+                os.replace(tmp, self.path)
+            except OSError as exc:
+                log.warning("%s: spend not recorded (%s); --max-usd on a re-run will not count it", self.path, exc)

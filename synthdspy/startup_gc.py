@@ -42,6 +42,19 @@ def release() -> None:
 
 
 @contextlib.contextmanager
+def held() -> Iterator[None]:
+    """:func:`hold` for the block. At its end, :func:`release` (unless something inside released
+    it already) and the frozen objects handed back to the collector, so a command run in-process
+    (a test, a notebook) leaves the collector as it found it, errors included."""
+    hold()
+    try:
+        yield
+    finally:
+        release()
+        gc.unfreeze()
+
+
+@contextlib.contextmanager
 def frozen_heap() -> Iterator[None]:
     """Inside the block, the collector's passes skip every object alive at entry (``gc.freeze``);
     at exit they are handed back (``gc.unfreeze``), so cycles among them that died meanwhile are

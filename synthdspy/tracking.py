@@ -177,25 +177,30 @@ class BackgroundSetup:
     Importing MLflow and opening its SQLite store take 2-3 s of CPU on 2 cores. A caller whose
     next step waits on the network (the first rate-limited LM requests of ``generate``) lets that
     set-up overlap the wait and calls :meth:`result` when it needs the run. With ``after`` (a
-    predicate, e.g. "an LM request has been sent") the set-up starts only once it holds, or after
-    ``max_delay_s``, or when :meth:`result` is called, so it does not compete for the interpreter
-    with the imports and work that the first request waits on.
+    predicate, e.g. "the first LM request has been answered") the set-up starts only once it holds,
+    or after ``max_delay_s``, or when :meth:`result` is called, so it does not compete for the
+    interpreter with the imports and work that the first request waits on; :meth:`cancel` skips it.
     """
 
     def __init__(self, tracking_uri: str | None, experiment: str, output_dir: str | Path,
                  after: Callable[[], bool] | None = None, max_delay_s: float = 10.0) -> None:
-        self._go = threading.Event()
+        self._go, self._cancelled = threading.Event(), False
         ready = after or (lambda: True)
 
         def setup() -> str:
             deadline = time.monotonic() + max_delay_s
             while not ready() and not self._go.wait(0.02) and time.monotonic() < deadline:
                 pass
-            return configure(tracking_uri, experiment, output_dir, False)
+            return "" if self._cancelled else configure(tracking_uri, experiment, output_dir, False)
 
         pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="mlflow-setup")
         self._future: Future[str] = pool.submit(setup)
         pool.shutdown(wait=False)
+
+    def cancel(self) -> None:
+        """Skip a set-up that has not begun (the caller failed before it needed a run)."""
+        self._cancelled = True
+        self._go.set()
 
     def result(self) -> str:
         """The tracking URI in use, once set up (MLflow's errors are raised here).

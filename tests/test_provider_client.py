@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import json
 import random
+import subprocess
+import sys
 
 import pytest
 
@@ -184,9 +186,14 @@ def test_the_spend_ledger_adds_earlier_runs_writes_at_most_once_a_second_and_nam
     later = SpendLedger(tmp_path)
     later.record(0.5, force=True)
     assert later.prior == 1.25 and json.loads((tmp_path / "spend.json").read_text()) == {"usd": 1.75}
-    (tmp_path / "spend.json").write_text("{not json")
-    with pytest.raises(ConfigError, match=r"spend.json: unreadable spend ledger"):
-        SpendLedger(tmp_path)
+    for bad in ("{not json", '{"usd": NaN}', '{"usd": -1}'):  # NaN would disable every later cap
+        (tmp_path / "spend.json").write_text(bad)
+        with pytest.raises(ConfigError, match=r"spend.json: unreadable spend ledger"):
+            SpendLedger(tmp_path)
+    (tmp_path / "spend.json").unlink()
+    (tmp_path / "spend.json.tmp").mkdir()  # the write fails: logged, not raised into the unit
+    SpendLedger(tmp_path).record(1.0, force=True)
+    assert not (tmp_path / "spend.json").exists()
 
 
 @pytest.mark.parametrize("adapter", ["chat", "json"])
@@ -308,7 +315,6 @@ def test_call_temperatures_are_clipped_to_the_providers_range_and_dropped_for_re
         assert call_config(0, temperature=1.4)["temperature"] == 1.4
 
 
-
 class OpenAIChatCompletion:
     """Stands for LiteLLM's provider handlers, whose coroutine a cancelled unit may drop."""
 
@@ -337,6 +343,10 @@ def test_a_provider_coroutine_dropped_by_a_cancelled_unit_is_not_reported():
     messages = [str(w.message) for w in seen]
     assert not any("completion' was never awaited" in m for m in messages)
     assert any("other' was never awaited" in m for m in messages)
+    code = ("import gc, synthdspy.provider_engine\nclass OpenAIChatCompletion:\n"
+            "    async def acompletion(self): ...\nOpenAIChatCompletion().acompletion()\ngc.collect()\n")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert "never awaited" not in done.stderr  # the filter the module installs, in a fresh process
 
 
 @pytest.mark.parametrize("options, reason", [

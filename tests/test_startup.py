@@ -38,17 +38,37 @@ def test_hold_raises_the_young_threshold_and_release_freezes_and_restores(restor
     assert gc.get_threshold() == default
 
 
-def test_mlflow_set_up_waits_for_the_predicate(tmp_path):
-    sent = threading.Event()
-    setup = tracking.BackgroundSetup(None, "deferred", tmp_path, after=sent.is_set, max_delay_s=30)
-    time.sleep(0.5)
-    assert not (tmp_path / "mlflow.db").exists()  # nothing sent yet: MLflow not touched
-    sent.set()
-    deadline = time.monotonic() + 60
-    while not (tmp_path / "mlflow.db").exists() and time.monotonic() < deadline:
-        time.sleep(0.05)
-    assert (tmp_path / "mlflow.db").exists()
+def test_mlflow_set_up_waits_for_the_predicate(tmp_path, monkeypatch):
+    answered, began = threading.Event(), threading.Event()
+    configure = tracking.configure
+
+    def observed(*args, **kwargs):
+        began.set()
+        return configure(*args, **kwargs)
+
+    monkeypatch.setattr(tracking, "configure", observed)
+    setup = tracking.BackgroundSetup(None, "deferred", tmp_path, after=answered.is_set, max_delay_s=30)
+    assert not began.wait(0.5)  # nothing answered yet: MLflow not touched
+    answered.set()
+    assert began.wait(30)
     assert setup.result().endswith("mlflow.db")
+
+
+def test_a_cancelled_set_up_never_touches_mlflow(tmp_path, monkeypatch):
+    began = threading.Event()
+    monkeypatch.setattr(tracking, "configure", lambda *a, **k: began.set())
+    setup = tracking.BackgroundSetup(None, "cancelled", tmp_path, after=lambda: False, max_delay_s=600)
+    start = time.monotonic()
+    setup.cancel()
+    assert setup.result() == "" and not began.is_set() and time.monotonic() - start < 5
+
+
+def test_held_start_up_leaves_the_collector_as_it_found_it_even_on_an_error(restore_gc):
+    default = gc.get_threshold()
+    with pytest.raises(RuntimeError), startup_gc.held():
+        assert gc.get_threshold()[0] > default[0]
+        raise RuntimeError("a config error before the units started")
+    assert gc.get_threshold() == default and gc.get_freeze_count() == 0
 
 
 def test_result_starts_a_deferred_set_up_whose_predicate_never_holds(tmp_path):
@@ -60,7 +80,9 @@ def test_result_starts_a_deferred_set_up_whose_predicate_never_holds(tmp_path):
 
 def test_generate_over_http_sets_up_mlflow_only_after_its_first_answer(tmp_path, monkeypatch):
     """Pipeline test over the provider-realistic endpoint: the requests the endpoint had received
-    when `configure` ran, and the in-process simulator's runs (no request to wait for)."""
+    when `configure` ran (received, not answered: the endpoint counts on arrival, so this shows the
+    set-up waited for the first request at least), and the in-process simulator's runs (no request
+    to wait for)."""
     from test_real_providers import KEY, KEY_ENV, experiment
 
     from synthdspy.pipeline import _first_answer, run_generate
